@@ -1,0 +1,58 @@
+# vmove — conventional entry points (as in kubebuilder projects).
+#   make run     local control plane (unless KUBECONFIG points at a cluster), CRDs, controller, demo nodes
+#   make test    everything CI runs: typecheck, unit, integration (real kube-apiserver + etcd), e2e
+# Every target installs what it needs itself: Node 24 (from the npm registry when the machine's
+# Node is older), npm packages, and kube-apiserver/etcd built from Go modules (cached in
+# ~/.cache/vmove).
+
+SHELL := /bin/bash
+NODE_HOME := $(shell hack/ensure-node.sh)
+export PATH := $(NODE_HOME)/bin:$(PATH)
+export npm_config_update_notifier := false
+VMOVE := node dist/cli/main.js
+
+.PHONY: all deps build typecheck run cluster cluster-down test test-unit test-integration test-e2e bench clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+build: deps
+	npx tsc -p tsconfig.build.json
+
+typecheck: deps
+	npx tsc -p tsconfig.json --noEmit
+
+cluster: build
+	$(VMOVE) cluster up
+
+cluster-down: build
+	$(VMOVE) cluster down
+
+run: build
+	$(VMOVE) cluster up
+	@echo "CRDs installed. Use: export KUBECONFIG=$$($(VMOVE) cluster kubeconfig)"
+
+test: typecheck build
+	hack/build-control-plane.sh >/dev/null
+	npm test
+
+test-unit: deps
+	npm run test:unit
+
+test-integration: build
+	hack/build-control-plane.sh >/dev/null
+	npm run test:integration
+
+test-e2e: build
+	npm run test:e2e
+
+bench: build
+	npm run bench
+
+clean:
+	rm -rf dist

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and etcd from their Go modules (no prebuilt binaries can be
+# downloaded on these machines) and caches them by version outside the checkout, so a
+# second run — or CI's fresh clone on the same machine — reuses them.
+#
+# Prints the directory holding both binaries. Honours KUBEBUILDER_ASSETS when it already
+# holds kube-apiserver and etcd.
+set -euo pipefail
+
+KUBE_VERSION="${VMOVE_KUBE_VERSION:-v1.34.4}"
+ETCD_VERSION="${VMOVE_ETCD_VERSION:-v3.6.16}"
+CACHE="${VMOVE_CACHE:-$HOME/.cache/vmove}"
+OUT="$CACHE/bin/kube-$KUBE_VERSION-etcd-$ETCD_VERSION"
+
+log() { echo "[control-plane] $*" >&2; }
+
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+  if [[ -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
+    echo "$KUBEBUILDER_ASSETS"; exit 0
+  fi
+  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; building instead"
+fi
+
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
+  echo "$OUT"; exit 0
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  log "error: neither KUBEBUILDER_ASSETS (with kube-apiserver and etcd) nor a Go toolchain is available."
+  log "Install Go (https://go.dev/dl) or point KUBEBUILDER_ASSETS at a folder holding both binaries."
+  exit 1
+fi
+
+mkdir -p "$OUT"
+work="$(mktemp -d "$CACHE/build.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+
+if [[ ! -x "$OUT/kube-apiserver" ]]; then
+  log "building kube-apiserver $KUBE_VERSION (takes several minutes the first time)"
+  staging_version="v0.${KUBE_VERSION#v1.}"
+  mkdir -p "$work/kube" && cd "$work/kube"
+  {
+    echo "module vmove.dev/build/kube-apiserver"
+    echo "go 1.24.0"
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    # k8s.io/kubernetes replaces its staging modules with local paths; point them at
+    # the published modules of the same release instead.
+    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go \
+      cloud-provider cluster-bootstrap code-generator component-base component-helpers \
+      controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation \
+      endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy \
+      kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission \
+      sample-apiserver sample-cli-plugin sample-controller; do
+      echo "replace k8s.io/$m => k8s.io/$m $staging_version"
+    done
+  } > go.mod
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" >&2
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  go build -trimpath -ldflags "-s -w \
+    -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+    -X k8s.io/component-base/version.gitMajor=1 \
+    -X k8s.io/component-base/version.gitMinor=$minor" \
+    -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
+fi
+
+if [[ ! -x "$OUT/etcd" ]]; then
+  log "building etcd $ETCD_VERSION"
+  mkdir -p "$work/etcd" && cd "$work/etcd"
+  {
+    echo "module vmove.dev/build/etcd"
+    echo "go 1.24.0"
+    echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+    for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do
+      echo "replace go.etcd.io/etcd/$m => go.etcd.io/etcd/$m $ETCD_VERSION"
+    done
+  } > go.mod
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+  go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+  mv "$OUT/etcd.tmp" "$OUT/etcd"
+fi
+
+echo "$OUT"

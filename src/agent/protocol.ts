@@ -1,0 +1,79 @@
+// The agent's HTTP API, shared by the agent (server) and the controller (AgentClient).
+//
+//   GET  /healthz                         liveness, no auth
+//   GET  /v1/vms                          VmInfo[] — what this host runs
+//   PUT  /v1/operations/{opId}?waitMs=N   start (or re-submit) an operation; answers its status,
+//                                         waiting up to N ms for it to finish
+//   GET  /v1/operations/{opId}?waitMs=N   status of an operation (404 when unknown)
+//   GET  /v1/disks/{vmId}/{disk}          stream a disk (for another agent's cold copy)
+//
+// Every operation is idempotent: the opId (MoveRequest UID + attempt + step, or
+// VirtualMachine UID + action) names it; a second PUT with the same opId answers the first
+// one's status instead of acting again. Only `migrate` accepts a changed body for the same
+// opId, and only to change its tuning (the convergence ladder).
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../drivers/driver';
+
+export const AGENT_API = '/v1';
+
+interface OpBase<K extends string> {
+  kind: K;
+  vm: VmSpec;
+}
+
+export type OperationRequest =
+  /** Create disks (keep existing ones), define, and start when `start`. Idempotent VM creation. */
+  | (OpBase<'ensureVm'> & { disks: 'keep' | 'fresh'; start: boolean })
+  | OpBase<'startVm'>
+  | OpBase<'stopVm'>
+  /** Undefine; local disks are deleted when `deleteLocalDisks`. */
+  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean })
+  | (OpBase<'prepareIncoming'> & { blockMigration: boolean })
+  | (OpBase<'migrate'> & { to: IncomingEndpoint; tuning: MigrationTuning; blockMigration: boolean })
+  | OpBase<'abortMigration'>
+  | OpBase<'completeIncoming'>
+  | OpBase<'resumeSource'>
+  /** Pull every Local disk of the VM from another agent (cold move with disk copy). */
+  | (OpBase<'copyDisks'> & { from: { endpoint: string } })
+  | (OpBase<'hotplug'> & { cpu: number; memoryBytes: number })
+  /** Check the VM runs here and its guest makes progress (heartbeat advances) within `windowMs`. */
+  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean });
+
+export type OperationKind = OperationRequest['kind'];
+
+export type OperationState = 'Running' | 'Succeeded' | 'Failed';
+
+export interface OperationError {
+  message: string;
+  /** True when trying again may succeed (timeouts, connection resets, busy host). */
+  transient: boolean;
+}
+
+export interface CopyProgress {
+  totalBytes: number;
+  copiedBytes: number;
+}
+
+export interface OperationStatus {
+  opId: string;
+  kind: OperationKind;
+  state: OperationState;
+  startedAt: string;
+  finishedAt?: string;
+  migration?: MigrationStatus;
+  copy?: CopyProgress;
+  /** prepareIncoming answers where to send the VM. */
+  endpoint?: IncomingEndpoint;
+  error?: OperationError;
+  /** A short human sentence (shown in MoveRequest history). */
+  message?: string;
+}
+
+/** Names and annotations that tie agents to the API server. */
+export const AGENT_NAMESPACE_DEFAULT = 'vmove-system';
+export const agentLeaseName = (node: string): string => `vmove-agent-${node}`;
+export const LEASE_ENDPOINT_ANNOTATION = 'vmove.dev/endpoint';
+export const LEASE_CAPABILITIES_ANNOTATION = 'vmove.dev/capabilities';
+export const LEASE_NODE_LABEL = 'vmove.dev/node';
+export const AGENT_LEASE_SELECTOR = 'app.kubernetes.io/component=vmove-agent';
+
+export const vmId = (namespace: string, name: string): string => `${namespace}_${name}`;

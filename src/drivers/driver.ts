@@ -1,0 +1,146 @@
+// The one interface every hypervisor driver (sim, qemu, libvirt) implements.
+// The agent composes these calls into idempotent operations; every method here must be
+// safe to call again after a crash (define an already-defined VM, stop a stopped one, …).
+import type { Readable } from 'node:stream';
+import type { StorageKind } from '../api/types';
+
+export type DriverKind = 'sim' | 'qemu' | 'libvirt';
+
+/** What a host can do; advertised on the agent's Lease. */
+export interface HostCapabilities {
+  driver: DriverKind;
+  storage: StorageKind[];
+  cpu: number;
+  memoryBytes: number;
+  liveMigration: boolean;
+  blockMigration: boolean;
+  hotplug: boolean;
+  /** Host (IP or name) the migration stream of incoming VMs should be sent to. */
+  migrationAddress: string;
+  /** Accelerator the driver runs guests with (kvm, tcg, sim). */
+  accelerator: string;
+}
+
+export interface DiskSpec {
+  name: string;
+  sizeBytes: number;
+  storage: StorageKind;
+}
+
+/** A VM as a host sees it: everything a driver needs to define and run it. */
+export interface VmSpec {
+  /** `${namespace}_${name}`: stable across moves, safe in file names. */
+  id: string;
+  /** The VirtualMachine's UID: the identity a VM keeps across moves and rebuilds. */
+  uid: string;
+  image: string;
+  cpu: number;
+  memoryBytes: number;
+  disks: DiskSpec[];
+  kernelArgs?: string;
+  /** The VirtualMachine's annotations (the sim driver reads its guest model from them). */
+  annotations?: Record<string, string>;
+}
+
+export type VmState =
+  | 'Running'
+  | 'Paused'
+  | 'Stopped'
+  /** Target side of a live migration: waiting for or receiving the stream. */
+  | 'Incoming'
+  /** Source side after a completed migration: paused, state handed to the target. */
+  | 'Migrated'
+  | 'Crashed';
+
+export interface VmInfo {
+  id: string;
+  uid: string;
+  state: VmState;
+  cpu: number;
+  memoryBytes: number;
+  /** A counter the guest advances while it runs (heartbeat); absent when unknown. */
+  heartbeat?: number;
+}
+
+/** Where an incoming migration should be sent; returned by prepareIncoming. */
+export interface IncomingEndpoint {
+  /** e.g. tcp:127.0.0.1:49152 */
+  migrationUri: string;
+  /** NBD export of the target's empty disks, for block migration. */
+  nbd?: { host: string; port: number; exports: Record<string, string> };
+  tls?: boolean;
+}
+
+/** Knobs the convergence ladder turns. */
+export interface MigrationTuning {
+  /** 0 = unlimited. */
+  bandwidthMiBps: number;
+  maxDowntimeMs: number;
+  autoConverge: boolean;
+  /** Switch to post-copy now (only when the policy allows it). */
+  postCopy: boolean;
+  multifdChannels?: number;
+}
+
+export type MigrationState =
+  | 'none'
+  | 'setup'
+  | 'active'
+  | 'postcopy'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+export interface MigrationStatus {
+  state: MigrationState;
+  memoryTotalBytes: number;
+  memoryTransferredBytes: number;
+  memoryRemainingBytes: number;
+  diskTotalBytes: number;
+  diskTransferredBytes: number;
+  diskRemainingBytes: number;
+  dirtyRateBytesPerSecond: number;
+  /** Dirty-sync passes so far. */
+  iteration: number;
+  downtimeMs?: number;
+  totalTimeMs?: number;
+  error?: string;
+}
+
+export interface DiskReader {
+  sizeBytes: number;
+  stream: Readable;
+}
+
+export interface Driver {
+  readonly kind: DriverKind;
+  capabilities(): HostCapabilities;
+  /** Every VM this host holds a definition or process of. */
+  list(): Promise<VmInfo[]>;
+  /** Create missing disks ('keep'), or recreate local and image-backed disks from the image ('fresh'). */
+  ensureDisks(vm: VmSpec, how: 'keep' | 'fresh'): Promise<void>;
+  /** Register the VM with its current disks and resources; redefining updates them. */
+  define(vm: VmSpec): Promise<void>;
+  start(id: string): Promise<void>;
+  stop(id: string): Promise<void>;
+  /** Forget the VM; delete its disks on storage only this host sees when asked. */
+  undefine(id: string, opts: { deleteLocalDisks: boolean }): Promise<void>;
+
+  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean }): Promise<IncomingEndpoint>;
+  startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void>;
+  tuneMigration(id: string, tuning: MigrationTuning): Promise<void>;
+  migrationStatus(id: string): Promise<MigrationStatus>;
+  /** Cancel an outgoing migration; the VM keeps running here. */
+  abortMigration(id: string): Promise<void>;
+  /** Target side: run the VM whose state arrived. */
+  completeIncoming(id: string): Promise<void>;
+  /** Source side, after a failed switch-over: run the VM here again. */
+  resumeSource(id: string): Promise<void>;
+
+  readDisk(id: string, disk: string): Promise<DiskReader>;
+  writeDisk(vm: VmSpec, disk: string, data: Readable, sizeBytes: number): Promise<void>;
+
+  hotplug(id: string, want: { cpu: number; memoryBytes: number }): Promise<void>;
+  /** Release resources (sockets, timers); VMs keep running. */
+  close(): Promise<void>;
+}
