@@ -144,3 +144,22 @@ export interface Driver {
   /** Release resources (sockets, timers); VMs keep running. */
   close(): Promise<void>;
 }
+
+/** Where a host keeps things and what it offers; one per agent (several agents may share a machine). */
+export interface HostConfig {
+  nodeName: string;
+  /** Driver-private state: sockets, pid files, logs, operation records. */
+  stateDir: string;
+  /** Disks on storage only this host sees (Local). */
+  localDir: string;
+  /** Storage common to all hosts (SharedFile, SharedBlock) — NFS / SAN stand-in. */
+  sharedDir: string;
+  /** Images every host can read (`<imagesDir>/<image>/…`). */
+  imagesDir: string;
+  /** Address incoming migration streams are sent to. */
+  migrationAddress: string;
+  /** Inclusive port range for incoming migrations (and NBD exports) on this host. */
+  migrationPorts: [number, number];
+  capacity: { cpu: number; memoryBytes: number };
+  storage: StorageKind[];
+}
