@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // `vmove <command> …`: one program, one sub-command per role.
 import { componentLogger } from '../log';
+import { agentCommand } from './agent';
+import { clusterCommand } from './cluster';
+import { controllerCommand } from './controller';
+import { demoCommand } from './demo';
+import { planCommand } from './plan';
 
 type Command = (argv: string[]) => Promise<number | void>;
 
-/** Sub-commands load lazily so `vmove agent` does not pay for the controller's imports. */
-const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  cluster: { summary: 'local control plane: up | down | status | kubeconfig', load: async () => (await import('./cluster')).clusterCommand },
-  controller: { summary: 'run the controller (leader-elected)', load: async () => (await import('./controller')).controllerCommand },
-  agent: { summary: 'run a node agent: --node NAME --driver sim|qemu|libvirt', load: async () => (await import('./agent')).agentCommand },
-  plan: { summary: 'plan evacuate NODE: show what an evacuation would do, moving nothing', load: async () => (await import('./plan')).planCommand },
-  demo: { summary: 'run the demo: control plane, CRDs, controller, demo nodes and VMs', load: async () => (await import('./demo')).demoCommand },
+const commands: Record<string, { summary: string; run: Command }> = {
+  cluster: { summary: 'local control plane: up | down | status | kubeconfig', run: clusterCommand },
+  controller: { summary: 'run the controller (leader-elected)', run: controllerCommand },
+  agent: { summary: 'run a node agent: --node NAME --driver sim|qemu|libvirt', run: agentCommand },
+  plan: { summary: 'plan evacuate NODE: show what an evacuation would do, moving nothing', run: planCommand },
+  demo: { summary: 'run the demo: control plane, CRDs, controller, demo nodes and VMs', run: demoCommand },
 };
 
 function usage(): string {
@@ -29,8 +33,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vmove: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  const run = await command.load();
-  return (await run(rest)) ?? 0;
+  return (await command.run(rest)) ?? 0;
 }
 
 main(process.argv.slice(2)).then(
