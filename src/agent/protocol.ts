@@ -25,8 +25,8 @@ export type OperationRequest =
   | (OpBase<'ensureVm'> & { disks: 'keep' | 'fresh'; start: boolean })
   | OpBase<'startVm'>
   | OpBase<'stopVm'>
-  /** Undefine; local disks are deleted when `deleteLocalDisks`. */
-  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean })
+  /** Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself). */
+  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean })
   | (OpBase<'prepareIncoming'> & { blockMigration: boolean })
   | (OpBase<'migrate'> & { to: IncomingEndpoint; tuning: MigrationTuning; blockMigration: boolean })
   | OpBase<'abortMigration'>

@@ -123,8 +123,11 @@ export interface Driver {
   define(vm: VmSpec): Promise<void>;
   start(id: string): Promise<void>;
   stop(id: string): Promise<void>;
-  /** Forget the VM; delete its disks on storage only this host sees when asked. */
-  undefine(id: string, opts: { deleteLocalDisks: boolean }): Promise<void>;
+  /**
+   * Forget the VM (stopping it first if needed). `deleteLocalDisks` deletes disks on storage only
+   * this host sees; `deleteSharedDisks` also deletes its shared disks (only when the VM itself is deleted).
+   */
+  undefine(id: string, opts: { deleteLocalDisks: boolean; deleteSharedDisks?: boolean }): Promise<void>;
 
   prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean }): Promise<IncomingEndpoint>;
   startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void>;
