@@ -1,6 +1,7 @@
 // The vmove API (group vmove.dev, version v1alpha1) as TypeScript types.
 // crds/*.yaml is the source of truth for the schema; test/unit/api-schema.test.ts keeps
 // these types and the CRD schemas in step (every field here exists there and vice versa).
+// Every `number` field is an integer in the CRDs: round before writing status.
 
 export const GROUP = 'vmove.dev';
 export const VERSION = 'v1alpha1';
@@ -12,8 +13,12 @@ export const PLURALS = {
   HostEvacuation: 'hostevacuations',
 } as const;
 
-/** A Kubernetes quantity string, e.g. "512Mi" or "4Gi". */
-export type Quantity = string;
+/**
+ * A Kubernetes quantity: a string such as "512Mi" or "4Gi", or a plain integer number of
+ * bytes. The CRDs accept both (x-kubernetes-int-or-string), as core Kubernetes does for
+ * resources, so code reading a quantity from the API server must handle both.
+ */
+export type Quantity = string | number;
 
 export interface ObjectMeta {
   name?: string;
@@ -184,6 +189,7 @@ export interface MoveProgress {
   diskRemainingBytes?: number;
   dirtyRateBytesPerSecond?: number;
   iteration?: number;
+  /** Estimated percent done: a whole number from 0 to 100 (the CRD rejects fractions). */
   percent?: number;
 }
 
