@@ -11,7 +11,7 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_update_notifier := false
 VMOVE := node dist/cli/main.js
 
-.PHONY: all deps build typecheck run cluster cluster-down test test-unit test-integration test-e2e bench clean
+.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench clean
 
 all: build
 
@@ -27,6 +27,10 @@ build: deps
 typecheck: deps
 	npx tsc -p tsconfig.json --noEmit
 
+# Test guest kit (Debian kernel + busybox initramfs) cached in ~/.cache/vmove/images/testguest.
+guest:
+	hack/build-guest.sh >/dev/null
+
 cluster: build
 	$(VMOVE) cluster up
 
@@ -37,7 +41,7 @@ run: build
 	$(VMOVE) cluster up
 	@echo "CRDs installed. Use: export KUBECONFIG=$$($(VMOVE) cluster kubeconfig)"
 
-test: typecheck build
+test: typecheck build guest
 	hack/build-control-plane.sh >/dev/null
 	npm test
 
@@ -48,7 +52,7 @@ test-integration: build
 	hack/build-control-plane.sh >/dev/null
 	npm run test:integration
 
-test-e2e: build
+test-e2e: build guest
 	npm run test:e2e
 
 bench: build
