@@ -7,9 +7,9 @@ import { componentLogger } from '../log';
 import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries';
 import { newTokens, serviceAccountKeyPair, tokenAuthFile, type Tokens } from './credentials';
 import { httpGet, httpsGet } from './http';
-import { IDENTITIES, IDENTITY_NAMES, SYSTEM_NAMESPACE, type IdentityName } from './identities';
+import { IDENTITIES, IDENTITY_NAMES, type IdentityName } from './identities';
 import { renderKubeconfig } from './kubeconfig';
-import { CRD_DIR, RBAC_DIR, installManifests, manifestFiles, waitForAccess } from './manifests';
+import { installVmoveManifests } from './manifests';
 import { freePort } from './ports';
 import { isRunning, killNow, startDaemon, stopDaemon, type Daemon, type Lifetime } from './processes';
 import { instancePaths, readState, readTokens, writeState, type ControlPlaneState, type InstancePaths, type ProcessRecord } from './state';
@@ -118,11 +118,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const caPem = readFileSync(paths.caBundle, 'utf8');
     writeKubeconfigs(paths, apiserver.server, caPem, tokens);
-    await installManifests(paths.kubeconfigs.admin, {
-      crdFiles: opts.crds ? manifestFiles(opts.crdDir ?? CRD_DIR) : [],
-      rbacFiles: opts.rbac ? manifestFiles(opts.rbacDir ?? RBAC_DIR) : [],
+    await installVmoveManifests(paths.kubeconfigs, {
+      crds: opts.crds ?? false,
+      rbac: opts.rbac ?? false,
+      ...(opts.crdDir ? { crdDir: opts.crdDir } : {}),
+      ...(opts.rbacDir ? { rbacDir: opts.rbacDir } : {}),
     });
-    if (opts.rbac) await waitForRbac(paths);
     state.readyAt = new Date().toISOString();
     writeState(paths, state);
     const done = Date.now();
@@ -134,7 +135,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       manifestsMs: done - apiserverDone,
       totalMs: done - started,
     };
-    log.info({ dir: opts.dir, server: apiserver.server, timings }, 'control plane ready');
+    log.debug({ dir: opts.dir, server: apiserver.server, timings }, 'control plane ready');
     let stopping: Promise<void> | undefined;
     return {
       dir: opts.dir,
@@ -238,13 +239,6 @@ function writeKubeconfigs(paths: InstancePaths, server: string, caPem: string, t
     const text = renderKubeconfig({ clusterName: CLUSTER_NAME, server, caPem, user: IDENTITIES[name].username, token: tokens[name] });
     writeFileSync(paths.kubeconfigs[name], text, { mode: 0o600 });
   }
-}
-
-async function waitForRbac(paths: InstancePaths): Promise<void> {
-  await Promise.all([
-    waitForAccess(paths.kubeconfigs.controller, 'update', 'leases.coordination.k8s.io', SYSTEM_NAMESPACE),
-    waitForAccess(paths.kubeconfigs.agent, 'update', 'leases.coordination.k8s.io', SYSTEM_NAMESPACE),
-  ]);
 }
 
 interface Started {

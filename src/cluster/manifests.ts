@@ -2,7 +2,7 @@
 // vmove-system namespace, whatever CRDs crds/ holds, and the RBAC in config/rbac/.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { SYSTEM_NAMESPACE } from './identities';
+import { SYSTEM_NAMESPACE, type IdentityName } from './identities';
 import { kubectl, kubectlOrThrow } from './kubectl';
 import { repoPath } from './repo';
 
@@ -24,11 +24,29 @@ const namespaceManifest = (name: string): string =>
   `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels:\n    app.kubernetes.io/part-of: vmove\n`;
 
 export interface InstallOptions {
-  crdFiles: string[];
-  rbacFiles: string[];
+  /** Apply crds/*.yaml and wait until they are Established. */
+  crds: boolean;
+  /** Apply config/rbac/*.yaml and wait until the bindings are in force. */
+  rbac: boolean;
+  crdDir?: string;
+  rbacDir?: string;
 }
 
-export async function installManifests(adminKubeconfig: string, opts: InstallOptions): Promise<void> {
+/** Namespace vmove-system, then the CRDs and RBAC asked for. Idempotent: re-running updates them. */
+export async function installVmoveManifests(kubeconfigs: Record<IdentityName, string>, opts: InstallOptions): Promise<void> {
+  await installManifests(kubeconfigs.admin, {
+    crdFiles: opts.crds ? manifestFiles(opts.crdDir ?? CRD_DIR) : [],
+    rbacFiles: opts.rbac ? manifestFiles(opts.rbacDir ?? RBAC_DIR) : [],
+  });
+  if (opts.rbac) {
+    await Promise.all([
+      waitForAccess(kubeconfigs.controller, 'update', 'leases.coordination.k8s.io', SYSTEM_NAMESPACE),
+      waitForAccess(kubeconfigs.agent, 'update', 'leases.coordination.k8s.io', SYSTEM_NAMESPACE),
+    ]);
+  }
+}
+
+async function installManifests(adminKubeconfig: string, opts: { crdFiles: string[]; rbacFiles: string[] }): Promise<void> {
   // Server-side apply: no last-applied annotation, so large CRD schemas never hit its size limit.
   const apply = ['apply', '--server-side', '--force-conflicts', '--field-manager=vmove-cluster'];
   await kubectlOrThrow(adminKubeconfig, [...apply, '-f', '-'], { input: namespaceManifest(SYSTEM_NAMESPACE) });
@@ -47,7 +65,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Waits until the API server's RBAC authorizer has seen the new bindings (it works from an
  * informer cache, so a request right after `apply` may still be denied).
  */
-export async function waitForAccess(kubeconfig: string, verb: string, resource: string, namespace: string, timeoutMs = 30_000): Promise<void> {
+async function waitForAccess(kubeconfig: string, verb: string, resource: string, namespace: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await kubectl(kubeconfig, ['auth', 'can-i', verb, resource, '-n', namespace]);

@@ -51,6 +51,16 @@ export function startDaemon(spec: DaemonSpec): Daemon {
   }
 }
 
+/** True while some process has this pid (of any program). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** True while `pid` is a live (not zombie) process running `executable` — guards against pid reuse. */
 export function isRunning(pid: number, executable: string): boolean {
   try {

@@ -4,19 +4,10 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { componentLogger } from '../log';
-import { killNow } from './processes';
+import { killNow, processExists } from './processes';
 import { instancePaths, readState } from './state';
 
 const log = componentLogger('cluster');
-
-export function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Folders without a state file are only removed once this old (a start may be under way). */
 const UNCLAIMED_FOLDER_AGE_MS = 10 * 60_000;
