@@ -1,0 +1,447 @@
+// What the four move machines share: the setup (types, guards, actions), the states that mean
+// the same thing everywhere (Pending, Scheduling, RollingBack, the terminal states), and the
+// rules every acting state follows (step results, progress, timeouts, lost agents, cancel).
+// Each machine file lists its own states with these pieces, top to bottom, as its story.
+import { setup } from 'xstate';
+import type { MovePhase } from '../api/types';
+import { hasRungAbove, judgePass, rungAt } from './ladder';
+import type { MoveContext, MoveEvent, MoveInput, RollbackOutcome, RollbackPlan, Role, Step, StepWatch } from './vocabulary';
+import { COMMITTED_TAG } from './vocabulary';
+
+/** Per-machine knowledge the shared states need. */
+export interface MachineSpec {
+  /** The agent step a state runs (undefined: the state runs none). */
+  step(state: MovePhase, ctx: MoveContext): Step | undefined;
+  /** Steps that undo what this attempt reached, in order. */
+  rollback(ctx: MoveContext): Step[];
+}
+
+const MAX_STEP_TRIES = 5;
+const BACKOFF_BASE_MS = 5_000;
+const BACKOFF_MAX_MS = 300_000;
+
+export const ms = (iso: string): number => Date.parse(iso);
+export const addMs = (iso: string, delta: number): string => new Date(ms(iso) + delta).toISOString();
+
+/** Exponential backoff before attempt `attempt + 1`. */
+export const retryDelayMs = (attempt: number): number => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+
+export function initialContext(input: MoveInput): MoveContext {
+  return {
+    ...input,
+    attempt: input.attempt ?? 1,
+    rung: 0,
+    stepTry: 0,
+    cancelRequested: false,
+    cancelIgnored: false,
+    reached: { sourceStopped: false, targetPrepared: false, migrationStarted: false, targetStarted: false },
+    unreachable: { source: false, target: false },
+  };
+}
+
+/** The name of the step a state runs, as used in operation ids: unique per attempt. */
+export function stepName(state: MovePhase, ctx: MoveContext): string {
+  if (state === 'RollingBack') return `rollback-${ctx.rollback?.index ?? 0}-${ctx.stepTry}`;
+  if (state === 'CleaningUp') return `cleanup-${ctx.stepTry}`;
+  return state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase());
+}
+
+const freshWatch = (at: string): StepWatch => ({
+  startedAt: at,
+  lastProgressAt: at,
+  processedBytes: 0,
+  bestRemainingBytes: Number.POSITIVE_INFINITY,
+  lastIteration: 0,
+  stalledPasses: 0,
+});
+
+const GiB = 1024 ** 3;
+
+/** Why the step in flight must be given up on, if it must: no progress, or too slow overall. */
+export function timeoutReason(ctx: MoveContext, watch: StepWatch, at: string): string | undefined {
+  const quiet = (ms(at) - ms(watch.lastProgressAt)) / 1000;
+  if (quiet > ctx.policy.progressTimeoutSeconds) {
+    return `no progress for ${Math.round(quiet)} s (progressTimeoutSeconds ${ctx.policy.progressTimeoutSeconds})`;
+  }
+  const limit = Math.max(1, ctx.bytesToMove / GiB) * ctx.policy.completionTimeoutPerGiB;
+  const elapsed = (ms(at) - ms(watch.startedAt)) / 1000;
+  if (elapsed > limit) {
+    return `not finished after ${Math.round(elapsed)} s (completion timeout ${Math.round(limit)} s for ${(ctx.bytesToMove / GiB).toFixed(2)} GiB)`;
+  }
+  return undefined;
+}
+
+function planRollback(ctx: MoveContext, spec: MachineSpec, outcome: RollbackOutcome, reason: string): RollbackPlan {
+  const steps = spec.rollback(ctx).filter((s) => !ctx.unreachable[s.role]);
+  return { steps, index: 0, outcome, reason };
+}
+
+const outcomeOfFailure = (ctx: MoveContext, transient: boolean): RollbackOutcome =>
+  transient && ctx.attempt < ctx.policy.maxAttempts && !ctx.cancelRequested ? 'Retry' : 'Failed';
+
+export const moveSetup = setup({
+  types: {
+    context: {} as MoveContext,
+    events: {} as MoveEvent,
+    input: {} as MoveInput,
+  },
+  actions: {
+    /** A line for status.history and a Kubernetes Event; the controller records it. */
+    note: (_, _params: { message: string; warning?: boolean }) => undefined,
+  },
+  guards: {
+    /** The event reports on the step the given state runs now (stale reports are ignored). */
+    isCurrentStep: ({ context, event }, params: { state: MovePhase }) =>
+      'step' in event && event.step === stepName(params.state, context),
+    mayStart: ({ context, event }) => !context.notBefore || ms(event.at) >= ms(context.notBefore),
+    isRetry: ({ context }) => context.rollback?.outcome === 'Retry',
+    isCancel: ({ context }) => context.rollback?.outcome === 'Cancelled',
+    rollbackDone: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length,
+    vmStopped: ({ context }) => !context.vmRunning,
+    sharedStorage: ({ context }) => context.variant === 'SharedStorage' || context.variant === 'FromSharedDisk',
+    sameHost: ({ context }) => context.targetNode === context.sourceNode,
+    hotplugVariant: ({ context }) => context.variant === 'Hotplug',
+    hotplugOrStopped: ({ context }) => context.variant === 'Hotplug' || !context.vmRunning,
+    sourceUnreachable: ({ context }) => context.unreachable.source,
+    mayRetryStep: ({ context, event }) => event.type === 'STEP_FAILED' && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+  },
+});
+
+type Assign = ReturnType<typeof moveSetup.assign>;
+const assign = moveSetup.assign;
+
+const note = (message: string | ((ctx: MoveContext, ev: MoveEvent) => string), warning = false) =>
+  ({
+    type: 'note',
+    params: ({ context, event }: { context: MoveContext; event: MoveEvent }) => ({
+      message: typeof message === 'string' ? message : message(context, event),
+      warning,
+    }),
+  }) as const;
+
+const failureText = (ev: MoveEvent): string =>
+  ev.type === 'STEP_FAILED' || ev.type === 'AGENT_LOST' ? ev.message : ev.type === 'REJECTED' ? ev.message : ev.type;
+
+/** Start a rollback: what to undo and where to end. */
+const beginRollback = (spec: MachineSpec, decide: (ctx: MoveContext, ev: MoveEvent) => { outcome: RollbackOutcome; reason: string }): Assign =>
+  assign(({ context, event }) => {
+    const unreachable =
+      event.type === 'AGENT_LOST' ? { ...context.unreachable, [event.role]: true } : context.unreachable;
+    const ctx = { ...context, unreachable };
+    const { outcome, reason } = decide(ctx, event);
+    return {
+      unreachable,
+      stepTry: 0,
+      failure: outcome === 'Cancelled' ? context.failure : reason,
+      rollback: planRollback(ctx, spec, outcome, reason),
+    };
+  });
+
+// ------------------------------------------------------------------ shared states
+
+/** Waiting for the controller to let the move start: its VM is free and the limits allow it. */
+export const pendingState = () =>
+  moveSetup.createStateConfig({
+    on: {
+      START: {
+        guard: 'mayStart',
+        target: 'Scheduling',
+        actions: assign(({ context, event }) => ({
+          unreachable: { ...context.unreachable, source: event.type === 'START' && event.sourceReachable === false },
+        })),
+      },
+      REJECTED: { target: 'Failed', actions: [assign(({ event }) => ({ failure: failureText(event) })), note((_, e) => failureText(e), true)] },
+      CANCEL: { target: 'Cancelled', actions: [assign({ cancelRequested: true }), note('cancelled before the move started; nothing was touched')] },
+    },
+  });
+
+/** Choosing (or confirming) the target host; the controller answers PLACED or REJECTED. */
+export const schedulingState = (next: MovePhase) =>
+  moveSetup.createStateConfig({
+    on: {
+      PLACED: {
+        target: next,
+        actions: [assign(({ event }) => ({ targetNode: event.type === 'PLACED' ? event.targetNode : undefined })), note((_, e) => `placed on ${e.type === 'PLACED' ? e.targetNode : '?'}`)],
+      },
+      REJECTED: { target: 'Failed', actions: [assign(({ event }) => ({ failure: failureText(event) })), note((_, e) => failureText(e), true)] },
+      CANCEL: { target: 'Cancelled', actions: [assign({ cancelRequested: true }), note('cancelled before the move started; nothing was touched')] },
+    },
+  });
+
+interface ActingOptions {
+  state: MovePhase;
+  next: MovePhase;
+  /** Entering this state means this much has (possibly) been done; rollback undoes it. */
+  reaches?: keyof MoveContext['reached'];
+  /** Skip the state (go straight to `next`) when this guard holds. */
+  skipWhen?: 'vmStopped' | 'sourceUnreachable' | 'sharedStorage' | 'sameHost' | 'hotplugVariant' | 'hotplugOrStopped';
+  /** Climb the convergence ladder when pre-copy stalls (live migration). */
+  converge?: boolean;
+}
+
+const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
+  {
+    guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
+      event.type === 'PROGRESS' && !!context.watch && !!timeoutReason(context, context.watch, event.at),
+    target: 'RollingBack' as const,
+    actions: [
+      beginRollback(spec, (ctx, ev) => ({ outcome: 'Failed', reason: `${o.state}: ${timeoutReason(ctx, ctx.watch!, ev.at)}` })),
+      note((ctx) => `rolling back: ${ctx.failure}`, true),
+    ],
+  },
+  ...(o.converge
+    ? [
+        {
+          guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
+            event.type === 'PROGRESS' && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
+          target: 'RollingBack' as const,
+          actions: [
+            beginRollback(spec, (ctx) => ({ outcome: 'Failed', reason: `did not converge on the last rung (${rungAt(ctx.policy, ctx.rung).name})` })),
+            note((ctx) => `rolling back: ${ctx.failure}`, true),
+          ],
+        },
+        {
+          guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
+            event.type === 'PROGRESS' && !!context.watch && judgePass(context.watch, event).stuck,
+          actions: [
+            assign(({ context, event }) => ({
+              rung: context.rung + 1,
+              watch: { ...judgePass(context.watch!, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: Number.POSITIVE_INFINITY },
+            })),
+            note((ctx) => `not converging: convergence ladder up to rung ${ctx.rung} (${rungAt(ctx.policy, ctx.rung).name})`),
+          ],
+        },
+      ]
+    : []),
+  {
+    actions: assign(({ context, event }) => {
+      if (event.type !== 'PROGRESS' || !context.watch) return {};
+      const moved = event.processedBytes > context.watch.processedBytes;
+      const judged = o.converge ? judgePass(context.watch, event).watch : context.watch;
+      return {
+        watch: {
+          ...judged,
+          processedBytes: Math.max(context.watch.processedBytes, event.processedBytes),
+          lastProgressAt: moved ? event.at : context.watch.lastProgressAt,
+        },
+      };
+    }),
+  },
+];
+
+/** A state before the point of no return: the VM still runs (or can run again) on the source. */
+export const actingState = (spec: MachineSpec, o: ActingOptions) =>
+  moveSetup.createStateConfig({
+    entry: assign(({ context, event }) => ({
+      watch: freshWatch(event.at),
+      stepTry: 0,
+      reached: o.reaches ? { ...context.reached, [o.reaches]: true } : context.reached,
+    })),
+    ...(o.skipWhen ? { always: { guard: o.skipWhen, target: o.next } } : {}),
+    on: {
+      STEP_SUCCEEDED: {
+        guard: { type: 'isCurrentStep', params: { state: o.state } },
+        target: o.next,
+        actions: assign(({ context, event }) => ({
+          endpoint: event.type === 'STEP_SUCCEEDED' && event.endpoint ? event.endpoint : context.endpoint,
+        })),
+      },
+      STEP_FAILED: {
+        guard: { type: 'isCurrentStep', params: { state: o.state } },
+        target: 'RollingBack',
+        actions: [
+          beginRollback(spec, (ctx, ev) => ({
+            outcome: outcomeOfFailure(ctx, ev.type === 'STEP_FAILED' && ev.transient),
+            reason: `${o.state}: ${failureText(ev)}`,
+          })),
+          note((ctx) => `rolling back: ${ctx.failure}`, true),
+        ],
+      },
+      PROGRESS: progressTransitions(spec, o),
+      AGENT_LOST: {
+        target: 'RollingBack',
+        actions: [
+          beginRollback(spec, (ctx, ev) => {
+            const role = ev.type === 'AGENT_LOST' ? ev.role : 'target';
+            return {
+              outcome: role === 'target' ? outcomeOfFailure(ctx, true) : 'Failed',
+              reason: `${role} host lost during ${o.state}: ${failureText(ev)}`,
+            };
+          }),
+          note((ctx) => `rolling back: ${ctx.failure}`, true),
+        ],
+      },
+      CANCEL: {
+        target: 'RollingBack',
+        actions: [
+          assign({ cancelRequested: true }),
+          beginRollback(spec, () => ({ outcome: 'Cancelled', reason: `cancelled during ${o.state}` })),
+          note(`cancel requested during ${o.state}: rolling back`),
+        ],
+      },
+    },
+  });
+
+const ignoreCancel = (state: MovePhase) => ({
+  actions: [
+    assign({ cancelRequested: true, cancelIgnored: true }),
+    note(`cancel arrived during ${state}, after the VM started on the target: the move completes instead of disrupting the VM again`, true),
+  ],
+});
+
+/** A state past the point of no return: the VM runs (or is starting) on the target. */
+export const committedState = (spec: MachineSpec, o: ActingOptions) =>
+  moveSetup.createStateConfig({
+    tags: [COMMITTED_TAG],
+    entry: assign(({ context, event }) => ({
+      watch: freshWatch(event.at),
+      stepTry: 0,
+      reached: o.reaches ? { ...context.reached, [o.reaches]: true } : context.reached,
+    })),
+    ...(o.skipWhen ? { always: { guard: o.skipWhen, target: o.next } } : {}),
+    on: {
+      STEP_SUCCEEDED: { guard: { type: 'isCurrentStep', params: { state: o.state } }, target: o.next },
+      STEP_FAILED: {
+        guard: { type: 'isCurrentStep', params: { state: o.state } },
+        target: 'RollingBack',
+        actions: [
+          beginRollback(spec, (ctx, ev) => ({
+            outcome: outcomeOfFailure(ctx, ev.type === 'STEP_FAILED' && ev.transient),
+            reason: `${o.state}: ${failureText(ev)}`,
+          })),
+          note((ctx) => `rolling back: ${ctx.failure}`, true),
+        ],
+      },
+      PROGRESS: progressTransitions(spec, o),
+      AGENT_LOST: [
+        {
+          // The target runs the VM now; without its agent nobody can stop it safely elsewhere.
+          guard: ({ event }) => event.type === 'AGENT_LOST' && event.role === 'target',
+          target: 'Failed',
+          actions: [
+            assign(({ event }) => ({ failure: `target host lost during ${o.state}: ${failureText(event)}; the VM is Lost there until its host returns or is evacuated` })),
+            note((ctx) => ctx.failure ?? 'target host lost', true),
+          ],
+        },
+        {
+          // The source only has clean-up left to do; skip it.
+          actions: [assign(({ context }) => ({ unreachable: { ...context.unreachable, source: true } })), note('source host lost: its clean-up is skipped', true)],
+        },
+      ],
+      CANCEL: ignoreCancel(o.state),
+    },
+  });
+
+/** Remove what the source still holds; failures here no longer affect the VM, which runs on the target. */
+export const cleaningUpState = () =>
+  moveSetup.createStateConfig({
+    tags: [COMMITTED_TAG],
+    entry: assign(({ event }) => ({ watch: freshWatch(event.at), stepTry: 0 })),
+    always: [
+      { guard: 'sameHost', target: 'Succeeded' },
+      { guard: 'sourceUnreachable', target: 'Succeeded', actions: note('source host unreachable: its leftovers are removed when its agent returns', true) },
+    ],
+    on: {
+      STEP_SUCCEEDED: { guard: { type: 'isCurrentStep', params: { state: 'CleaningUp' } }, target: 'Succeeded' },
+      STEP_FAILED: [
+        {
+          guard: ({ context, event }) =>
+            event.type === 'STEP_FAILED' && event.step === stepName('CleaningUp', context) && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+          actions: [assign(({ context }) => ({ stepTry: context.stepTry + 1 })), note((_, e) => `clean-up failed, retrying: ${failureText(e)}`, true)],
+        },
+        {
+          guard: { type: 'isCurrentStep', params: { state: 'CleaningUp' } },
+          target: 'Succeeded',
+          actions: note((_, e) => `the VM runs on the target, but the source's leftovers could not be removed: ${failureText(e)}`, true),
+        },
+      ],
+      AGENT_LOST: { target: 'Succeeded', actions: note('source host lost during clean-up: its leftovers are removed when its agent returns', true) },
+      CANCEL: ignoreCancel('CleaningUp'),
+    },
+  });
+
+const advanceRollback = assign(({ context }) => ({
+  rollback: context.rollback ? { ...context.rollback, index: context.rollback.index + 1 } : context.rollback,
+  stepTry: 0,
+}));
+
+const resetAttempt = assign(({ context, event }) => ({
+  attempt: context.attempt + 1,
+  notBefore: addMs(event.at, retryDelayMs(context.attempt)),
+  targetNode: undefined,
+  endpoint: undefined,
+  rung: 0,
+  watch: undefined,
+  rollback: undefined,
+  stepTry: 0,
+  reached: { sourceStopped: false, targetPrepared: false, migrationStarted: false, targetStarted: false },
+  unreachable: { source: false, target: false },
+}));
+
+/**
+ * Undo what this attempt reached, step by step, then end Failed or Cancelled — or go back to
+ * Pending for another attempt after a transient failure.
+ */
+export const rollingBackState = () =>
+  moveSetup.createStateConfig({
+    entry: assign(({ event }) => ({ watch: freshWatch(event.at) })),
+    always: [
+      { guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Retry', target: 'Pending', actions: [resetAttempt, note((ctx) => `rolled back; attempt ${ctx.attempt} starts after ${ctx.notBefore}`)] },
+      { guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Cancelled', target: 'Cancelled', actions: note('rolled back: the VM is where it was') },
+      {
+        guard: 'rollbackDone',
+        target: 'Failed',
+        actions: note((ctx) =>
+          ctx.unreachable.source
+            ? `failed: ${ctx.failure}; the source host is gone, so the VM runs nowhere until it is recovered`
+            : `rolled back after: ${ctx.failure}`,
+        ),
+      },
+    ],
+    on: {
+      STEP_SUCCEEDED: { guard: { type: 'isCurrentStep', params: { state: 'RollingBack' } }, target: 'RollingBack', reenter: false, actions: advanceRollback },
+      STEP_FAILED: [
+        {
+          guard: ({ context, event }) =>
+            event.type === 'STEP_FAILED' && event.step === stepName('RollingBack', context) && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+          actions: [assign(({ context }) => ({ stepTry: context.stepTry + 1 })), note((_, e) => `rollback step failed, retrying: ${failureText(e)}`, true)],
+        },
+        {
+          guard: { type: 'isCurrentStep', params: { state: 'RollingBack' } },
+          actions: [note((ctx, e) => `rollback step ${ctx.rollback?.steps[ctx.rollback.index]?.name ?? '?'} failed: ${failureText(e)}`, true), advanceRollback],
+        },
+      ],
+      AGENT_LOST: {
+        actions: [
+          assign(({ context, event }) => {
+            const role = event.type === 'AGENT_LOST' ? event.role : undefined;
+            const plan = context.rollback;
+            if (!role || !plan) return {};
+            // Drop the lost host's remaining steps; the others still run.
+            const remaining = plan.steps.slice(plan.index).filter((s) => s.role !== role);
+            return { unreachable: { ...context.unreachable, [role]: true }, rollback: { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] }, stepTry: 0 };
+          }),
+          note((_, e) => `${e.type === 'AGENT_LOST' ? e.role : ''} host lost while rolling back: its steps are skipped`, true),
+        ],
+      },
+      PROGRESS: {},
+      CANCEL: {
+        // Already undoing; a cancel only stops a retry that would follow.
+        actions: assign(({ context }) => ({
+          cancelRequested: true,
+          rollback: context.rollback && context.rollback.outcome === 'Retry' ? { ...context.rollback, outcome: 'Cancelled' } : context.rollback,
+        })),
+      },
+    },
+  });
+
+export const finalStates = {
+  Succeeded: { type: 'final' as const },
+  Failed: { type: 'final' as const },
+  Cancelled: { type: 'final' as const },
+};
+
+/** Helpers for step tables. */
+export const onSource = (name: string, request: Step['request'], resources: Step['resources'] = 'before'): Step => ({ name, role: 'source', resources, request });
+export const onTarget = (name: string, request: Step['request'], resources: Step['resources'] = 'after'): Step => ({ name, role: 'target', resources, request });
+export type { Role };

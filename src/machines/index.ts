@@ -1,0 +1,82 @@
+// One entry point to the four move machines: start one, restore one from `.status.machine`,
+// feed it an event, and ask which agent step its state runs now. Pure.
+import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import type { MovePhase, MoveType } from '../api/types';
+import { coldMachine, coldSpec } from './cold';
+import { stepName, type MachineSpec } from './common';
+import { liveMachine, liveSpec } from './live';
+import { rebuildMachine, rebuildSpec } from './rebuild';
+import { resizeInPlaceMachine, resizeInPlaceSpec } from './resizeInPlace';
+import { COMMITTED_TAG, isTerminal, type MoveContext, type MoveEvent, type MoveInput, type Step } from './vocabulary';
+
+// The machines share context and events; they differ only in their states.
+type MoveMachine = typeof liveMachine;
+
+const registry: Record<MoveType, { machine: MoveMachine; spec: MachineSpec }> = {
+  Live: { machine: liveMachine, spec: liveSpec },
+  Cold: { machine: coldMachine as unknown as MoveMachine, spec: coldSpec },
+  Rebuild: { machine: rebuildMachine as unknown as MoveMachine, spec: rebuildSpec },
+  ResizeInPlace: { machine: resizeInPlaceMachine as unknown as MoveMachine, spec: resizeInPlaceSpec },
+};
+
+export const machineFor = (type: MoveType): MoveMachine => registry[type].machine;
+
+/** What `.status.machine` holds: enough to rebuild the snapshot exactly. */
+export interface PersistedMove {
+  type: MoveType;
+  state: MovePhase;
+  context: MoveContext;
+}
+
+export interface MoveState {
+  readonly type: MoveType;
+  readonly snapshot: AnyMachineSnapshot;
+}
+
+export interface Note {
+  message: string;
+  warning: boolean;
+}
+
+export function startMove(input: MoveInput): MoveState {
+  const [snapshot] = initialTransition(machineFor(input.moveType), input);
+  return { type: input.moveType, snapshot };
+}
+
+export function restoreMove(p: PersistedMove): MoveState {
+  const snapshot = machineFor(p.type).resolveState({ value: p.state, context: p.context } as never);
+  return { type: p.type, snapshot };
+}
+
+export function persistMove(m: MoveState): PersistedMove {
+  return { type: m.type, state: phaseOf(m), context: contextOf(m) };
+}
+
+/** Feed one event; answers the new state and the notes the transition asks to record. */
+export function advance(m: MoveState, event: MoveEvent): { state: MoveState; notes: Note[] } {
+  const [snapshot, actions] = transition(machineFor(m.type), m.snapshot as never, event);
+  const notes = actions
+    .filter((a) => a.type === 'note')
+    .map((a) => a.params as { message: string; warning?: boolean })
+    .map((p) => ({ message: p.message, warning: p.warning ?? false }));
+  return { state: { type: m.type, snapshot }, notes };
+}
+
+export const phaseOf = (m: MoveState): MovePhase => m.snapshot.value as MovePhase;
+export const contextOf = (m: MoveState): MoveContext => m.snapshot.context as MoveContext;
+export const isDone = (m: MoveState): boolean => isTerminal(phaseOf(m));
+export const isCommitted = (m: MoveState): boolean => m.snapshot.hasTag(COMMITTED_TAG);
+
+/** Events the current state reacts to (for tests and docs). */
+export const acceptedEvents = (m: MoveState): string[] => [...m.snapshot._nodes.flatMap((n: { ownEvents: string[] }) => n.ownEvents)];
+
+/** The agent step the current state runs, with its key (unique within the attempt); none for waiting and terminal states. */
+export function currentStep(m: MoveState): (Step & { key: string }) | undefined {
+  const phase = phaseOf(m);
+  const ctx = contextOf(m);
+  const step = phase === 'RollingBack' ? ctx.rollback?.steps[ctx.rollback.index] : registry[m.type].spec.step(phase, ctx);
+  return step ? { ...step, key: stepName(phase, ctx) } : undefined;
+}
+
+export * from './vocabulary';
+export { ladder, rungAt } from './ladder';

@@ -1,0 +1,71 @@
+// Live move: the VM keeps running while its memory (and, for local disks, its disks) streams to
+// the target; the guest pauses only for the final switch-over.
+//   Variants: SharedStorage (memory only) · BlockMigration (local disks mirrored over NBD first)
+//
+//   Pending → Scheduling → PreparingTarget → Migrating → SwitchingOver → Verifying → CleaningUp → Succeeded
+//                               └──────────────┴─→ RollingBack → Failed | Cancelled | Pending (retry)
+//   From SwitchingOver on, the VM runs on the target: a failed verification restarts it on the source from its disk.
+import type { MovePhase } from '../api/types';
+import {
+  actingState,
+  cleaningUpState,
+  committedState,
+  finalStates,
+  initialContext,
+  moveSetup,
+  onSource,
+  onTarget,
+  pendingState,
+  rollingBackState,
+  schedulingState,
+  type MachineSpec,
+} from './common';
+import { rungAt } from './ladder';
+import type { MoveContext, Step } from './vocabulary';
+
+const block = (c: MoveContext): boolean => c.variant === 'BlockMigration';
+const VERIFY_WINDOW_MS = 3_000;
+
+export const liveSpec: MachineSpec = {
+  step(state: MovePhase, c: MoveContext): Step | undefined {
+    switch (state) {
+      case 'PreparingTarget':
+        return onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c) });
+      case 'Migrating':
+        return onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: rungAt(c.policy, c.rung).tuning, blockMigration: block(c) });
+      case 'SwitchingOver':
+        return onTarget('complete-incoming', { kind: 'completeIncoming' });
+      case 'Verifying':
+        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS, expectRunning: true });
+      case 'CleaningUp':
+        return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) });
+      default:
+        return undefined;
+    }
+  },
+  rollback(c: MoveContext): Step[] {
+    const steps: Step[] = [];
+    if (c.reached.migrationStarted && !c.reached.targetStarted) steps.push(onSource('abort-migration', { kind: 'abortMigration' }));
+    if (c.reached.targetPrepared) steps.push(onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }));
+    // Once the target ran, the source's paused memory is stale against the disks: boot from disk instead.
+    steps.push(c.reached.targetStarted ? onSource('restart-source', { kind: 'startVm' }) : onSource('resume-source', { kind: 'resumeSource' }));
+    return steps;
+  },
+};
+
+export const liveMachine = moveSetup.createMachine({
+  id: 'Live',
+  initial: 'Pending',
+  context: ({ input }) => initialContext(input),
+  states: {
+    Pending: pendingState(),
+    Scheduling: schedulingState('PreparingTarget'),
+    PreparingTarget: actingState(liveSpec, { state: 'PreparingTarget', next: 'Migrating', reaches: 'targetPrepared' }),
+    Migrating: actingState(liveSpec, { state: 'Migrating', next: 'SwitchingOver', reaches: 'migrationStarted', converge: true }),
+    SwitchingOver: committedState(liveSpec, { state: 'SwitchingOver', next: 'Verifying', reaches: 'targetStarted' }),
+    Verifying: committedState(liveSpec, { state: 'Verifying', next: 'CleaningUp' }),
+    CleaningUp: cleaningUpState(),
+    RollingBack: rollingBackState(),
+    ...finalStates,
+  },
+});

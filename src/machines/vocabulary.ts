@@ -1,0 +1,133 @@
+// The words every move machine shares: what a machine is started with, what it remembers,
+// the events the controller feeds it, and the agent steps its states ask for.
+// Pure types: no Kubernetes, no drivers, no I/O.
+import type { OperationRequest } from '../agent/protocol';
+import type { IncomingEndpoint } from '../drivers/driver';
+import type { MovePhase, MoveType, MoveVariant } from '../api/types';
+
+export type Role = 'source' | 'target';
+
+export interface Resources {
+  cpu: number;
+  memoryBytes: number;
+}
+
+/** MoveRequest.spec.policy with the cluster defaults filled in. */
+export interface ResolvedPolicy {
+  maxDowntimeMs: number;
+  /** 0 = unlimited. */
+  bandwidthMiBps: number;
+  completionTimeoutPerGiB: number;
+  progressTimeoutSeconds: number;
+  allowAutoConverge: boolean;
+  allowPostCopy: boolean;
+  maxAttempts: number;
+}
+
+/** What the controller knows when a move starts; fixed for the move's life. */
+export interface MoveInput {
+  moveType: MoveType;
+  variant: MoveVariant;
+  /** Why this type and variant were chosen (shown in status.reason). */
+  reason: string;
+  sourceNode: string;
+  /** The VM runs (and must run again after the move). */
+  vmRunning: boolean;
+  before: Resources;
+  after: Resources;
+  policy: ResolvedPolicy;
+  /** Memory + disk bytes the move transfers; scales the completion timeout. */
+  bytesToMove: number;
+  /** Attempt number to start at (1 for a new move). */
+  attempt?: number;
+}
+
+/** One agent operation a state asks for. `name` is unique within an attempt (it keys the opId). */
+export type StepRequest = OperationRequest extends infer R ? (R extends unknown ? Omit<R, 'vm'> : never) : never;
+
+export interface Step {
+  name: string;
+  role: Role;
+  /** Which resources the VM spec sent with the step carries. */
+  resources: 'before' | 'after';
+  request: StepRequest;
+}
+
+/** Stands for the source agent's endpoint in a step; the controller puts the real one in. */
+export const SOURCE_AGENT = '@source-agent';
+
+export type RollbackOutcome = 'Failed' | 'Cancelled' | 'Retry';
+
+export interface RollbackPlan {
+  steps: Step[];
+  index: number;
+  outcome: RollbackOutcome;
+  reason: string;
+}
+
+/** Progress bookkeeping of the step in flight: feeds the timeouts and the convergence judge. */
+export interface StepWatch {
+  startedAt: string;
+  lastProgressAt: string;
+  processedBytes: number;
+  bestRemainingBytes: number;
+  lastIteration: number;
+  stalledPasses: number;
+}
+
+export interface MoveContext extends MoveInput {
+  attempt: number;
+  targetNode?: string;
+  /** Where the source sends the VM (answer of the target's prepareIncoming). */
+  endpoint?: IncomingEndpoint;
+  /** Position on the convergence ladder (live moves). */
+  rung: number;
+  watch?: StepWatch;
+  rollback?: RollbackPlan;
+  /** Retries of the current step in place (rollback and clean-up steps). */
+  stepTry: number;
+  /** A retried move does not start before this time. */
+  notBefore?: string;
+  /** Why the move failed or was rolled back. */
+  failure?: string;
+  cancelRequested: boolean;
+  /** Set when a cancel arrived once the VM already ran on the target. */
+  cancelIgnored: boolean;
+  /** What this attempt has touched (conservatively: entered), so rollback undoes only that. */
+  reached: {
+    sourceStopped: boolean;
+    targetPrepared: boolean;
+    migrationStarted: boolean;
+    targetStarted: boolean;
+  };
+  /** Hosts whose agent is gone; their steps are skipped. */
+  unreachable: { source: boolean; target: boolean };
+}
+
+interface Timed {
+  /** When the controller observed what the event says (ISO 8601); the machines' only clock. */
+  at: string;
+}
+
+export type MoveEvent = Timed &
+  (
+    | { type: 'START'; sourceReachable?: boolean }
+    | { type: 'PLACED'; targetNode: string }
+    | { type: 'REJECTED'; message: string }
+    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint }
+    | { type: 'STEP_FAILED'; step: string; message: string; transient: boolean }
+    | { type: 'PROGRESS'; step: string; processedBytes: number; remainingBytes: number; iteration: number }
+    | { type: 'AGENT_LOST'; role: Role; message: string }
+    | { type: 'CANCEL' }
+  );
+
+export type MoveEventType = MoveEvent['type'];
+
+/** Actions the controller carries out after a transition (besides acting on the new state's step). */
+export type MoveNote = { type: 'note'; params: { message: string; warning?: boolean } };
+
+export const TERMINAL: readonly MovePhase[] = ['Succeeded', 'Failed', 'Cancelled'];
+export const isTerminal = (phase: MovePhase): boolean => TERMINAL.includes(phase);
+
+/** States from which the VM already runs on the target: a cancel can no longer undo the move. */
+export const COMMITTED_TAG = 'committed';
