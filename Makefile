@@ -37,9 +37,10 @@ cluster: build
 cluster-down: build
 	$(VMOVE) cluster down
 
+# Local control plane in .cache/cluster (reused while healthy), CRDs and RBAC; prints the
+# KUBECONFIG to export. The controller and demo nodes join here once they land.
 run: build
 	$(VMOVE) cluster up
-	@echo "CRDs installed. Use: export KUBECONFIG=$$($(VMOVE) cluster kubeconfig)"
 
 test: typecheck build guest
 	hack/build-control-plane.sh >/dev/null

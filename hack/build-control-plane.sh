@@ -25,6 +25,11 @@ if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
   echo "$OUT"; exit 0
 fi
 
+# Go's official tarball installs here without touching PATH.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+
 if ! command -v go >/dev/null 2>&1; then
   log "error: neither KUBEBUILDER_ASSETS (with kube-apiserver and etcd) nor a Go toolchain is available."
   log "Install Go (https://go.dev/dl) or point KUBEBUILDER_ASSETS at a folder holding both binaries."
@@ -32,6 +37,13 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 mkdir -p "$OUT"
+# One build at a time (e.g. `make test` and `make run` started together on a fresh machine);
+# whoever waited finds the binaries built.
+exec 9>"$OUT/.build.lock"
+flock 9
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
+  echo "$OUT"; exit 0
+fi
 work="$(mktemp -d "$CACHE/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
