@@ -15,8 +15,10 @@ VMOVE := node dist/cli/main.js
 
 all: build
 
+# `npm install`, not `npm ci`: the registry mirror lacks other platforms' optional packages
+# (e.g. @unrs/resolver-binding-android-*), so the lock cannot list them and `npm ci` refuses it.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 deps: node_modules/.installed
