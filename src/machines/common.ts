@@ -46,11 +46,14 @@ export function stepName(state: MovePhase, ctx: MoveContext): string {
   return state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase());
 }
 
+/** Stands for "no sample yet" in byte counts; JSON has no Infinity, and the watch is persisted. */
+const NOTHING_SEEN = Number.MAX_SAFE_INTEGER;
+
 const freshWatch = (at: string): StepWatch => ({
   startedAt: at,
   lastProgressAt: at,
   processedBytes: 0,
-  bestRemainingBytes: Number.POSITIVE_INFINITY,
+  bestRemainingBytes: NOTHING_SEEN,
   lastIteration: 0,
   stalledPasses: 0,
 });
@@ -206,7 +209,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
           actions: [
             assign(({ context, event }) => ({
               rung: context.rung + 1,
-              watch: { ...judgePass(context.watch!, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: Number.POSITIVE_INFINITY },
+              watch: { ...judgePass(context.watch!, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
             })),
             note((ctx) => `not converging: convergence ladder up to rung ${ctx.rung} (${rungAt(ctx.policy, ctx.rung).name})`),
           ],

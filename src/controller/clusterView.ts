@@ -1,0 +1,181 @@
+// What the controller sees of the cluster: informer caches of the kinds it watches, and the
+// facts derived from them that decisions need (which agents are alive, what each host offers
+// and has in use). Reading only; every decision over these facts is a pure function elsewhere.
+import type { HostEvacuation, MoveRequest, VirtualMachine } from '../api/types';
+import { parseBytes } from '../api/quantity';
+import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL } from '../agent/protocol';
+import type { HostCapabilities } from '../drivers/driver';
+import type { KubeApi } from '../kube/api';
+import { Informer } from '../kube/informer';
+import { corePath, leasePath, vmovePath } from '../kube/paths';
+import { isTerminal } from '../machines/vocabulary';
+
+export interface NodeObject {
+  metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
+  spec?: { unschedulable?: boolean; taints?: { key: string; value?: string; effect: string }[] };
+  status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] };
+}
+
+export interface LeaseObject {
+  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string };
+}
+
+export const OUT_OF_SERVICE_TAINT = 'node.kubernetes.io/out-of-service';
+
+export interface AgentInfo {
+  node: string;
+  endpoint: string;
+  capabilities: HostCapabilities;
+  alive: boolean;
+  /** Seconds since the lease expired (0 while alive). */
+  expiredForSeconds: number;
+}
+
+export interface HostFacts {
+  node: string;
+  labels: Record<string, string>;
+  cordoned: boolean;
+  /** Carries the out-of-service taint: the host is known to be powered off (fenced). */
+  fenced: boolean;
+  /** Node Ready condition; undefined when the Node reports none (no kubelet). */
+  ready?: boolean;
+  agent?: AgentInfo;
+  /** CPU and memory of the VMs placed here plus moves in flight towards it. */
+  used: { cpu: number; memoryBytes: number };
+  /** Part of `used` held by moves in flight (it frees itself when they end). */
+  heldByMoves: { cpu: number; memoryBytes: number };
+  inbound: number;
+  outbound: number;
+}
+
+/** A move that is past Pending and not finished: it holds limits and capacity. */
+export interface MoveInFlight {
+  uid: string;
+  key: string;
+  vmKey: string;
+  moveType?: string;
+  source?: string;
+  target?: string;
+  after: { cpu: number; memoryBytes: number };
+}
+
+export class ClusterView {
+  readonly vms: Informer<VirtualMachine>;
+  readonly moves: Informer<MoveRequest>;
+  readonly evacuations: Informer<HostEvacuation>;
+  readonly nodes: Informer<NodeObject>;
+  readonly leases: Informer<LeaseObject>;
+
+  constructor(
+    api: KubeApi,
+    readonly agentNamespace: string,
+    resyncMs: number,
+  ) {
+    this.vms = new Informer<VirtualMachine>(api, vmovePath('virtualmachines'), { resyncMs, name: 'virtualmachines' });
+    this.moves = new Informer<MoveRequest>(api, vmovePath('moverequests'), { resyncMs, name: 'moverequests' });
+    this.evacuations = new Informer<HostEvacuation>(api, vmovePath('hostevacuations'), { resyncMs, name: 'hostevacuations' });
+    this.nodes = new Informer<NodeObject>(api, corePath('nodes'), { resyncMs, name: 'nodes' });
+    this.leases = new Informer<LeaseObject>(api, leasePath({ namespace: agentNamespace }), { labelSelector: AGENT_LEASE_SELECTOR, resyncMs, name: 'agent-leases' });
+  }
+
+  start(): void {
+    for (const i of this.informers()) i.start();
+  }
+
+  stop(): void {
+    for (const i of this.informers()) i.stop();
+  }
+
+  synced(): Promise<void> {
+    return Promise.all(this.informers().map((i) => i.hasSynced)).then(() => undefined);
+  }
+
+  private informers() {
+    return [this.vms, this.moves, this.evacuations, this.nodes, this.leases] as const;
+  }
+
+  agent(node: string, now = Date.now()): AgentInfo | undefined {
+    const lease = this.leases.list().find((l) => (l.metadata.labels?.[LEASE_NODE_LABEL] ?? l.spec.holderIdentity) === node);
+    return lease ? agentFromLease(lease, now) : undefined;
+  }
+
+  agents(now = Date.now()): AgentInfo[] {
+    return this.leases.list().map((l) => agentFromLease(l, now)).filter((a): a is AgentInfo => !!a);
+  }
+
+  /** Moves that hold limits and capacity now. */
+  movesInFlight(): MoveInFlight[] {
+    return this.moves
+      .list()
+      .filter((m) => m.status?.phase && m.status.phase !== 'Pending' && !isTerminal(m.status.phase))
+      .map((m) => {
+        const ctx = (m.status?.machine as { context?: { after?: { cpu: number; memoryBytes: number } } } | undefined)?.context;
+        return {
+          uid: m.metadata.uid ?? '',
+          key: `${m.metadata.namespace}/${m.metadata.name}`,
+          vmKey: `${m.metadata.namespace}/${m.spec.vmName}`,
+          moveType: m.status?.moveType,
+          source: m.status?.sourceNode,
+          target: m.status?.targetNode,
+          after: ctx?.after ?? { cpu: 0, memoryBytes: 0 },
+        };
+      });
+  }
+
+  /** Facts about every host that has a Node or an agent. */
+  hosts(now = Date.now()): HostFacts[] {
+    const inFlight = this.movesInFlight();
+    const agents = new Map(this.agents(now).map((a) => [a.node, a]));
+    const names = new Set([...this.nodes.list().map((n) => n.metadata.name), ...agents.keys()]);
+    const usage = new Map<string, { cpu: number; memoryBytes: number }>();
+    const held = new Map<string, { cpu: number; memoryBytes: number }>();
+    const add = (m: Map<string, { cpu: number; memoryBytes: number }>, node: string | undefined, cpu: number, mem: number): void => {
+      if (!node) return;
+      const u = m.get(node) ?? { cpu: 0, memoryBytes: 0 };
+      m.set(node, { cpu: u.cpu + cpu, memoryBytes: u.memoryBytes + mem });
+    };
+    for (const vm of this.vms.list()) {
+      const node = vm.status?.nodeName ?? vm.status?.scheduledNode;
+      add(usage, node, vm.status?.cpu ?? vm.spec.cpu, parseBytes(vm.status?.memory ?? vm.spec.memory));
+    }
+    for (const m of inFlight) {
+      if (!m.target || m.target === m.source) continue;
+      add(usage, m.target, m.after.cpu, m.after.memoryBytes);
+      add(held, m.target, m.after.cpu, m.after.memoryBytes);
+    }
+    return [...names].sort().map((name) => {
+      const node = this.nodes.get(name);
+      const ready = node?.status?.conditions?.find((c) => c.type === 'Ready');
+      const nonResize = inFlight.filter((m) => m.moveType !== 'ResizeInPlace');
+      return {
+        node: name,
+        labels: node?.metadata.labels ?? {},
+        cordoned: !!node?.spec?.unschedulable,
+        fenced: !!node?.spec?.taints?.some((t) => t.key === OUT_OF_SERVICE_TAINT),
+        ready: ready ? ready.status === 'True' : undefined,
+        agent: agents.get(name),
+        used: usage.get(name) ?? { cpu: 0, memoryBytes: 0 },
+        heldByMoves: held.get(name) ?? { cpu: 0, memoryBytes: 0 },
+        inbound: nonResize.filter((m) => m.target === name && m.source !== name).length,
+        outbound: nonResize.filter((m) => m.source === name && m.target !== name).length,
+      };
+    });
+  }
+}
+
+export function agentFromLease(lease: LeaseObject, now: number): AgentInfo | undefined {
+  const endpoint = lease.metadata.annotations?.[LEASE_ENDPOINT_ANNOTATION];
+  const caps = lease.metadata.annotations?.[LEASE_CAPABILITIES_ANNOTATION];
+  const node = lease.metadata.labels?.[LEASE_NODE_LABEL] ?? lease.spec.holderIdentity;
+  if (!endpoint || !caps || !node) return undefined;
+  let capabilities: HostCapabilities;
+  try {
+    capabilities = JSON.parse(caps) as HostCapabilities;
+  } catch {
+    return undefined;
+  }
+  const renewed = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
+  const expiresAt = renewed + (lease.spec.leaseDurationSeconds ?? 15) * 1000;
+  return { node, endpoint, capabilities, alive: expiresAt > now && !!lease.spec.holderIdentity, expiredForSeconds: Math.max(0, (now - expiresAt) / 1000) };
+}

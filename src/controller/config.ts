@@ -1,0 +1,68 @@
+// Cluster-wide settings of the controller, with defaults like KubeVirt's where they overlap.
+import type { ResolvedPolicy } from '../machines/vocabulary';
+import type { MovePolicy } from '../api/types';
+
+export interface MoveLimits {
+  /** Moves (past Pending, not finished) at once in the cluster. */
+  parallelMoves: number;
+  outboundPerNode: number;
+  inboundPerNode: number;
+}
+
+export interface ControllerConfig {
+  /** Where agent Leases, the leader Lease and cluster-scoped Events live. */
+  namespace: string;
+  identity: string;
+  limits: MoveLimits;
+  policyDefaults: ResolvedPolicy;
+  /** How long a move waits in Scheduling for capacity held by other moves before failing. */
+  schedulingWaitSeconds: number;
+  /** An agent whose lease expired this long ago is lost: steps on its host are given up. */
+  agentLostAfterSeconds: number;
+  /** A host is dead when its agent's lease expired this long ago and its Node is not Ready. */
+  deadHostAfterSeconds: number;
+  /** Create a HostEvacuation for a dead, fenced host automatically. */
+  autoEvacuateDeadHosts: boolean;
+  resyncMs: number;
+  workers: number;
+  /** Long-poll an agent operation this long before answering Running. */
+  agentWaitMs: number;
+}
+
+export const DEFAULT_POLICY: ResolvedPolicy = {
+  maxDowntimeMs: 300,
+  bandwidthMiBps: 0,
+  completionTimeoutPerGiB: 150,
+  progressTimeoutSeconds: 150,
+  allowAutoConverge: true,
+  allowPostCopy: false,
+  maxAttempts: 3,
+};
+
+export const defaultConfig = (over: Partial<ControllerConfig> = {}): ControllerConfig => ({
+  namespace: 'vmove-system',
+  identity: `vmove-controller-${process.pid}`,
+  limits: { parallelMoves: 5, outboundPerNode: 2, inboundPerNode: 2 },
+  policyDefaults: DEFAULT_POLICY,
+  schedulingWaitSeconds: 300,
+  agentLostAfterSeconds: 5,
+  deadHostAfterSeconds: 40,
+  autoEvacuateDeadHosts: false,
+  resyncMs: 30_000,
+  workers: 8,
+  agentWaitMs: 1_000,
+  ...over,
+});
+
+/** The request's policy over the cluster defaults. */
+export function resolvePolicy(p: MovePolicy | undefined, d: ResolvedPolicy): ResolvedPolicy {
+  return {
+    maxDowntimeMs: p?.maxDowntimeMs ?? d.maxDowntimeMs,
+    bandwidthMiBps: p?.bandwidthMiBps ?? d.bandwidthMiBps,
+    completionTimeoutPerGiB: p?.completionTimeoutPerGiB ?? d.completionTimeoutPerGiB,
+    progressTimeoutSeconds: p?.progressTimeoutSeconds ?? d.progressTimeoutSeconds,
+    allowAutoConverge: p?.allowAutoConverge ?? d.allowAutoConverge,
+    allowPostCopy: p?.allowPostCopy ?? d.allowPostCopy,
+    maxAttempts: p?.maxAttempts ?? d.maxAttempts,
+  };
+}
