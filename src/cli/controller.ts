@@ -1,5 +1,87 @@
-// Placeholder until the controller sub-command lands.
-export async function controllerCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('vmove controller: not built yet\n');
-  return 1;
+// `vmove controller`: the cluster brain. Leader-elected; exits when it loses the lease so a
+// restart (by its Deployment, or by `make run`) starts clean from what the API server holds.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { defaultConfig } from '../controller/config';
+import { startController } from '../controller/manager';
+import { KubeApi } from '../kube/api';
+import { componentLogger } from '../log';
+
+const USAGE = `usage: vmove controller [options]
+
+  --kubeconfig PATH          API server credentials (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
+  --namespace NS             where agent and leader Leases live (default vmove-system)
+  --agent-token-file PATH    bearer token shown to agents (re-read on every call; default: the kubeconfig's token,
+                             or the service account token in a cluster)
+  --identity NAME            leader-election identity (default: hostname-pid)
+  --metrics-address ADDR     serve /metrics, /healthz, /readyz (e.g. :8080)
+  --parallel-moves N         moves in flight in the cluster (default 5)
+  --outbound-per-node N      moves leaving one node at once (default 2)
+  --inbound-per-node N       moves arriving on one node at once (default 2)
+  --workers N                reconciles at once per kind (default 8)
+  --auto-evacuate-dead-hosts create a HostEvacuation for a dead, fenced host (default off)
+  --no-leader-election       act without the lease (a single replica only)
+`;
+
+const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export async function controllerCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string', default: 'vmove-system' },
+      'agent-token-file': { type: 'string' },
+      identity: { type: 'string' },
+      'metrics-address': { type: 'string' },
+      'parallel-moves': { type: 'string' },
+      'outbound-per-node': { type: 'string' },
+      'inbound-per-node': { type: 'string' },
+      workers: { type: 'string' },
+      'auto-evacuate-dead-hosts': { type: 'boolean', default: false },
+      'no-leader-election': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = componentLogger('controller');
+  const api = await KubeApi.fromFile(values.kubeconfig);
+  const base = defaultConfig();
+  const num = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
+  const config = defaultConfig({
+    namespace: values.namespace!,
+    identity: values.identity ?? `${hostname()}-${process.pid}`,
+    limits: {
+      parallelMoves: num(values['parallel-moves'], base.limits.parallelMoves),
+      outboundPerNode: num(values['outbound-per-node'], base.limits.outboundPerNode),
+      inboundPerNode: num(values['inbound-per-node'], base.limits.inboundPerNode),
+    },
+    workers: num(values.workers, base.workers),
+    autoEvacuateDeadHosts: values['auto-evacuate-dead-hosts']!,
+  });
+  const tokenFile = values['agent-token-file'];
+  const kubeToken = api.bearerToken();
+  const agentToken = (): string => {
+    if (tokenFile) return readFileSync(tokenFile, 'utf8').trim();
+    if (kubeToken) return kubeToken;
+    return readFileSync(SA_TOKEN, 'utf8').trim();
+  };
+  const running = startController({ api, config, agentToken, metricsAddress: values['metrics-address'], leaderElection: !values['no-leader-election'] });
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    void running.stop();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  const how = await running.done;
+  api.close();
+  if (how === 'lost') {
+    log.error('leadership lost: exiting so nothing acts without the lease');
+    return 1;
+  }
+  return 0;
 }

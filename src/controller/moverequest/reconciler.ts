@@ -3,6 +3,7 @@
 // The controller may die at any instant: the machine's state lives only in `.status.machine`,
 // and every agent operation is keyed by the request's UID, attempt and step.
 import type { MoveProgress, MoveRequest, MoveRequestStatus, Placement, VirtualMachine } from '../../api/types';
+import { AgentRequestError } from '../../agent/client';
 import type { OperationRequest, OperationStatus } from '../../agent/protocol';
 import { isConflict, type KubeApi } from '../../kube/api';
 import type { EventRecorder } from '../../kube/events';
@@ -29,6 +30,7 @@ import type { AgentOps } from '../agentOps';
 import { chooseMove, vmRunning, vmStorage } from '../chooseMove';
 import type { ClusterView, HostFacts, MoveInFlight } from '../clusterView';
 import { resolvePolicy, type ControllerConfig } from '../config';
+import type { ControllerMetrics } from '../metrics';
 import { admitMove } from '../limits';
 import { hasRoomToGrow, placeVm } from '../placement';
 import { vmSpecFor } from '../vmSpec';
@@ -47,6 +49,7 @@ export interface MoveDeps {
   agents: AgentOps;
   events: EventRecorder;
   config: ControllerConfig;
+  metrics?: ControllerMetrics;
 }
 
 interface Observation {
@@ -134,6 +137,9 @@ export class MoveRequestReconciler {
       }
       this.announce(mr, before, m, notes);
       if (isDone(m)) {
+        const ctx = contextOf(m);
+        this.d.metrics?.movesFinished.inc({ move_type: ctx.moveType, phase: phaseOf(m) });
+        if (mr.status?.startTime) this.d.metrics?.moveDuration.observe({ move_type: ctx.moveType, phase: phaseOf(m) }, (Date.now() - Date.parse(mr.status.startTime)) / 1000);
         await this.finish(mr);
         return {};
       }
@@ -306,6 +312,10 @@ export class MoveRequestReconciler {
     try {
       st = await this.d.agents.putOperation(agent.endpoint, opId, this.request(step, vm, m), { waitMs: this.d.config.agentWaitMs });
     } catch (err) {
+      if (err instanceof AgentRequestError && !err.transient && err.status !== 401 && err.status !== 403) {
+        // The agent understood and refused (bad request, a different body for the same opId).
+        return { event: { type: 'STEP_FAILED', at, step: step.key, message: `the agent of ${node} refused ${step.request.kind}: ${err.message}`, transient: false } };
+      }
       // The agent lives (its lease is fresh) but does not answer: keep the clock running so the
       // progress timeout can give up on a silent agent.
       this.log.warn({ move: mr.metadata.name, opId, node, err: err instanceof Error ? err.message : String(err) }, 'agent call failed; retrying');

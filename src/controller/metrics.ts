@@ -1,0 +1,16 @@
+// Prometheus metrics of the controller (scraped from /metrics).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  readonly reconciles = new Counter({ name: 'vmove_reconciles_total', help: 'Reconciles by kind and result', labelNames: ['kind', 'result'], registers: [this.registry] });
+  readonly movesFinished = new Counter({ name: 'vmove_moves_finished_total', help: 'MoveRequests that ended, by move type and phase', labelNames: ['move_type', 'phase'], registers: [this.registry] });
+  readonly moveDuration = new Histogram({
+    name: 'vmove_move_duration_seconds',
+    help: 'Time from a move leaving Pending to its end, by move type and phase',
+    labelNames: ['move_type', 'phase'],
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({ name: 'vmove_controller_leader', help: '1 while this replica leads', registers: [this.registry] });
+}
