@@ -40,6 +40,11 @@ export interface VmSpec {
   kernelArgs?: string;
   /** The VirtualMachine's annotations (the sim driver reads its guest model from them). */
   annotations?: Record<string, string>;
+  /**
+   * Driver-specific runtime layout (e.g. hotplugged CPUs and DIMMs) a live-migration target must
+   * reproduce: pass the source's `VmInfo.machine` here to prepareIncoming. Absent = boot layout.
+   */
+  machine?: string;
 }
 
 export type VmState =
@@ -60,6 +65,8 @@ export interface VmInfo {
   memoryBytes: number;
   /** A counter the guest advances while it runs (heartbeat); absent when unknown. */
   heartbeat?: number;
+  /** Opaque runtime layout to hand to the target as `VmSpec.machine` (see there). */
+  machine?: string;
 }
 
 /** Where an incoming migration should be sent; returned by prepareIncoming. */
@@ -69,6 +76,10 @@ export interface IncomingEndpoint {
   /** NBD export of the target's empty disks, for block migration. */
   nbd?: { host: string; port: number; exports: Record<string, string> };
   tls?: boolean;
+  /** Post-copy is armed on the target (the source arms it too, so a later switch is possible). */
+  postCopy?: boolean;
+  /** Multifd channels the target expects (the source must use the same number). */
+  multifdChannels?: number;
 }
 
 /** Knobs the convergence ladder turns. */
@@ -80,6 +91,12 @@ export interface MigrationTuning {
   /** Switch to post-copy now (only when the policy allows it). */
   postCopy: boolean;
   multifdChannels?: number;
+  /**
+   * Whether a later tuning may turn on auto-converge / post-copy. Hypervisors fix these
+   * capabilities when a migration starts, so drivers arm them up front; absent = allowed.
+   */
+  allowAutoConverge?: boolean;
+  allowPostCopy?: boolean;
 }
 
 export type MigrationState =
@@ -105,6 +122,24 @@ export interface MigrationStatus {
   downtimeMs?: number;
   totalTimeMs?: number;
   error?: string;
+  /** With `error`: true when trying the migration again may succeed (peer died, link broke). */
+  errorTransient?: boolean;
+}
+
+/**
+ * Drivers throw this when they know whether trying again may help (`transient`: busy host,
+ * broken connection) or not (unknown image, no such VM). Other errors are classified by the
+ * agent from their Node error code and message.
+ */
+export class DriverError extends Error {
+  override readonly name = 'DriverError';
+  constructor(
+    message: string,
+    readonly transient: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 export interface DiskReader {
@@ -129,11 +164,16 @@ export interface Driver {
    */
   undefine(id: string, opts: { deleteLocalDisks: boolean; deleteSharedDisks?: boolean }): Promise<void>;
 
-  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean }): Promise<IncomingEndpoint>;
+  /**
+   * Idempotent: while the VM waits for its stream, answers the same endpoint again. `tuning` (the
+   * migration's first tuning) lets the target arm multifd and post-copy to match the source.
+   */
+  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint>;
+  /** No-op when a migration of this VM to the same endpoint is active or completed. */
   startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void>;
   tuneMigration(id: string, tuning: MigrationTuning): Promise<void>;
   migrationStatus(id: string): Promise<MigrationStatus>;
-  /** Cancel an outgoing migration; the VM keeps running here. */
+  /** Cancel an outgoing migration (no-op when none is active); the VM keeps running here. */
   abortMigration(id: string): Promise<void>;
   /** Target side: run the VM whose state arrived. */
   completeIncoming(id: string): Promise<void>;

@@ -1,0 +1,172 @@
+// The node agent, assembled: driver, operation executor, HTTP server, and — with a kubeconfig —
+// the Lease heartbeat and the VM status reporter. `startAgent` is what the CLI runs, and what
+// tests, the demo and the benchmark call to run many agents in one process.
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Driver, DriverKind, HostConfig } from '../drivers/driver';
+import { createDriver, type DriverOptions } from '../drivers/registry';
+import { componentLogger } from '../log';
+import {
+  DEFAULT_ALLOWED,
+  SharedSecretAuthenticator,
+  TokenReviewAuthenticator,
+  type AllowedIdentities,
+  type Authenticator,
+} from './auth';
+import { AgentClient, type TokenProvider } from './client';
+import { AgentLease } from './lease';
+import { OperationExecutor } from './operations';
+import { createAgentServer } from './server';
+import { VmStatusReporter } from './vmReporter';
+
+export type AgentAuth = { mode: 'shared-secret'; secret: string } | { mode: 'tokenreview'; cacheTtlMs?: number };
+
+export interface AgentOptions {
+  host: HostConfig;
+  /** A driver kind to create, or a ready driver (kept open on stop: its owner closes it). */
+  driver: DriverKind | Driver;
+  driverOptions?: DriverOptions;
+  /** `HOST:PORT` to listen on; port 0 picks a free one. Default 127.0.0.1:0. */
+  listen?: string;
+  /** URL other parties reach this agent at; default http://<listen host>:<port>. */
+  endpoint?: string;
+  auth: AgentAuth;
+  allowed?: AllowedIdentities;
+  /** API server access: Lease heartbeat, VM status reports, TokenReview, own token. */
+  kubeconfig?: KubeConfig;
+  leaseNamespace?: string;
+  leaseRenewMs?: number;
+  reportIntervalMs?: number;
+  /** Migration poll interval (ms). */
+  pollMs?: number;
+  /** fsync operation records (default true). */
+  fsync?: boolean;
+}
+
+export interface RunningAgent {
+  node: string;
+  endpoint: string;
+  driver: Driver;
+  executor: OperationExecutor;
+  /** Stop serving and heartbeating; VMs keep running. The Lease is left to expire. */
+  stop(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen: expected HOST:PORT, got "${listen}"`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/** The bearer token this agent presents to other agents. */
+function ownToken(auth: AgentAuth, kc: KubeConfig | undefined): TokenProvider {
+  if (auth.mode === 'shared-secret') return () => auth.secret;
+  if (!kc) throw new Error('tokenreview auth needs a kubeconfig');
+  return async () => {
+    const opts: { headers?: Record<string, string> } = {};
+    await kc.applyToHTTPSOptions(opts);
+    const token = bearerOf(opts.headers?.Authorization ?? opts.headers?.authorization);
+    if (!token) throw new Error('the kubeconfig user has no bearer token to present to other agents');
+    return token;
+  };
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
+}
+
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const node = opts.host.nodeName;
+  const log = componentLogger('agent', { node });
+  const ownsDriver = typeof opts.driver === 'string';
+  const driver = typeof opts.driver === 'string' ? await createDriver(opts.driver, opts.host, opts.driverOptions) : opts.driver;
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    if (ownsDriver) cleanups.push(() => driver.close());
+
+    const peers = new AgentClient({ token: ownToken(opts.auth, opts.kubeconfig) });
+    const executor = await OperationExecutor.open({
+      driver,
+      stateDir: opts.host.stateDir,
+      fetchDisk: (endpoint, vmId, disk, signal) => peers.readDisk(endpoint, vmId, disk, signal),
+      ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+      ...(opts.fsync !== undefined ? { fsync: opts.fsync } : {}),
+    });
+    cleanups.unshift(() => executor.close());
+
+    const authenticator: Authenticator =
+      opts.auth.mode === 'shared-secret'
+        ? new SharedSecretAuthenticator(opts.auth.secret)
+        : new TokenReviewAuthenticator(requireKubeconfig(opts), { ...(opts.auth.cacheTtlMs !== undefined ? { cacheTtlMs: opts.auth.cacheTtlMs } : {}) });
+    const baseAllowed = opts.allowed ?? DEFAULT_ALLOWED;
+    const allowed: AllowedIdentities =
+      opts.auth.mode === 'shared-secret'
+        ? { ...baseAllowed, controller: [...baseAllowed.controller, 'vmove:shared-secret'] }
+        : baseAllowed;
+
+    const server = createAgentServer({ executor, driver, authenticator, allowed });
+    const { host, port } = parseListen(opts.listen ?? '127.0.0.1:0');
+    server.listen({ host, port });
+    await once(server, 'listening');
+    cleanups.unshift(async () => {
+      server.closeIdleConnections();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Long polls end at once when the executor closes; anything else gets a moment.
+      setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      await closed;
+    });
+    const bound = (server.address() as AddressInfo).port;
+    const endpoint = opts.endpoint ?? `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+
+    if (opts.kubeconfig) {
+      const reporter = new VmStatusReporter({
+        kubeconfig: opts.kubeconfig,
+        node,
+        driver,
+        ...(opts.reportIntervalMs !== undefined ? { intervalMs: opts.reportIntervalMs } : {}),
+      });
+      executor.on('finished', () => reporter.kick());
+      await reporter.start();
+      cleanups.unshift(() => reporter.stop());
+
+      const lease = new AgentLease({
+        kubeconfig: opts.kubeconfig,
+        node,
+        endpoint,
+        capabilities: driver.capabilities(),
+        ...(opts.leaseNamespace ? { namespace: opts.leaseNamespace } : {}),
+        ...(opts.leaseRenewMs ? { renewMs: opts.leaseRenewMs } : {}),
+      });
+      await lease.start();
+      cleanups.unshift(() => lease.stop());
+    }
+
+    log.info({ endpoint, driver: driver.kind, auth: opts.auth.mode }, 'agent started');
+    let stopping: Promise<void> | undefined;
+    return {
+      node,
+      endpoint,
+      driver,
+      executor,
+      stop: () => {
+        stopping ??= runCleanups(cleanups).then(() => log.info('agent stopped'));
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await runCleanups(cleanups);
+    throw err;
+  }
+}
+
+function requireKubeconfig(opts: AgentOptions): KubeConfig {
+  if (!opts.kubeconfig) throw new Error('tokenreview auth needs a kubeconfig');
+  return opts.kubeconfig;
+}
+
+async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
+  for (const c of cleanups) {
+    await c().catch((err: unknown) => componentLogger('agent').warn({ err }, 'cleanup step failed'));
+  }
+}

@@ -1,0 +1,175 @@
+// What each operation kind does with the driver. Every handler is safe to run again from the
+// start after an agent restart (the driver calls are idempotent); `migrate` instead
+// re-attaches to a migration the driver already runs.
+import { Transform, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DiskReader, Driver, IncomingEndpoint, MigrationStatus, VmInfo } from '../drivers/driver';
+import { OperationFailure } from './errors';
+import type { CopyProgress, OperationRequest } from './protocol';
+
+export interface OperationOutcome {
+  message: string;
+  endpoint?: IncomingEndpoint;
+}
+
+export interface OperationContext {
+  driver: Driver;
+  signal: AbortSignal;
+  pollMs: number;
+  /** Let other operations on this VM run (a migration only watches from here on). */
+  releaseVm(): void;
+  /** Progress shown in the operation's status while it runs. */
+  progress(update: { migration?: MigrationStatus; copy?: CopyProgress; message?: string }): void;
+  /** migrate: whether this operation already started its migration (persisted). */
+  migrationStarted: boolean;
+  markMigrationStarted(): Promise<void>;
+  /** Read a disk from another agent (copyDisks). */
+  fetchDisk(endpoint: string, vmId: string, disk: string, signal: AbortSignal): Promise<DiskReader>;
+}
+
+type Handler<K extends OperationRequest['kind']> = (req: Extract<OperationRequest, { kind: K }>, ctx: OperationContext) => Promise<OperationOutcome>;
+type Handlers = { [K in OperationRequest['kind']]: Handler<K> };
+
+async function find(driver: Driver, id: string): Promise<VmInfo | undefined> {
+  return (await driver.list()).find((v) => v.id === id);
+}
+
+const fmtMs = (ms: number | undefined): string => (ms === undefined ? '?' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+const handlers: Handlers = {
+  async ensureVm(req, { driver }) {
+    await driver.ensureDisks(req.vm, req.disks);
+    await driver.define(req.vm);
+    if (req.start) await driver.start(req.vm.id);
+    return { message: `VM defined${req.disks === 'fresh' ? ' with fresh disks' : ''}${req.start ? ' and running' : ''}` };
+  },
+
+  async startVm(req, { driver }) {
+    await driver.start(req.vm.id);
+    return { message: 'VM running' };
+  },
+
+  async stopVm(req, { driver }) {
+    await driver.stop(req.vm.id);
+    return { message: 'VM stopped' };
+  },
+
+  async deleteVm(req, { driver }) {
+    const vm = await find(driver, req.vm.id);
+    if (vm && vm.state !== 'Stopped') await driver.stop(req.vm.id);
+    await driver.undefine(req.vm.id, { deleteLocalDisks: req.deleteLocalDisks });
+    return { message: vm ? `VM deleted${req.deleteLocalDisks ? ' with its local disks' : ''}` : 'VM was not here' };
+  },
+
+  async prepareIncoming(req, { driver }) {
+    const endpoint = await driver.prepareIncoming(req.vm, { blockMigration: req.blockMigration });
+    return { message: `waiting for the VM at ${endpoint.migrationUri}`, endpoint };
+  },
+
+  async migrate(req, ctx) {
+    const { driver } = ctx;
+    const id = req.vm.id;
+    if (!ctx.migrationStarted) {
+      await driver.startMigration(id, req.to, req.tuning, { blockMigration: req.blockMigration });
+      await ctx.markMigrationStarted();
+    }
+    ctx.releaseVm();
+    for (;;) {
+      const st = await driver.migrationStatus(id);
+      ctx.progress({ migration: st });
+      switch (st.state) {
+        case 'completed':
+          return { message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes` };
+        case 'failed':
+          throw new OperationFailure(`migration failed: ${st.error ?? 'no reason given'}`, st.errorTransient ?? true);
+        case 'cancelled':
+          throw new OperationFailure('migration cancelled', false);
+        case 'none':
+          throw new OperationFailure('the driver has no migration for this VM any more', true);
+        default:
+          await sleep(ctx.pollMs, undefined, { signal: ctx.signal });
+      }
+    }
+  },
+
+  async abortMigration(req, { driver }) {
+    await driver.abortMigration(req.vm.id);
+    return { message: 'migration cancelled; the VM runs on here' };
+  },
+
+  async completeIncoming(req, { driver }) {
+    await driver.completeIncoming(req.vm.id);
+    return { message: 'VM running on the target' };
+  },
+
+  async resumeSource(req, { driver }) {
+    await driver.resumeSource(req.vm.id);
+    return { message: 'VM running again on the source' };
+  },
+
+  async copyDisks(req, ctx) {
+    const disks = req.vm.disks.filter((d) => d.storage === 'Local');
+    const total: CopyProgress = { totalBytes: disks.reduce((n, d) => n + d.sizeBytes, 0), copiedBytes: 0 };
+    ctx.progress({ copy: { ...total } });
+    let done = 0;
+    for (const disk of disks) {
+      const reader = await ctx.fetchDisk(req.from.endpoint, req.vm.id, disk.name, ctx.signal);
+      // Streams may be compact (sparse, qcow2): report progress in the disk's own bytes.
+      const counted = countBytes(reader.stream, (n) => {
+        const part = reader.sizeBytes > 0 ? Math.min(1, n / reader.sizeBytes) : 1;
+        ctx.progress({ copy: { totalBytes: total.totalBytes, copiedBytes: done + Math.floor(part * disk.sizeBytes) } });
+      });
+      await ctx.driver.writeDisk(req.vm, disk.name, counted, reader.sizeBytes);
+      done += disk.sizeBytes;
+      ctx.progress({ copy: { totalBytes: total.totalBytes, copiedBytes: done } });
+    }
+    return { message: disks.length ? `copied ${disks.length} local disk(s) from ${req.from.endpoint}` : 'no local disks to copy' };
+  },
+
+  async hotplug(req, { driver }) {
+    await driver.hotplug(req.vm.id, { cpu: req.cpu, memoryBytes: req.memoryBytes });
+    return { message: `VM now has ${req.cpu} CPU(s) and ${Math.round(req.memoryBytes / 2 ** 20)} MiB` };
+  },
+
+  async verify(req, ctx) {
+    const { driver } = ctx;
+    const first = await find(driver, req.vm.id);
+    if (!req.expectRunning) {
+      if (!first) throw new OperationFailure(`VM is not defined here`, false);
+      if (first.state !== 'Stopped') throw new OperationFailure(`VM is ${first.state}, expected Stopped`, false);
+      return { message: 'VM defined and stopped' };
+    }
+    const deadline = Date.now() + req.windowMs;
+    const step = Math.max(20, Math.min(250, Math.floor(req.windowMs / 10)));
+    for (let vm = first; ; vm = await find(driver, req.vm.id)) {
+      if (!vm) throw new OperationFailure('VM is not defined here', false);
+      if (vm.state !== 'Running') throw new OperationFailure(`VM is ${vm.state}, expected Running`, false);
+      if (vm.heartbeat !== undefined && (first?.heartbeat === undefined || vm.heartbeat > first.heartbeat)) {
+        return { message: `VM running; guest heartbeat ${vm.heartbeat}` };
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        // A guest that booted slowly may still come up: trying again can help.
+        throw new OperationFailure(`guest made no progress in ${req.windowMs} ms (heartbeat ${vm.heartbeat ?? 'none'})`, true);
+      }
+      await sleep(Math.min(step, left), undefined, { signal: ctx.signal });
+    }
+  },
+};
+
+function countBytes(source: Readable, onBytes: (total: number) => void): Readable {
+  let n = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  source.on('error', (err) => counter.destroy(err));
+  return source.pipe(counter);
+}
+
+export function runOperation(req: OperationRequest, ctx: OperationContext): Promise<OperationOutcome> {
+  return (handlers[req.kind] as Handler<typeof req.kind>)(req as never, ctx);
+}

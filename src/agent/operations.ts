@@ -1,0 +1,272 @@
+// The operation executor: runs OperationRequests against the driver, exactly once per opId.
+//
+// - An operation is recorded in `<stateDir>/operations/<opId>.json` before it acts; a PUT for
+//   a known opId answers the recorded status (the controller may re-send after a crash).
+// - Operations on one VM run one after another; different VMs run in parallel. A migration
+//   holds its VM only while it starts, so it can be aborted while it runs.
+// - After a restart, operations recorded as Running run again (their handlers are idempotent)
+//   or, for a migration already started, re-attach to the driver's migration.
+import { EventEmitter } from 'node:events';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DiskReader, Driver } from '../drivers/driver';
+import { componentLogger } from '../log';
+import { readJsonFile, writeFileAtomic } from './atomicFile';
+import { AgentError, badRequest, conflict, toOperationError } from './errors';
+import { runOperation } from './operationKinds';
+import type { OperationRequest, OperationStatus } from './protocol';
+import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
+import { VmLocks } from './vmLocks';
+
+const log = componentLogger('operations');
+
+export interface OperationRecord {
+  opId: string;
+  request: OperationRequest;
+  status: OperationStatus;
+  /** migrate: the driver's migration was started by this operation. */
+  migrationStarted?: boolean;
+}
+
+export interface ExecutorOptions {
+  driver: Driver;
+  stateDir: string;
+  fetchDisk(endpoint: string, vmId: string, disk: string, signal: AbortSignal): Promise<DiskReader>;
+  /** How often a running migration is polled (ms). */
+  pollMs?: number;
+  /** Finished records older than this are forgotten (ms; default 7 days). */
+  retentionMs?: number;
+  /** fsync operation records (default true; benchmarks on tmpfs may turn it off). */
+  fsync?: boolean;
+}
+
+export interface ExecutorEvents {
+  finished: [status: OperationStatus, request: OperationRequest];
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export class OperationExecutor extends EventEmitter<ExecutorEvents> {
+  private readonly records = new Map<string, OperationRecord>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly locks = new VmLocks();
+  private readonly abort = new AbortController();
+  private readonly dir: string;
+  private closing = false;
+  private sweeper?: NodeJS.Timeout;
+
+  private constructor(private readonly opts: ExecutorOptions) {
+    super();
+    this.dir = join(opts.stateDir, 'operations');
+  }
+
+  /** Load recorded operations, forget old ones, resume those that were running. */
+  static async open(opts: ExecutorOptions): Promise<OperationExecutor> {
+    const ex = new OperationExecutor(opts);
+    await ex.load();
+    ex.sweeper = setInterval(() => void ex.sweep(), Math.min(ex.retentionMs, DAY_MS) / 24);
+    ex.sweeper.unref();
+    for (const rec of ex.records.values()) {
+      if (rec.status.state === 'Running') {
+        log.info({ opId: rec.opId, kind: rec.request.kind, vm: rec.request.vm.id }, 'resuming operation after restart');
+        ex.launch(rec);
+      }
+    }
+    return ex;
+  }
+
+  /** Start the operation `opId`, or answer its status when it is already known. */
+  async submit(opId: string, body: unknown): Promise<OperationStatus> {
+    if (this.closing) throw new AgentError('agent is shutting down', 503, true);
+    if (!isValidOpId(opId)) throw badRequest(`invalid operation id "${opId}"`);
+    const checked = validateOperationRequest(body);
+    if ('problems' in checked) throw badRequest(`invalid ${String((body as { kind?: unknown })?.kind ?? 'operation')} request: ${checked.problems.join('; ')}`);
+    const request = checked.request;
+
+    const known = this.records.get(opId);
+    if (known) return this.resubmit(known, request);
+
+    const rec: OperationRecord = {
+      opId,
+      request,
+      status: { opId, kind: request.kind, state: 'Running', startedAt: new Date().toISOString() },
+    };
+    // Visible at once, so a concurrent PUT of the same opId finds it instead of acting twice.
+    this.records.set(opId, rec);
+    try {
+      await this.persist(rec);
+    } catch (err) {
+      this.records.delete(opId);
+      throw new AgentError(`cannot record operation ${opId}: ${(err as Error).message}`, 503, true);
+    }
+    log.debug({ opId, kind: request.kind, vm: request.vm.id }, 'operation accepted');
+    this.launch(rec);
+    return this.snapshot(rec);
+  }
+
+  get(opId: string): OperationStatus | undefined {
+    const rec = this.records.get(opId);
+    return rec && this.snapshot(rec);
+  }
+
+  /** The status once the operation leaves Running, or when `waitMs` has passed. */
+  async waitFor(opId: string, waitMs: number): Promise<OperationStatus | undefined> {
+    const rec = this.records.get(opId);
+    if (!rec) return undefined;
+    if (rec.status.state === 'Running' && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const set = this.waiters.get(opId) ?? new Set();
+        this.waiters.set(opId, set);
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0 && this.waiters.get(opId) === set) this.waiters.delete(opId);
+          resolve();
+        };
+        const timer = setTimeout(done, waitMs);
+        set.add(done);
+      });
+    }
+    return this.snapshot(rec);
+  }
+
+  /** Stop acting; operations still running stay recorded as Running and resume on the next start. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweeper);
+    this.abort.abort();
+    for (const set of this.waiters.values()) for (const w of [...set]) w();
+    await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, 5000).unref())]);
+  }
+
+  private async resubmit(rec: OperationRecord, request: OperationRequest): Promise<OperationStatus> {
+    switch (compareResubmission(rec.request, request)) {
+      case 'same':
+        return this.snapshot(rec);
+      case 'conflict':
+        throw conflict(`operation ${rec.opId} exists with a different request; only a migration's tuning may change`);
+      case 'tuning': {
+        if (request.kind !== 'migrate' || rec.request.kind !== 'migrate') return this.snapshot(rec);
+        if (rec.status.state !== 'Running') return this.snapshot(rec);
+        await this.opts.driver.tuneMigration(request.vm.id, request.tuning);
+        rec.request = { ...rec.request, tuning: request.tuning };
+        await this.persist(rec);
+        log.info({ opId: rec.opId, tuning: request.tuning }, 'migration tuning changed');
+        return this.snapshot(rec);
+      }
+    }
+  }
+
+  private launch(rec: OperationRecord): void {
+    const p = this.execute(rec).finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  private async execute(rec: OperationRecord): Promise<void> {
+    const vmId = rec.request.vm.id;
+    const release = await this.locks.acquire(vmId);
+    let released = false;
+    const releaseVm = () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+    try {
+      if (this.closing) return;
+      const outcome = await runOperation(rec.request, {
+        driver: this.opts.driver,
+        signal: this.abort.signal,
+        pollMs: this.opts.pollMs ?? 250,
+        releaseVm,
+        progress: (u) => {
+          if (u.migration) rec.status.migration = u.migration;
+          if (u.copy) rec.status.copy = u.copy;
+          if (u.message) rec.status.message = u.message;
+        },
+        migrationStarted: rec.migrationStarted === true,
+        markMigrationStarted: async () => {
+          rec.migrationStarted = true;
+          await this.persist(rec);
+        },
+        fetchDisk: this.opts.fetchDisk,
+      });
+      if (this.closing) return;
+      rec.status = { ...rec.status, state: 'Succeeded', message: outcome.message, ...(outcome.endpoint ? { endpoint: outcome.endpoint } : {}) };
+    } catch (err) {
+      // Shutting down: leave it Running so the next agent resumes it.
+      if (this.closing) return;
+      rec.status = { ...rec.status, state: 'Failed', error: toOperationError(err) };
+      rec.status.message = rec.status.error!.message;
+    } finally {
+      releaseVm();
+    }
+    rec.status.finishedAt = new Date().toISOString();
+    try {
+      await this.persist(rec);
+    } catch (err) {
+      log.error({ err, opId: rec.opId }, 'cannot record the outcome of an operation; it will run again after a restart');
+    }
+    const lvl = rec.status.state === 'Succeeded' ? 'debug' : 'info';
+    log[lvl]({ opId: rec.opId, kind: rec.request.kind, vm: vmId, state: rec.status.state, error: rec.status.error }, 'operation finished');
+    for (const w of [...(this.waiters.get(rec.opId) ?? [])]) w();
+    this.emit('finished', this.snapshot(rec), rec.request);
+  }
+
+  private get retentionMs(): number {
+    return this.opts.retentionMs ?? 7 * DAY_MS;
+  }
+
+  /** Forget finished operations older than the retention time. */
+  private async sweep(): Promise<void> {
+    const cutoff = Date.now() - this.retentionMs;
+    for (const rec of [...this.records.values()]) {
+      if (rec.status.finishedAt && Date.parse(rec.status.finishedAt) < cutoff) {
+        this.records.delete(rec.opId);
+        await rm(join(this.dir, `${rec.opId}.json`), { force: true }).catch(() => undefined);
+      }
+    }
+  }
+
+  private snapshot(rec: OperationRecord): OperationStatus {
+    return structuredClone(rec.status);
+  }
+
+  private persist(rec: OperationRecord): Promise<void> {
+    return writeFileAtomic(join(this.dir, `${rec.opId}.json`), JSON.stringify(rec), { fsync: this.opts.fsync ?? true });
+  }
+
+  private async load(): Promise<void> {
+    let files: string[] = [];
+    try {
+      files = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const cutoff = Date.now() - this.retentionMs;
+    for (const f of files) {
+      const path = join(this.dir, f);
+      if (!f.endsWith('.json')) {
+        // A temporary file a crash left behind.
+        if (f.includes('.json.tmp-')) await rm(path, { force: true });
+        continue;
+      }
+      let rec: OperationRecord | undefined;
+      try {
+        rec = await readJsonFile<OperationRecord>(path);
+      } catch (err) {
+        log.warn({ err, path }, 'unreadable operation record; ignoring it');
+        continue;
+      }
+      if (!rec) continue;
+      const finished = rec.status.finishedAt ? Date.parse(rec.status.finishedAt) : undefined;
+      if (finished !== undefined && finished < cutoff) {
+        await rm(path, { force: true });
+        continue;
+      }
+      this.records.set(rec.opId, rec);
+    }
+    if (files.length) log.debug({ records: this.records.size }, 'operation records loaded');
+  }
+}

@@ -1,0 +1,178 @@
+// Reports the VMs this host runs into VirtualMachine.status: where they run (nodeName), their
+// phase, and CPU/memory as running. Every few seconds, after each operation, and when a
+// VirtualMachine changes, it compares what the driver says with what the status says and
+// merge-patches the status subresource only when something differs. It writes nothing but
+// nodeName, phase, cpu and memory (the controller owns scheduledNode and moveRef), and
+// nothing for VMs in the middle of a hand-over (Incoming, Paused, Migrated).
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
+import type { Driver, VmInfo } from '../drivers/driver';
+import { componentLogger } from '../log';
+import { errorMessage } from './errors';
+import { VirtualMachineWatch } from './vmWatch';
+
+export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
+
+const BINARY_SUFFIXES: [string, number][] = [
+  ['Ti', 2 ** 40],
+  ['Gi', 2 ** 30],
+  ['Mi', 2 ** 20],
+  ['Ki', 2 ** 10],
+];
+
+/** Bytes as a Kubernetes quantity: the largest binary suffix that divides exactly. */
+export function formatMemory(bytes: number): string {
+  for (const [suffix, unit] of BINARY_SUFFIXES) if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
+  return String(bytes);
+}
+
+/**
+ * The status fields this node should change for `vm`, given what its driver reports; undefined
+ * when there is nothing to write. Pure.
+ */
+export function statusChanges(vm: VirtualMachine, info: VmInfo, node: string): Partial<ReportedStatus> | undefined {
+  if (info.uid !== vm.metadata.uid) return undefined;
+  const st = vm.status ?? {};
+  const held = st.moveRef !== undefined && st.moveRef !== null;
+  let want: ReportedStatus;
+  switch (info.state) {
+    case 'Running':
+      want = { nodeName: node, phase: held ? 'Moving' : 'Running', cpu: info.cpu, memory: formatMemory(info.memoryBytes) };
+      break;
+    case 'Stopped':
+    case 'Crashed': {
+      // A stopped definition may linger on a host the VM left: only the VM's own host speaks.
+      const home = st.nodeName ? st.nodeName === node : st.scheduledNode === node;
+      if (!home || held) return undefined;
+      want = { nodeName: node, phase: info.state === 'Stopped' ? 'Stopped' : 'Failed' };
+      break;
+    }
+    default:
+      return undefined;
+  }
+  const changes: Partial<ReportedStatus> = {};
+  for (const key of Object.keys(want) as (keyof ReportedStatus)[]) {
+    if (st[key] !== want[key]) (changes as Record<string, unknown>)[key] = want[key];
+  }
+  return Object.keys(changes).length ? changes : undefined;
+}
+
+/** `<namespace>_<name>` → its parts (names cannot contain "_", namespaces neither). */
+export function parseVmId(id: string): { namespace: string; name: string } | undefined {
+  const i = id.indexOf('_');
+  if (i <= 0 || i === id.length - 1) return undefined;
+  return { namespace: id.slice(0, i), name: id.slice(i + 1) };
+}
+
+export interface VmReporterOptions {
+  kubeconfig: KubeConfig;
+  node: string;
+  driver: Driver;
+  intervalMs?: number;
+}
+
+export class VmStatusReporter {
+  private readonly api: CustomObjectsApi;
+  private readonly watch: VirtualMachineWatch;
+  private readonly log;
+  /** Objects as our own patches returned them, until the watch catches up. */
+  private readonly written = new Map<string, VirtualMachine>();
+  private timer?: NodeJS.Timeout;
+  private kickTimer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly opts: VmReporterOptions) {
+    this.api = opts.kubeconfig.makeApiClient(CustomObjectsApi);
+    this.log = componentLogger('agent-vm-reporter', { node: opts.node });
+    this.watch = new VirtualMachineWatch(opts.kubeconfig, (vm) => {
+      this.written.delete(`${vm.metadata.namespace}/${vm.metadata.name}`);
+      this.kick();
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.watch.start();
+    this.timer = setInterval(() => this.kick(), this.opts.intervalMs ?? 5_000);
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.kickTimer);
+    await this.watch.stop();
+    await this.running;
+  }
+
+  /** Report soon (coalesces bursts of kicks into one pass). */
+  kick(): void {
+    if (this.stopped || this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = undefined;
+      void this.reportNow();
+    }, 50);
+  }
+
+  /** One reporting pass; a pass asked for while one runs follows it. */
+  reportNow(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.pass()
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'VM status report failed'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          void this.reportNow();
+        }
+      });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    if (!this.watch.isSynced) return;
+    for (const info of await this.opts.driver.list()) {
+      const ref = parseVmId(info.id);
+      if (!ref) continue;
+      const key = `${ref.namespace}/${ref.name}`;
+      const vm = this.written.get(key) ?? this.watch.get(ref.namespace, ref.name);
+      if (!vm) continue;
+      const changes = statusChanges(vm, info, this.opts.node);
+      if (changes) await this.patch(key, vm, changes);
+    }
+  }
+
+  private async patch(key: string, vm: VirtualMachine, changes: Partial<ReportedStatus>): Promise<void> {
+    const { namespace, name, resourceVersion } = vm.metadata;
+    try {
+      const updated = (await this.api.patchNamespacedCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURALS.VirtualMachine,
+          namespace: namespace!,
+          name: name!,
+          // resourceVersion makes this conditional: if another writer (the VM's new host, the
+          // controller) got there first, we get a 409 and decide again from fresh data.
+          body: { metadata: { resourceVersion }, status: changes },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )) as VirtualMachine;
+      this.written.set(key, updated);
+      this.log.debug({ vm: key, changes }, 'VM status reported');
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 409 || code === 404) {
+        this.written.delete(key);
+        // The watch delivers the newer object and kicks the next pass.
+        this.log.debug({ vm: key, code }, 'VM changed meanwhile; deciding again with fresh data');
+        return;
+      }
+      throw err;
+    }
+  }
+}
