@@ -1,5 +1,8 @@
 // Jest runs TypeScript through ts-jest as CommonJS; NODE_OPTIONS=--experimental-vm-modules
 // (set by the npm scripts) lets it load @kubernetes/client-node, which is ESM-only.
+// Quiet logs in tests unless asked for (VMOVE_LOG_LEVEL=debug npm test).
+process.env.VMOVE_LOG_LEVEL ??= 'error';
+
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }];
 const common = {
   testEnvironment: 'node',

@@ -1,0 +1,22 @@
+import { admitMove } from '../../../src/controller/limits';
+import type { MoveInFlight } from '../../../src/controller/clusterView';
+
+const limits = { parallelMoves: 3, outboundPerNode: 2, inboundPerNode: 2 };
+const flight = (uid: string, source: string, target: string, moveType = 'Live'): MoveInFlight => ({ uid, key: uid, vmKey: uid, source, target, moveType, after: { cpu: 1, memoryBytes: 1 } });
+
+describe('admitMove', () => {
+  test('cluster-wide limit', () => {
+    const r = admitMove({ uid: 'x', source: 'd', moveType: 'Live' }, [flight('1', 'a', 'b'), flight('2', 'b', 'c'), flight('3', 'c', 'a')], limits);
+    expect(r).toEqual({ ok: false, reason: '3 moves are in flight in the cluster (limit 3)' });
+  });
+  test('outbound per node', () => {
+    const r = admitMove({ uid: 'x', source: 'a', moveType: 'Cold' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits);
+    expect(r).toEqual({ ok: false, reason: '2 moves are leaving a (limit 2 per node)' });
+    expect(admitMove({ uid: 'x', source: 'b', moveType: 'Cold' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits)).toEqual({ ok: true });
+  });
+  test('a move does not count against itself; resizes in place do not count', () => {
+    expect(admitMove({ uid: '1', source: 'a', moveType: 'Live' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits)).toEqual({ ok: true });
+    expect(admitMove({ uid: 'x', source: 'a', moveType: 'ResizeInPlace' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c'), flight('3', 'b', 'c')], limits)).toEqual({ ok: true });
+    expect(admitMove({ uid: 'x', source: 'a', moveType: 'Live' }, [flight('1', 'a', 'a', 'ResizeInPlace'), flight('2', 'a', 'a', 'ResizeInPlace'), flight('3', 'a', 'a', 'ResizeInPlace')], limits)).toEqual({ ok: true });
+  });
+});
