@@ -1,0 +1,144 @@
+// A fleet of hosts on one machine: Node objects in the API server, one agent process per node
+// (each with its own state and "local" storage folder, all sharing one "shared" folder and one
+// image folder), and the controller process. The demo (`make run`), the tests and the
+// benchmarks run vmove this way; every process is the real `vmove` program.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { once } from 'node:events';
+import * as path from 'node:path';
+import type { StorageKind } from '../api/types';
+import type { DriverKind } from '../drivers/driver';
+import { isAlreadyExists, type KubeApi } from '../kube/api';
+import { corePath } from '../kube/paths';
+
+export interface FleetPaths {
+  dir: string;
+  /** Kubeconfigs of the controller's and the agents' identities. */
+  controllerKubeconfig: string;
+  agentKubeconfig: string;
+  sharedDir?: string;
+  imagesDir?: string;
+}
+
+export interface NodeOptions {
+  labels?: Record<string, string>;
+  driver?: DriverKind;
+  cpu?: number;
+  memory?: string;
+  storage?: StorageKind[];
+  /** Extra `vmove agent` flags (driver knobs). */
+  agentArgs?: string[];
+  /** Create the Node object too (default true). */
+  createNode?: boolean;
+}
+
+export interface FleetProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+}
+
+/** Where the compiled CLI lives, from src/ (tests) or dist/ (the CLI itself). */
+export function cliPath(): string {
+  const fromDist = path.resolve(__dirname, '../cli/main.js');
+  if (existsSync(fromDist) && !__filename.endsWith('.ts')) return fromDist;
+  const built = path.resolve(__dirname, '../../dist/cli/main.js');
+  if (!existsSync(built)) throw new Error(`${built} is missing: run \`make build\` first`);
+  return built;
+}
+
+export class LocalFleet {
+  readonly agents = new Map<string, FleetProcess>();
+  controller?: FleetProcess;
+  private nodeIndex = 0;
+  private readonly portBase: number;
+  readonly sharedDir: string;
+  readonly imagesDir: string;
+
+  constructor(
+    private readonly api: KubeApi,
+    private readonly p: FleetPaths,
+    private readonly defaults: NodeOptions = {},
+  ) {
+    this.sharedDir = p.sharedDir ?? path.join(p.dir, 'shared');
+    this.imagesDir = p.imagesDir ?? path.join(p.dir, 'images');
+    mkdirSync(this.sharedDir, { recursive: true });
+    mkdirSync(this.imagesDir, { recursive: true });
+    // Each fleet gets its own stretch of migration ports; agents pick free ones within theirs.
+    this.portBase = 20_000 + Math.floor(Math.random() * 400) * 100;
+  }
+
+  /** Create (or keep) the Node object and start its agent. */
+  async addNode(name: string, o: NodeOptions = {}): Promise<FleetProcess> {
+    const opts = { ...this.defaults, ...o, labels: { ...this.defaults.labels, ...o.labels } };
+    if (opts.createNode !== false) await this.ensureNode(name, opts.labels);
+    const index = this.nodeIndex++;
+    const ports = `${this.portBase + index * 20}-${this.portBase + index * 20 + 19}`;
+    const nodeDir = path.join(this.p.dir, 'nodes', name);
+    const args = [
+      'agent',
+      '--node', name,
+      '--driver', opts.driver ?? 'sim',
+      '--listen', '127.0.0.1:0',
+      '--state-dir', path.join(nodeDir, 'state'),
+      '--local-dir', path.join(nodeDir, 'local'),
+      '--shared-dir', this.sharedDir,
+      '--images-dir', this.imagesDir,
+      '--migration-address', '127.0.0.1',
+      '--migration-ports', ports,
+      '--cpu', String(opts.cpu ?? 8),
+      '--memory', opts.memory ?? '16Gi',
+      '--storage', (opts.storage ?? ['Local', 'SharedFile', 'SharedBlock']).join(','),
+      '--kubeconfig', this.p.agentKubeconfig,
+      '--auth', 'tokenreview',
+      ...(opts.agentArgs ?? []),
+    ];
+    const proc = this.spawn(`agent-${name}`, args);
+    this.agents.set(name, proc);
+    return proc;
+  }
+
+  async ensureNode(name: string, labels: Record<string, string> = {}): Promise<void> {
+    try {
+      await this.api.create(corePath('nodes'), { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } } });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+  }
+
+  startController(extraArgs: string[] = []): FleetProcess {
+    this.controller = this.spawn('controller', ['controller', '--kubeconfig', this.p.controllerKubeconfig, ...extraArgs]);
+    return this.controller;
+  }
+
+  /** Kill a process the hard way (a crash), and wait until it is gone. */
+  async kill(proc: FleetProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+    proc.child.kill(signal);
+    await proc.exited;
+  }
+
+  async restartAgent(name: string, o: NodeOptions = {}): Promise<FleetProcess> {
+    const old = this.agents.get(name);
+    if (old) await this.kill(old, 'SIGTERM');
+    return this.addNode(name, { ...o, createNode: false });
+  }
+
+  async stop(): Promise<void> {
+    await this.kill(this.controller, 'SIGTERM');
+    await Promise.all([...this.agents.values()].map((a) => this.kill(a, 'SIGTERM')));
+  }
+
+  private spawn(name: string, args: string[]): FleetProcess {
+    const logDir = path.join(this.p.dir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    const logFile = path.join(logDir, `${name}.log`);
+    const out = createWriteStream(logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VMOVE_LOG_LEVEL: process.env.VMOVE_FLEET_LOG_LEVEL ?? 'info' } });
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    const exited = once(child, 'exit').then(([code]) => code as number | null);
+    return { name, child, logFile, exited };
+  }
+}
