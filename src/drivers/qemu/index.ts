@@ -1,0 +1,1 @@
+export { QemuDriver, type QemuDriverOptions } from './qemuDriver';

@@ -1,0 +1,66 @@
+// Where the qemu driver keeps things on a host. Pure: paths only, no I/O.
+import path from 'node:path';
+import type { StorageKind } from '../../api/types';
+import type { HostConfig } from '../driver';
+
+/** Per-VM runtime files in the host's state folder. */
+export interface VmFiles {
+  dir: string;
+  /** The VM definition (spec + machine layout) this host holds. */
+  definition: string;
+  pidFile: string;
+  qmpSocket: string;
+  serialLog: string;
+  /** QEMU's own stdout/stderr. */
+  qemuLog: string;
+}
+
+/** Unix socket paths longer than this do not fit in sockaddr_un. */
+const MAX_SOCKET_PATH = 107;
+
+export const vmsRoot = (host: HostConfig): string => path.join(host.stateDir, 'qemu', 'vms');
+
+export function vmFiles(host: HostConfig, id: string): VmFiles {
+  const dir = path.join(vmsRoot(host), id);
+  const files = {
+    dir,
+    definition: path.join(dir, 'vm.json'),
+    pidFile: path.join(dir, 'qemu.pid'),
+    qmpSocket: path.join(dir, 'qmp.sock'),
+    serialLog: path.join(dir, 'serial.log'),
+    qemuLog: path.join(dir, 'qemu.log'),
+  };
+  if (Buffer.byteLength(files.qmpSocket) > MAX_SOCKET_PATH) {
+    throw new Error(`QMP socket path ${files.qmpSocket} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state folder`);
+  }
+  return files;
+}
+
+/** `<local|shared>/<vmId>/<disk>.qcow2`; SharedBlock disks are raw files standing in for a LUN. */
+export function diskPath(host: HostConfig, vmId: string, disk: string, storage: StorageKind): string {
+  const root = storage === 'Local' ? host.localDir : host.sharedDir;
+  return path.join(root, vmId, `${disk}.${diskFormat(storage)}`);
+}
+
+export const diskFormat = (storage: StorageKind): 'qcow2' | 'raw' => (storage === 'SharedBlock' ? 'raw' : 'qcow2');
+
+/** An image folder: a kernel and initrd for direct boot, a base disk the first disk overlays, a default command line. */
+export interface ImageFiles {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  baseDisk: string;
+  cmdline: string;
+}
+
+export function imageFiles(host: HostConfig, image: string): ImageFiles {
+  if (image === '' || image.includes('/') || image.startsWith('.')) throw new Error(`invalid image name ${JSON.stringify(image)}`);
+  const dir = path.join(host.imagesDir, image);
+  return {
+    dir,
+    kernel: path.join(dir, 'vmlinuz'),
+    initrd: path.join(dir, 'initrd.img'),
+    baseDisk: path.join(dir, 'disk.qcow2'),
+    cmdline: path.join(dir, 'cmdline'),
+  };
+}
