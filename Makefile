@@ -39,10 +39,11 @@ cluster: build
 cluster-down: build
 	$(VMOVE) cluster down
 
-# Local control plane in .cache/cluster (reused while healthy), CRDs and RBAC; prints the
-# KUBECONFIG to export. The controller and demo nodes join here once they land.
-run: build
-	$(VMOVE) cluster up
+# The demo: local control plane in .cache/cluster (reused while healthy), CRDs and RBAC, the
+# controller, three demo nodes (one agent each, DRIVER=sim|qemu|libvirt) and two demo VMs.
+DRIVER ?= sim
+run: build $(if $(filter sim,$(DRIVER)),,guest)
+	$(VMOVE) demo --driver $(DRIVER)
 
 test: typecheck build guest
 	hack/build-control-plane.sh >/dev/null

@@ -1,5 +1,81 @@
-// Placeholder until the demo sub-command lands.
-export async function demoCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('vmove demo: not built yet\n');
-  return 1;
+// `vmove demo` (what `make run` runs): the local control plane (unless --kubeconfig points at a
+// cluster), the CRDs and RBAC, the controller, three demo nodes with one agent each, and two demo
+// VMs — with readable logs — so a user can `kubectl apply` a move and watch it.
+import { existsSync, mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { clusterUp, defaultClusterDir } from '../cluster/localCluster';
+import { kubectlOrThrow } from '../cluster/kubectl';
+import { repoPath } from '../cluster/repo';
+import { instancePaths } from '../cluster/state';
+import { isDriverKind } from '../drivers/registry';
+import { KubeApi } from '../kube/api';
+import { LocalFleet } from '../local/fleet';
+
+const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms]
+
+Starts (or reuses) the local control plane, installs the CRDs and RBAC, runs the controller and
+one agent per demo node, and creates the demo VMs from examples/. Ctrl-C stops the controller and
+agents; the control plane keeps running (make cluster-down stops it).
+`;
+
+const say = (line = ''): void => void process.stdout.write(`${line}\n`);
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      driver: { type: 'string', default: process.env.DRIVER ?? 'sim' },
+      nodes: { type: 'string', default: 'node-a,node-b,node-c' },
+      'no-vms': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    say(USAGE);
+    return 0;
+  }
+  const driver = values.driver!;
+  if (!isDriverKind(driver)) {
+    process.stderr.write(`vmove demo: unknown driver "${driver}" (sim, qemu or libvirt)\n`);
+    return 2;
+  }
+  const clusterDir = defaultClusterDir();
+  say(`starting the local control plane in ${path.relative(process.cwd(), clusterDir) || clusterDir} …`);
+  const up = await clusterUp(clusterDir, { crds: true, rbac: true });
+  const kc = instancePaths(clusterDir).kubeconfigs;
+  const api = await KubeApi.fromFile(kc.admin);
+  const demoDir = repoPath('.cache', 'demo');
+  mkdirSync(demoDir, { recursive: true });
+  const fleet = new LocalFleet(api, { dir: demoDir, controllerKubeconfig: kc.controller, agentKubeconfig: kc.agent, echo: process.stdout }, { driver });
+
+  const zones = ['east', 'west', 'west'];
+  const nodes = values.nodes!.split(',').filter(Boolean);
+  for (const [i, node] of nodes.entries()) await fleet.addNode(node, { labels: { 'topology.kubernetes.io/zone': zones[i % zones.length]! } });
+  fleet.startController();
+
+  if (!values['no-vms']) {
+    for (const f of ['vm-shared.yaml', 'vm-local.yaml']) {
+      const file = repoPath('examples', f);
+      if (existsSync(file)) await kubectlOrThrow(kc.admin, ['apply', '-f', file]);
+    }
+  }
+
+  say('');
+  say(`vmove is running (${driver} driver, nodes ${nodes.join(', ')}; API server ${up.server}).`);
+  say('In another shell:');
+  say(`  export KUBECONFIG=${kc.admin}`);
+  say('  kubectl get vmv,nodes');
+  say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
+  say('Ctrl-C stops the controller and agents (make cluster-down stops the control plane).');
+  say('');
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  say('stopping the controller and agents …');
+  await fleet.stop();
+  api.close();
+  return 0;
 }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { once } from 'node:events';
 import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import type { StorageKind } from '../api/types';
 import type { DriverKind } from '../drivers/driver';
 import { isAlreadyExists, type KubeApi } from '../kube/api';
@@ -13,6 +14,8 @@ import { corePath } from '../kube/paths';
 
 export interface FleetPaths {
   dir: string;
+  /** Also copy every process's output to this stream, each line prefixed with its name (the demo). */
+  echo?: NodeJS.WritableStream;
   /** Kubeconfigs of the controller's and the agents' identities. */
   controllerKubeconfig: string;
   agentKubeconfig: string;
@@ -135,9 +138,19 @@ export class LocalFleet {
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${name}.log`);
     const out = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VMOVE_LOG_LEVEL: process.env.VMOVE_FLEET_LOG_LEVEL ?? 'info' } });
+    const child = spawn(process.execPath, [cliPath(), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VMOVE_LOG_LEVEL: process.env.VMOVE_FLEET_LOG_LEVEL ?? 'info', ...(this.p.echo ? { VMOVE_LOG_PRETTY: '1' } : {}) },
+    });
     child.stdout!.pipe(out, { end: false });
     child.stderr!.pipe(out, { end: false });
+    if (this.p.echo) {
+      const echo = this.p.echo;
+      const prefix = `${name.padEnd(14)}| `;
+      for (const stream of [child.stdout!, child.stderr!]) {
+        createInterface({ input: stream }).on('line', (line) => echo.write(`${prefix}${line}\n`));
+      }
+    }
     const exited = once(child, 'exit').then(([code]) => code as number | null);
     return { name, child, logFile, exited };
   }
