@@ -5,6 +5,7 @@
 // nodeName, phase, cpu and memory (the controller owns scheduledNode and moveRef), and
 // nothing for VMs in the middle of a hand-over (Incoming, Paused, Migrated).
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { formatBytes } from '../api/quantity';
 import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
 import type { Driver, VmInfo } from '../drivers/driver';
 import { componentLogger } from '../log';
@@ -12,19 +13,6 @@ import { errorMessage } from './errors';
 import { VirtualMachineWatch } from './vmWatch';
 
 export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
-
-const BINARY_SUFFIXES: [string, number][] = [
-  ['Ti', 2 ** 40],
-  ['Gi', 2 ** 30],
-  ['Mi', 2 ** 20],
-  ['Ki', 2 ** 10],
-];
-
-/** Bytes as a Kubernetes quantity: the largest binary suffix that divides exactly. */
-export function formatMemory(bytes: number): string {
-  for (const [suffix, unit] of BINARY_SUFFIXES) if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
-  return String(bytes);
-}
 
 /**
  * The status fields this node should change for `vm`, given what its driver reports; undefined
@@ -37,7 +25,7 @@ export function statusChanges(vm: VirtualMachine, info: VmInfo, node: string): P
   let want: ReportedStatus;
   switch (info.state) {
     case 'Running':
-      want = { nodeName: node, phase: held ? 'Moving' : 'Running', cpu: info.cpu, memory: formatMemory(info.memoryBytes) };
+      want = { nodeName: node, phase: held ? 'Moving' : 'Running', cpu: info.cpu, memory: formatBytes(info.memoryBytes) };
       break;
     case 'Stopped':
     case 'Crashed': {

@@ -1,5 +1,198 @@
-// Placeholder until the agent sub-command lands.
-export async function agentCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('vmove agent: not built yet\n');
-  return 1;
+// `vmove agent`: run the node agent of one host.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startAgent, type AgentAuth } from '../agent/agent';
+import { DEFAULT_ALLOWED } from '../agent/auth';
+import { parseBytes } from '../api/quantity';
+import { STORAGE_KINDS, type StorageKind } from '../api/types';
+import type { HostConfig } from '../drivers/driver';
+import { DRIVER_KINDS, isDriverKind } from '../drivers/registry';
+import { componentLogger } from '../log';
+
+const USAGE = `usage: vmove agent --node NAME [options]
+
+  --node NAME                 node this agent serves (required)
+  --driver sim|qemu|libvirt   hypervisor driver (default sim)
+  --listen HOST:PORT          API address; port 0 picks a free one (default 127.0.0.1:0)
+  --endpoint URL              URL advertised to the controller (default http://HOST:PORT)
+  --endpoint-file PATH        write the endpoint there once listening
+  --state-dir DIR             operation records, driver state (default $TMPDIR/vmove/NODE/state)
+  --local-dir DIR             disks only this host sees (default $TMPDIR/vmove/NODE/local)
+  --shared-dir DIR            disks all hosts see (default $TMPDIR/vmove/shared)
+  --images-dir DIR            source images (default $TMPDIR/vmove/images)
+  --migration-address HOST    address incoming migrations are sent to (default 127.0.0.1)
+  --migration-ports A-B       ports for incoming migrations (default 49152-49215)
+  --cpu N                     CPUs offered to VMs (default: this machine's)
+  --memory QUANTITY           memory offered to VMs, e.g. 8Gi (default: this machine's)
+  --storage LIST              storage kinds offered (default Local,SharedFile,SharedBlock)
+  --kubeconfig PATH           API server access (Lease, VM status, TokenReview);
+                              default $KUBECONFIG or in-cluster, else none (standalone)
+  --auth tokenreview|shared-secret
+                              caller authentication (default tokenreview with a kubeconfig)
+  --secret-file PATH          the shared secret (auth shared-secret)
+  --allow-controller USER     identity allowed to call everything (repeatable)
+  --allow-agent USER          identity allowed to read disks (repeatable)
+  --lease-namespace NS        namespace of the agent Lease (default vmove-system)
+  --sim-bandwidth-mibps N     sim: migration link bandwidth, or Infinity
+  --sim-disk-mibps N          sim: disk copy rate, or Infinity
+  --sim-time-scale N          sim: simulated seconds per real second
+`;
+
+function number(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = /^inf(inity)?$/i.test(raw) ? Infinity : Number(raw);
+  if (Number.isNaN(n) || n <= 0) throw new Error(`--${name}: a positive number (or Infinity), got "${raw}"`);
+  return n;
+}
+
+function portRange(raw: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  const [a, b] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!(a >= 1 && b <= 65535 && a <= b)) throw new Error(`--migration-ports: A-B with 1 ≤ A ≤ B ≤ 65535, got "${raw}"`);
+  return [a, b];
+}
+
+function storageList(raw: string): StorageKind[] {
+  const kinds = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const k of kinds) if (!STORAGE_KINDS.includes(k as StorageKind)) throw new Error(`--storage: unknown kind "${k}" (${STORAGE_KINDS.join(', ')})`);
+  return kinds as StorageKind[];
+}
+
+function loadKubeconfig(path: string | undefined): KubeConfig | undefined {
+  const kc = new KubeConfig();
+  if (path) {
+    kc.loadFromFile(path);
+    return kc;
+  }
+  if (process.env.KUBECONFIG || process.env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromDefault();
+    return kc;
+  }
+  return undefined;
+}
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        node: { type: 'string' },
+        driver: { type: 'string', default: 'sim' },
+        listen: { type: 'string', default: '127.0.0.1:0' },
+        endpoint: { type: 'string' },
+        'endpoint-file': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'local-dir': { type: 'string' },
+        'shared-dir': { type: 'string' },
+        'images-dir': { type: 'string' },
+        'migration-address': { type: 'string', default: '127.0.0.1' },
+        'migration-ports': { type: 'string', default: '49152-49215' },
+        cpu: { type: 'string' },
+        memory: { type: 'string' },
+        storage: { type: 'string', default: STORAGE_KINDS.join(',') },
+        kubeconfig: { type: 'string' },
+        auth: { type: 'string' },
+        'secret-file': { type: 'string' },
+        'allow-controller': { type: 'string', multiple: true },
+        'allow-agent': { type: 'string', multiple: true },
+        'lease-namespace': { type: 'string' },
+        'sim-bandwidth-mibps': { type: 'string' },
+        'sim-disk-mibps': { type: 'string' },
+        'sim-time-scale': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`vmove agent: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  let options: Parameters<typeof startAgent>[0];
+  let endpointFile: string | undefined;
+  try {
+    const node = values.node;
+    if (!node || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error('--node: a Kubernetes node name is required');
+    const driver = values.driver;
+    if (!isDriverKind(driver)) throw new Error(`--driver: one of ${DRIVER_KINDS.join(', ')}`);
+    const base = join(tmpdir(), 'vmove');
+    const host: HostConfig = {
+      nodeName: node,
+      stateDir: values['state-dir'] ?? join(base, node, 'state'),
+      localDir: values['local-dir'] ?? join(base, node, 'local'),
+      sharedDir: values['shared-dir'] ?? join(base, 'shared'),
+      imagesDir: values['images-dir'] ?? join(base, 'images'),
+      migrationAddress: values['migration-address'],
+      migrationPorts: portRange(values['migration-ports']),
+      capacity: {
+        cpu: values.cpu !== undefined ? Math.floor(number('cpu', values.cpu)!) : cpus().length,
+        memoryBytes: values.memory !== undefined ? parseBytes(values.memory) : totalmem(),
+      },
+      storage: storageList(values.storage),
+    };
+    const kubeconfig = loadKubeconfig(values.kubeconfig);
+    const mode = values.auth ?? (kubeconfig ? 'tokenreview' : 'shared-secret');
+    let auth: AgentAuth;
+    if (mode === 'tokenreview') {
+      if (!kubeconfig) throw new Error('--auth tokenreview needs --kubeconfig (or $KUBECONFIG / in-cluster)');
+      auth = { mode };
+    } else if (mode === 'shared-secret') {
+      if (!values['secret-file']) throw new Error('--auth shared-secret needs --secret-file');
+      auth = { mode, secret: (await readFile(values['secret-file'], 'utf8')).trim() };
+    } else {
+      throw new Error('--auth: tokenreview or shared-secret');
+    }
+    const simBandwidth = number('sim-bandwidth-mibps', values['sim-bandwidth-mibps']);
+    const simDisk = number('sim-disk-mibps', values['sim-disk-mibps']);
+    const simScale = number('sim-time-scale', values['sim-time-scale']);
+    options = {
+      host,
+      driver,
+      driverOptions: {
+        sim: {
+          ...(simBandwidth !== undefined ? { bandwidthMiBps: simBandwidth } : {}),
+          ...(simDisk !== undefined ? { diskMiBps: simDisk } : {}),
+          ...(simScale !== undefined ? { timeScale: simScale } : {}),
+        },
+      },
+      listen: values.listen,
+      ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+      auth,
+      allowed: {
+        controller: values['allow-controller'] ?? DEFAULT_ALLOWED.controller,
+        agent: values['allow-agent'] ?? DEFAULT_ALLOWED.agent,
+      },
+      ...(kubeconfig ? { kubeconfig } : {}),
+      ...(values['lease-namespace'] ? { leaseNamespace: values['lease-namespace'] } : {}),
+    };
+    endpointFile = values['endpoint-file'];
+  } catch (err) {
+    process.stderr.write(`vmove agent: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  const log = componentLogger('agent-cli', { node: options.host.nodeName });
+  const agent = await startAgent(options);
+  if (endpointFile) {
+    await mkdir(dirname(endpointFile), { recursive: true });
+    await writeFile(endpointFile, `${agent.endpoint}\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'stopping; VMs keep running and the Lease expires unless a new agent renews it');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await agent.stop();
+  return 0;
 }
