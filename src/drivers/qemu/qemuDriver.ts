@@ -635,14 +635,15 @@ export class QemuDriver implements Driver {
         return;
       case 'removeCpu':
       case 'removeDimm': {
-        // The guest has to release the device (ACPI eject); QEMU reports DEVICE_DELETED when it did.
-        const deleted = qmp.waitForEvent('DEVICE_DELETED', (d) => d.device === step.id || d.path === `/machine/peripheral/${step.id}`, 20_000);
-        deleted.catch(() => undefined);
+        // The guest has to release the device (ACPI eject). QEMU 7.2 sends no DEVICE_DELETED for a
+        // CPU (only for its lapic child), so watch the device leave /machine/peripheral instead.
         await qmp.execute('device_del', { id: step.id });
-        try {
-          await deleted;
-        } catch {
-          throw transient(`the guest did not release ${step.id} within 20 s`);
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const devices = await qmp.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' });
+          if (!devices.some((d) => d.name === step.id)) break;
+          if (Date.now() > deadline) throw transient(`the guest did not release ${step.id} within 20 s`);
+          await sleep(200);
         }
         if (step.kind === 'removeDimm') await qmp.execute('object-del', { id: `${step.id}-mem` });
       }
