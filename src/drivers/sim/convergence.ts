@@ -49,6 +49,8 @@ export interface ModelState {
   throttlePercent: number;
   /** Set once the guest is paused for the final transfer. */
   downtimeMs?: number;
+  /** Simulated ms since the start at which the guest paused. */
+  pausedAtMs?: number;
   /** Set when done. */
   totalTimeMs?: number;
 }
@@ -112,7 +114,7 @@ function pauseForRest(state: ModelState, bytes: number, tuning: ModelTuning, pha
   const downtimeMs = phase === 'postcopy'
     ? POSTCOPY_SWITCH_DOWNTIME_MS
     : transferMs(bytes, tuning.bandwidthBytesPerSecond);
-  return { ...state, phase, passRemainingBytes: bytes, dirtiedBytes: 0, downtimeMs };
+  return { ...state, phase, passRemainingBytes: bytes, dirtiedBytes: 0, downtimeMs, pausedAtMs: state.elapsedMs };
 }
 
 /** End of a pre-copy pass: dirty sync, then stop-and-copy or another pass. */

@@ -35,6 +35,8 @@ export class OutgoingMigration {
   private state: MigrationState = 'setup';
   private model: ModelState;
   private lastAdvanceAt?: number;
+  /** Clock time the stream started (simulated time 0 of the model). */
+  private readyAt = 0;
   private channel?: FrameChannel<TargetFrame, SourceFrame>;
   private error?: string;
   private errorTransient?: boolean;
@@ -141,10 +143,6 @@ export class OutgoingMigration {
         iteration: m.iteration,
       });
       if (this.blockMigration && !this.disksSent && m.phase !== 'disk') await this.sendDisks();
-      if (sourcePaused(m) && this.rec.state === 'Running') {
-        this.deps.store.freeze(this.rec, 'Paused', this.deps.options.now());
-        void this.deps.store.persist(this.vmId);
-      }
       if (m.phase === 'done' && !this.switching && this.state === 'active') {
         this.switching = true;
         this.channel?.send({
@@ -179,7 +177,8 @@ export class OutgoingMigration {
     switch (frame.type) {
       case 'ready':
         this.state = 'active';
-        this.lastAdvanceAt = this.deps.options.now();
+        this.readyAt = this.deps.options.now();
+        this.lastAdvanceAt = this.readyAt;
         void this.step();
         return;
       case 'refused':
@@ -196,7 +195,14 @@ export class OutgoingMigration {
     const now = this.deps.options.now();
     const dtSim = (now - this.lastAdvanceAt) * this.deps.options.timeScale;
     this.lastAdvanceAt = now;
+    const wasPaused = sourcePaused(this.model);
     this.model = advance(this.model, this.guest, this.modelTuning(), dtSim);
+    if (!wasPaused && sourcePaused(this.model) && this.rec.state === 'Running') {
+      // The guest stopped at the model's pause moment, not at this (later) look at the clock.
+      const pausedAt = this.readyAt + (this.model.pausedAtMs ?? this.model.elapsedMs) / this.deps.options.timeScale;
+      this.deps.store.freeze(this.rec, 'Paused', pausedAt);
+      void this.deps.store.persist(this.vmId);
+    }
   }
 
   private modelTuning(): ModelTuning {
