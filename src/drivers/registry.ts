@@ -1,17 +1,20 @@
 // Driver factories by kind. The agent creates its driver only through `createDriver`, so a new
 // driver is one factory line here. Kinds whose driver is not built in fail with a clear error.
 import type { Driver, DriverKind, HostConfig } from './driver';
+import { QemuDriver, type QemuDriverOptions } from './qemu';
 import { SimDriver, type SimDriverOptions } from './sim';
 
 /** Per-driver settings; each driver reads its own key. */
 export interface DriverOptions {
   sim?: Partial<SimDriverOptions>;
+  qemu?: QemuDriverOptions;
 }
 
 export type DriverFactory = (host: HostConfig, options: DriverOptions) => Promise<Driver>;
 
 const factories: Partial<Record<DriverKind, DriverFactory>> = {
   sim: (host, options) => SimDriver.open(host, options.sim),
+  qemu: async (host, options) => new QemuDriver(host, options.qemu),
 };
 
 export const DRIVER_KINDS: readonly DriverKind[] = ['sim', 'qemu', 'libvirt'];
