@@ -68,13 +68,16 @@ export function isTransient(err: unknown): boolean {
 }
 
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    // fetch() says only "fetch failed"; the useful part is in the cause.
-    if (err.message === 'fetch failed' && cause instanceof Error) return `${err.message}: ${cause.message}`;
-    return err.message;
+  // Duck-typed: errors from fetch (undici) may come from another realm than this code's Error.
+  const message = (err as { message?: unknown } | null)?.message;
+  if (typeof message !== 'string') return String(err);
+  const cause = (err as { cause?: { message?: unknown; code?: unknown } }).cause;
+  // fetch() says only "fetch failed"; the useful part is in the cause.
+  if (message === 'fetch failed' && cause) {
+    const detail = typeof cause.message === 'string' && cause.message ? cause.message : cause.code;
+    if (detail) return `${message}: ${String(detail)}`;
   }
-  return String(err);
+  return message;
 }
 
 export function toOperationError(err: unknown): OperationError {
