@@ -371,6 +371,7 @@ export class QemuDriver implements Driver {
   async startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void> {
     return this.locked(id, async () => {
       const rec = await this.requireRecord(id);
+      if (to.tls && !this.tlsDir) throw permanent(`the target of ${id} expects TLS but ${this.host.nodeName} has no certificates`);
       if ((await this.pid(id)) === undefined) throw permanent(`${id} does not run on ${this.host.nodeName}`);
       const qmp = this.qmp(id);
       const current = migrationState((await qmp.execute<QueryMigrate>('query-migrate')).status);
@@ -379,7 +380,6 @@ export class QemuDriver implements Driver {
         throw permanent(`${id} is already migrating to another target`);
       }
       if ((await this.runStatus(id)) !== 'running') throw permanent(`${id} is not running on ${this.host.nodeName}`);
-      if (to.tls && !this.tlsDir) throw permanent(`the target of ${id} expects TLS but ${this.host.nodeName} has no certificates`);
       const local = rec.spec.disks.map((d, i) => ({ d, i })).filter(({ d }) => d.storage === 'Local');
       if (local.length > 0 && !opts.blockMigration) throw permanent(`${id} has local disks; only block migration can move them live`);
       if (opts.blockMigration && local.length > 0 && !to.nbd) throw permanent(`the target of ${id} offers no NBD export for its local disks`);

@@ -294,3 +294,48 @@ test('a restarted agent finds its running VMs again', async () => {
   await a.stop(vm.id);
   expect(await vmInfo(a, vm.id)).toMatchObject({ state: 'Stopped' });
 });
+
+/** A CA plus server and client certificates for 127.0.0.1, laid out as QEMU's tls-creds-x509 reads them. */
+function makeCertificates(dir: string): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ext = (name: string, text: string) => require('node:fs').writeFileSync(path.join(dir, name), text);
+  require('node:fs').mkdirSync(dir, { recursive: true });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=vmove test CA', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  for (const [who, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+    ext(`${who}.ext`, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`);
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=vmove test ${who}`, '-keyout', `${who}-key.pem`, '-out', `${who}.csr`);
+    ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '2', '-extfile', `${who}.ext`, '-out', `${who}-cert.pem`);
+  }
+}
+
+test('with certificates, the migration stream and the NBD mirror use TLS', async () => {
+  const tlsDir = path.join(root, 'tls');
+  makeCertificates(tlsDir);
+  const aTls = new QemuDriver(hostA, { ...driverOptions, tlsDir });
+  const bTls = new QemuDriver(hostB, { ...driverOptions, tlsDir });
+  const vm = vmSpec('tls', 'SharedFile', 'vmove.disk_counter=1 vmove.dirty_mib=64');
+  try {
+    await createRunning(aTls, vm);
+    await waitHeartbeat(hostA, vm.id, 2);
+    // A plain-text source cannot feed a TLS target.
+    const tuning = { bandwidthMiBps: 0, maxDowntimeMs: 300, autoConverge: false, postCopy: false };
+    const to = await bTls.prepareIncoming(vm, { blockMigration: false, tuning });
+    expect(to.tls).toBe(true);
+    await expect(a.startMigration(vm.id, to, tuning, { blockMigration: false })).rejects.toThrow(/TLS/);
+    await aTls.startMigration(vm.id, to, tuning, { blockMigration: false });
+    const status = await migrateUntilDone(aTls, vm.id);
+    await bTls.completeIncoming(vm.id);
+    const lastSource = heartbeats(hostA, vm.id).at(-1)!;
+    const firstTarget = await until('first target heartbeat', () => heartbeats(hostB, vm.id)[0]);
+    expect(firstTarget.n).toBe(lastSource.n + 1);
+    expect(firstTarget.disk).toBe(lastSource.disk + 1);
+    // QEMU on the target was told to demand TLS: its migration parameters name the credentials.
+    expect(readFileSync(path.join(hostB.stateDir, 'qemu', 'vms', vm.id, 'vm.json'), 'utf8')).not.toContain('"incoming"');
+  } finally {
+    await aTls.undefine(vm.id, { deleteLocalDisks: true }).catch(() => undefined);
+    await bTls.undefine(vm.id, { deleteLocalDisks: true }).catch(() => undefined);
+    await aTls.close();
+    await bTls.close();
+  }
+});
