@@ -356,9 +356,7 @@ export class QemuDriver implements Driver {
       if (status === 'inmigrate' || (incoming !== 'completed' && incoming !== 'postcopy')) {
         throw transient(`the migration of ${id} has not completed on ${this.host.nodeName} yet`);
       }
-      for (const exportId of rec.incoming?.nbdExports ?? []) {
-        await qmp.execute('block-export-del', { id: exportId, mode: 'hard' }).catch(ignoreQmp);
-      }
+      // Stopping the server ends its exports; the source has cancelled its mirrors by now.
       if (rec.incoming?.nbdExports.length) await qmp.execute('nbd-server-stop').catch(ignoreQmp);
       await qmp.execute('cont');
       await this.writeRecord(id, { spec: rec.spec, layout: rec.layout });

@@ -309,21 +309,21 @@ function makeCertificates(dir: string): void {
   }
 }
 
-test('with certificates, the migration stream and the NBD mirror use TLS', async () => {
+test.each([false, true])('with certificates the migration stream uses TLS (block migration: %s)', async (blockMigration) => {
   const tlsDir = path.join(root, 'tls');
   makeCertificates(tlsDir);
   const aTls = new QemuDriver(hostA, { ...driverOptions, tlsDir });
   const bTls = new QemuDriver(hostB, { ...driverOptions, tlsDir });
-  const vm = vmSpec('tls', 'SharedFile', 'vmove.disk_counter=1 vmove.dirty_mib=64');
+  const vm = vmSpec(blockMigration ? 'tlsblock' : 'tls', blockMigration ? 'Local' : 'SharedFile', 'vmove.disk_counter=1 vmove.dirty_mib=64');
   try {
     await createRunning(aTls, vm);
     await waitHeartbeat(hostA, vm.id, 2);
     // A plain-text source cannot feed a TLS target.
     const tuning = { bandwidthMiBps: 0, maxDowntimeMs: 300, autoConverge: false, postCopy: false };
-    const to = await bTls.prepareIncoming(vm, { blockMigration: false, tuning });
+    const to = await bTls.prepareIncoming(vm, { blockMigration, tuning });
     expect(to.tls).toBe(true);
-    await expect(a.startMigration(vm.id, to, tuning, { blockMigration: false })).rejects.toThrow(/TLS/);
-    await aTls.startMigration(vm.id, to, tuning, { blockMigration: false });
+    await expect(a.startMigration(vm.id, to, tuning, { blockMigration })).rejects.toThrow(/TLS/);
+    await aTls.startMigration(vm.id, to, tuning, { blockMigration });
     const status = await migrateUntilDone(aTls, vm.id);
     await bTls.completeIncoming(vm.id);
     const lastSource = heartbeats(hostA, vm.id).at(-1)!;
