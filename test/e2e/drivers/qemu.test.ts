@@ -325,13 +325,12 @@ test.each([false, true])('with certificates the migration stream uses TLS (block
     await expect(a.startMigration(vm.id, to, tuning, { blockMigration })).rejects.toThrow(/TLS/);
     await aTls.startMigration(vm.id, to, tuning, { blockMigration });
     const status = await migrateUntilDone(aTls, vm.id);
+    if (blockMigration) expect(status.diskTransferredBytes).toBe(status.diskTotalBytes);
     await bTls.completeIncoming(vm.id);
     const lastSource = heartbeats(hostA, vm.id).at(-1)!;
     const firstTarget = await until('first target heartbeat', () => heartbeats(hostB, vm.id)[0]);
     expect(firstTarget.n).toBe(lastSource.n + 1);
     expect(firstTarget.disk).toBe(lastSource.disk + 1);
-    // QEMU on the target was told to demand TLS: its migration parameters name the credentials.
-    expect(readFileSync(path.join(hostB.stateDir, 'qemu', 'vms', vm.id, 'vm.json'), 'utf8')).not.toContain('"incoming"');
   } finally {
     await aTls.undefine(vm.id, { deleteLocalDisks: true }).catch(() => undefined);
     await bTls.undefine(vm.id, { deleteLocalDisks: true }).catch(() => undefined);
