@@ -10,7 +10,7 @@ import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus
 import type { Driver, VmInfo } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
-import { VirtualMachineWatch } from './vmWatch';
+import { VirtualMachineWatch, type VirtualMachineWatchHandle } from './vmWatch';
 
 export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
 
@@ -61,7 +61,7 @@ export interface VmReporterOptions {
 
 export class VmStatusReporter {
   private readonly api: CustomObjectsApi;
-  private readonly watch: VirtualMachineWatch;
+  private watch?: VirtualMachineWatchHandle;
   private readonly log;
   /** Objects as our own patches returned them, until the watch catches up. */
   private readonly written = new Map<string, VirtualMachine>();
@@ -74,14 +74,13 @@ export class VmStatusReporter {
   constructor(private readonly opts: VmReporterOptions) {
     this.api = opts.kubeconfig.makeApiClient(CustomObjectsApi);
     this.log = componentLogger('agent-vm-reporter', { node: opts.node });
-    this.watch = new VirtualMachineWatch(opts.kubeconfig, (vm) => {
-      this.written.delete(`${vm.metadata.namespace}/${vm.metadata.name}`);
-      this.kick();
-    });
   }
 
   async start(): Promise<void> {
-    await this.watch.start();
+    this.watch = await VirtualMachineWatch.acquire(this.opts.kubeconfig, (vm) => {
+      this.written.delete(`${vm.metadata.namespace}/${vm.metadata.name}`);
+      this.kick();
+    });
     this.timer = setInterval(() => this.kick(), this.opts.intervalMs ?? 5_000);
     this.kick();
   }
@@ -90,8 +89,8 @@ export class VmStatusReporter {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.kickTimer);
-    await this.watch.stop();
     await this.running;
+    await this.watch?.release();
   }
 
   /** Report soon (coalesces bursts of kicks into one pass). */
@@ -122,12 +121,13 @@ export class VmStatusReporter {
   }
 
   private async pass(): Promise<void> {
-    if (!this.watch.isSynced) return;
+    const watch = this.watch;
+    if (!watch?.isSynced) return;
     for (const info of await this.opts.driver.list()) {
       const ref = parseVmId(info.id);
       if (!ref) continue;
       const key = `${ref.namespace}/${ref.name}`;
-      const vm = this.written.get(key) ?? this.watch.get(ref.namespace, ref.name);
+      const vm = this.written.get(key) ?? watch.get(ref.namespace, ref.name);
       if (!vm) continue;
       const changes = statusChanges(vm, info, this.opts.node);
       if (changes) await this.patch(key, vm, changes);

@@ -1,6 +1,8 @@
 // A cluster-wide cache of VirtualMachines for the status reporter. client-node's informer
 // stops for good on any watch error other than 410 Gone; this one starts it again with
 // exponential backoff, so an API server restart does not leave the agent blind.
+// Agents that run in one process (demo, benchmark: 100 sim nodes) and share a KubeConfig
+// share one watch and one cache: `VirtualMachineWatch.acquire`.
 import { CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP, PLURALS, VERSION, type VirtualMachine } from '../api/types';
 import { componentLogger } from '../log';
@@ -11,14 +13,66 @@ const log = componentLogger('agent-vm-watch');
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
+type Listener = (vm: VirtualMachine) => void;
+
+interface Shared {
+  watch: VirtualMachineWatch;
+  users: number;
+  starting: Promise<void>;
+}
+
+const shared = new WeakMap<KubeConfig, Shared>();
+
+/** One user's view of a (possibly shared) watch. */
+export interface VirtualMachineWatchHandle {
+  readonly isSynced: boolean;
+  get(namespace: string, name: string): VirtualMachine | undefined;
+  release(): Promise<void>;
+}
+
 export class VirtualMachineWatch {
   private readonly informer;
+  private readonly listeners = new Set<Listener>();
   private stopped = false;
   private retry?: NodeJS.Timeout;
   private backoffMs = BACKOFF_MIN_MS;
   private synced = false;
 
-  constructor(kc: KubeConfig, onChange: (vm: VirtualMachine) => void) {
+  /** The watch of `kc` (started once for all users); `onChange` hears every add and update. */
+  static async acquire(kc: KubeConfig, onChange: Listener): Promise<VirtualMachineWatchHandle> {
+    let entry = shared.get(kc);
+    if (!entry) {
+      const watch = new VirtualMachineWatch(kc);
+      entry = { watch, users: 0, starting: watch.start() };
+      shared.set(kc, entry);
+    }
+    const e = entry;
+    e.users += 1;
+    e.watch.listeners.add(onChange);
+    await e.starting;
+    let released = false;
+    return {
+      get isSynced() {
+        return e.watch.isSynced;
+      },
+      get: (namespace, name) => e.watch.get(namespace, name),
+      release: async () => {
+        if (released) return;
+        released = true;
+        e.watch.listeners.delete(onChange);
+        e.users -= 1;
+        if (e.users === 0) {
+          shared.delete(kc);
+          await e.watch.stop();
+        }
+      },
+    };
+  }
+
+  private constructor(kc: KubeConfig) {
+    const onChange = (vm: VirtualMachine) => {
+      for (const l of this.listeners) l(vm);
+    };
     const api = kc.makeApiClient(CustomObjectsApi);
     const path = `/apis/${GROUP}/${VERSION}/${PLURALS.VirtualMachine}`;
     // Our API types spell metadata as JSON has it; client-node's as its classes do.

@@ -198,7 +198,7 @@ describe('VM status reporting', () => {
     const vm = await createVm('web', [{ name: 'root', size: '1Gi', storage: 'SharedFile' }]);
     await patchVmStatus('web', { scheduledNode: 'node-a', phase: 'Pending' });
     const spec = specOf(vm, [{ name: 'root', sizeBytes: 1024 * MiB, storage: 'SharedFile' }]);
-    expect((await run(agents['node-a']!.endpoint, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).state).toBe('Succeeded');
+    expect(await run(agents['node-a']!.endpoint, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).toMatchObject({ state: 'Succeeded' });
 
     const running = await waitFor('status Running', async () => {
       const s = (await getVm('web')).status;
@@ -212,7 +212,7 @@ describe('VM status reporting', () => {
     await waitFor('status Running again', async () => (await getVm('web')).status?.phase === 'Running');
 
     // Hotplug shows up as the resources the VM runs with.
-    expect((await run(agents['node-a']!.endpoint, { kind: 'hotplug', vm: spec, cpu: 2, memoryBytes: 512 * MiB })).state).toBe('Succeeded');
+    expect(await run(agents['node-a']!.endpoint, { kind: 'hotplug', vm: spec, cpu: 2, memoryBytes: 512 * MiB })).toMatchObject({ state: 'Succeeded' });
     const grown = await waitFor('new resources', async () => {
       const s = (await getVm('web')).status;
       return s?.cpu === 2 ? s : undefined;
@@ -226,8 +226,8 @@ describe('cold disk copy between two agent processes', () => {
     const vm = await createVm('db', [{ name: 'data', size: '2Gi', storage: 'Local' }]);
     const spec = specOf(vm, [{ name: 'data', sizeBytes: 2048 * MiB, storage: 'Local' }]);
     const [a, b] = [agents['node-a']!.endpoint, agents['node-b']!.endpoint];
-    expect((await run(a, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).state).toBe('Succeeded');
-    expect((await run(a, { kind: 'stopVm', vm: spec })).state).toBe('Succeeded');
+    expect(await run(a, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).toMatchObject({ state: 'Succeeded' });
+    expect(await run(a, { kind: 'stopVm', vm: spec })).toMatchObject({ state: 'Succeeded' });
 
     const copy = await run(b, { kind: 'copyDisks', vm: spec, from: { endpoint: a } });
     expect(copy).toMatchObject({ state: 'Succeeded', copy: { totalBytes: 2048 * MiB, copiedBytes: 2048 * MiB } });
@@ -235,8 +235,8 @@ describe('cold disk copy between two agent processes', () => {
     // The source's disk (booted once: generation 1), not a fresh one from the image.
     expect(header).toMatchObject({ vmUid: vm.metadata.uid, generation: 1, origin: 'copy', sizeBytes: 2048 * MiB });
 
-    expect((await run(b, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).state).toBe('Succeeded');
-    expect((await run(b, { kind: 'verify', vm: spec, windowMs: 2_000, expectRunning: true })).state).toBe('Succeeded');
+    expect(await run(b, { kind: 'ensureVm', vm: spec, disks: 'keep', start: true })).toMatchObject({ state: 'Succeeded' });
+    expect(await run(b, { kind: 'verify', vm: spec, windowMs: 2_000, expectRunning: true })).toMatchObject({ state: 'Succeeded' });
   });
 });
 
