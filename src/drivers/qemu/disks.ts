@@ -62,8 +62,7 @@ export async function createDisk(d: DiskFile): Promise<void> {
 
 /**
  * A stopped VM's disk file as a stream. A qcow2 overlay holds only the clusters the guest wrote,
- * so the file itself is the compact form: streaming it needs no temporary copy (measured against
- * `qemu-img convert` in the e2e test).
+ * so the file itself is the compact form: streaming it needs no temporary copy or convert pass.
  */
 export async function readDiskFile(file: string): Promise<DiskReader> {
   const { size } = await stat(file);
