@@ -9,6 +9,7 @@ import { createDriver, type DriverOptions } from '../drivers/registry';
 import { componentLogger } from '../log';
 import {
   DEFAULT_ALLOWED,
+  SHARED_SECRET_USERNAME,
   SharedSecretAuthenticator,
   TokenReviewAuthenticator,
   type AllowedIdentities,
@@ -81,10 +82,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = componentLogger('agent', { node });
   const ownsDriver = typeof opts.driver === 'string';
   const driver = typeof opts.driver === 'string' ? await createDriver(opts.driver, opts.host, opts.driverOptions) : opts.driver;
-  const cleanups: (() => Promise<void>)[] = [];
+  const parts: {
+    executor?: OperationExecutor;
+    closeServer?: () => Promise<void>;
+    reporter?: VmStatusReporter;
+    lease?: AgentLease;
+  } = {};
+  // Heartbeat and reports stop first; then operations (waking long polls, which answers them),
+  // then the server; the driver last — its VMs keep running.
+  const shutdown = async () => {
+    const step = (what: string, fn: () => Promise<void> | undefined) =>
+      Promise.resolve(fn()).catch((err: unknown) => log.warn({ err, what }, 'shutdown step failed'));
+    await step('lease', () => parts.lease?.stop());
+    await step('reporter', () => parts.reporter?.stop());
+    await step('executor', () => parts.executor?.close());
+    await step('server', () => parts.closeServer?.());
+    if (ownsDriver) await step('driver', () => driver.close());
+  };
   try {
-    if (ownsDriver) cleanups.push(() => driver.close());
-
     const peers = new AgentClient({ token: ownToken(opts.auth, opts.kubeconfig) });
     const executor = await OperationExecutor.open({
       driver,
@@ -93,7 +108,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
       ...(opts.fsync !== undefined ? { fsync: opts.fsync } : {}),
     });
-    cleanups.unshift(() => executor.close());
+    parts.executor = executor;
 
     const authenticator: Authenticator =
       opts.auth.mode === 'shared-secret'
@@ -102,20 +117,21 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const baseAllowed = opts.allowed ?? DEFAULT_ALLOWED;
     const allowed: AllowedIdentities =
       opts.auth.mode === 'shared-secret'
-        ? { ...baseAllowed, controller: [...baseAllowed.controller, 'vmove:shared-secret'] }
+        ? { ...baseAllowed, controller: [...baseAllowed.controller, SHARED_SECRET_USERNAME] }
         : baseAllowed;
 
     const server = createAgentServer({ executor, driver, authenticator, allowed });
     const { host, port } = parseListen(opts.listen ?? '127.0.0.1:0');
     server.listen({ host, port });
     await once(server, 'listening');
-    cleanups.unshift(async () => {
+    parts.closeServer = async () => {
       server.closeIdleConnections();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Long polls end at once when the executor closes; anything else gets a moment.
-      setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      // Disk streams still being read get a moment, then their connections are cut.
+      const cut = setTimeout(() => server.closeAllConnections(), 2_000);
       await closed;
-    });
+      clearTimeout(cut);
+    };
     const bound = (server.address() as AddressInfo).port;
     const endpoint = opts.endpoint ?? `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
 
@@ -127,8 +143,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(opts.reportIntervalMs !== undefined ? { intervalMs: opts.reportIntervalMs } : {}),
       });
       executor.on('finished', () => reporter.kick());
+      parts.reporter = reporter;
       await reporter.start();
-      cleanups.unshift(() => reporter.stop());
 
       const lease = new AgentLease({
         kubeconfig: opts.kubeconfig,
@@ -138,8 +154,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(opts.leaseNamespace ? { namespace: opts.leaseNamespace } : {}),
         ...(opts.leaseRenewMs ? { renewMs: opts.leaseRenewMs } : {}),
       });
+      parts.lease = lease;
       await lease.start();
-      cleanups.unshift(() => lease.stop());
     }
 
     log.info({ endpoint, driver: driver.kind, auth: opts.auth.mode }, 'agent started');
@@ -150,12 +166,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       driver,
       executor,
       stop: () => {
-        stopping ??= runCleanups(cleanups).then(() => log.info('agent stopped'));
+        stopping ??= shutdown().then(() => log.info('agent stopped'));
         return stopping;
       },
     };
   } catch (err) {
-    await runCleanups(cleanups);
+    await shutdown();
     throw err;
   }
 }
@@ -163,10 +179,4 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 function requireKubeconfig(opts: AgentOptions): KubeConfig {
   if (!opts.kubeconfig) throw new Error('tokenreview auth needs a kubeconfig');
   return opts.kubeconfig;
-}
-
-async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
-  for (const c of cleanups) {
-    await c().catch((err: unknown) => componentLogger('agent').warn({ err }, 'cleanup step failed'));
-  }
 }

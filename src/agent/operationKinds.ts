@@ -1,6 +1,15 @@
-// What each operation kind does with the driver. Every handler is safe to run again from the
-// start after an agent restart (the driver calls are idempotent); `migrate` instead
-// re-attaches to a migration the driver already runs.
+// What each operation kind does with the driver, and what happens when an agent restart finds
+// one still recorded as Running and runs it again:
+//   ensureVm          disks, define, start — each idempotent; the disk step is checkpointed so
+//                     fresh disks are not recreated under a guest that already booted from them
+//   startVm, stopVm, deleteVm, abortMigration, completeIncoming, resumeSource
+//                     the driver call is a no-op once done
+//   prepareIncoming   answers the same endpoint while the VM waits for its stream
+//   migrate           checkpointed once started: re-attaches to the driver's migration and
+//                     watches it, never starts a second one
+//   copyDisks         copies again from the start (the VM does not run here meanwhile)
+//   hotplug           sets absolute values
+//   verify            watches a new window
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DiskReader, Driver, IncomingEndpoint, MigrationStatus, VmInfo } from '../drivers/driver';
@@ -20,9 +29,10 @@ export interface OperationContext {
   releaseVm(): void;
   /** Progress shown in the operation's status while it runs. */
   progress(update: { migration?: MigrationStatus; copy?: CopyProgress; message?: string }): void;
-  /** migrate: whether this operation already started its migration (persisted). */
-  migrationStarted: boolean;
-  markMigrationStarted(): Promise<void>;
+  /** Whether this operation already got past `step` before a restart (persisted). */
+  reached(step: string): boolean;
+  /** Record that this operation got past `step`. */
+  checkpoint(step: string): Promise<void>;
   /** Read a disk from another agent (copyDisks). */
   fetchDisk(endpoint: string, vmId: string, disk: string, signal: AbortSignal): Promise<DiskReader>;
 }
@@ -37,8 +47,16 @@ async function find(driver: Driver, id: string): Promise<VmInfo | undefined> {
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? '?' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 const handlers: Handlers = {
-  async ensureVm(req, { driver }) {
-    await driver.ensureDisks(req.vm, req.disks);
+  async ensureVm(req, ctx) {
+    const { driver } = ctx;
+    if (!ctx.reached('disks')) {
+      const here = await find(driver, req.vm.id);
+      if (req.disks === 'fresh' && here && here.state !== 'Stopped') {
+        throw new OperationFailure(`VM is ${here.state} here: its disks will not be recreated under it`, false);
+      }
+      await driver.ensureDisks(req.vm, req.disks);
+      await ctx.checkpoint('disks');
+    }
     await driver.define(req.vm);
     if (req.start) await driver.start(req.vm.id);
     return { message: `VM defined${req.disks === 'fresh' ? ' with fresh disks' : ''}${req.start ? ' and running' : ''}` };
@@ -69,9 +87,9 @@ const handlers: Handlers = {
   async migrate(req, ctx) {
     const { driver } = ctx;
     const id = req.vm.id;
-    if (!ctx.migrationStarted) {
+    if (!ctx.reached('migrationStarted')) {
       await driver.startMigration(id, req.to, req.tuning, { blockMigration: req.blockMigration });
-      await ctx.markMigrationStarted();
+      await ctx.checkpoint('migrationStarted');
     }
     ctx.releaseVm();
     for (;;) {
@@ -108,6 +126,10 @@ const handlers: Handlers = {
   },
 
   async copyDisks(req, ctx) {
+    const here = await find(ctx.driver, req.vm.id);
+    if (here && here.state !== 'Stopped') {
+      throw new OperationFailure(`VM is ${here.state} here: its disks will not be overwritten`, false);
+    }
     const disks = req.vm.disks.filter((d) => d.storage === 'Local');
     const total: CopyProgress = { totalBytes: disks.reduce((n, d) => n + d.sizeBytes, 0), copiedBytes: 0 };
     ctx.progress({ copy: { ...total } });

@@ -24,8 +24,8 @@ export interface OperationRecord {
   opId: string;
   request: OperationRequest;
   status: OperationStatus;
-  /** migrate: the driver's migration was started by this operation. */
-  migrationStarted?: boolean;
+  /** Steps this operation got past (e.g. migrate: `migrationStarted`), for a resume after a restart. */
+  checkpoints?: string[];
 }
 
 export interface ExecutorOptions {
@@ -185,9 +185,9 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
           if (u.copy) rec.status.copy = u.copy;
           if (u.message) rec.status.message = u.message;
         },
-        migrationStarted: rec.migrationStarted === true,
-        markMigrationStarted: async () => {
-          rec.migrationStarted = true;
+        reached: (step) => rec.checkpoints?.includes(step) === true,
+        checkpoint: async (step) => {
+          rec.checkpoints = [...(rec.checkpoints ?? []), step];
           await this.persist(rec);
         },
         fetchDisk: this.opts.fetchDisk,

@@ -147,6 +147,31 @@ test('after a restart, an operation recorded as Running runs (again)', async () 
   expect((await second.get('create'))?.state).toBe('Succeeded');
 });
 
+test('after a restart, a rebuild past its disk step does not wipe the disks its guest booted from', async () => {
+  const h = host('a');
+  const d = await sim(h);
+  const spec = vm({}, 'Local');
+  const ex1 = await executor(h, d);
+  const rebuild: OperationRequest = { kind: 'ensureVm', vm: spec, disks: 'fresh', start: true };
+  await submitDone(ex1, 'rebuild-1', rebuild);
+  expect(await generation(h, spec)).toBe(1);
+  // Asked again for fresh disks while the guest runs on them: refused, nothing touched.
+  expect(await submitDone(ex1, 'rebuild-2', rebuild)).toMatchObject({ state: 'Failed', error: { transient: false, message: expect.stringMatching(/Running here/) } });
+  await ex1.close();
+  // The agent died after the disk step and the boot, before recording the outcome.
+  const rec: OperationRecord = {
+    opId: 'rebuild-3',
+    request: rebuild,
+    status: { opId: 'rebuild-3', kind: 'ensureVm', state: 'Running', startedAt: new Date().toISOString() },
+    checkpoints: ['disks'],
+  };
+  await writeFileAtomic(join(h.stateDir, 'operations', 'rebuild-3.json'), JSON.stringify(rec));
+  const ex2 = await executor(h, d);
+  expect((await done(ex2, 'rebuild-3')).state).toBe('Succeeded');
+  expect(await generation(h, spec)).toBe(1);
+  expect(await stateOf(d, spec.id)).toBe('Running');
+});
+
 test('after a restart, a migration in flight is watched again, not started again', async () => {
   const [ha, hb] = [host('a'), host('b')];
   const [a, b] = [await sim(ha), await sim(hb)];
