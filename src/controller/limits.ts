@@ -1,13 +1,51 @@
-// May another move start now? Pure: the moves in flight and the limits decide.
-import type { MoveInFlight } from './clusterView';
+// May another move start now? Pure: the moves in flight, the moves waiting and the limits decide.
+import type { MoveRequest, VirtualMachine } from '../api/types';
+import type { HostFacts, MoveInFlight } from './clusterView';
 import type { MoveLimits } from './config';
 
 export type Admission = { ok: true } | { ok: false; reason: string };
 
+/** Label on the MoveRequests an evacuation creates; its value is the evacuation's name. */
+export const EVACUATION_LABEL = 'vmove.dev/evacuation';
+/** The group of MoveRequests nobody owns. */
+export const STANDALONE_GROUP = 'standalone';
+
+/** Moves share the limits fairly between groups: each evacuation's moves are one group, standalone requests another. */
+export const moveGroup = (labels: Record<string, string> | undefined): string => {
+  const evacuation = labels?.[EVACUATION_LABEL];
+  return evacuation ? `evacuation/${evacuation}` : STANDALONE_GROUP;
+};
+
+const describeGroup = (group: string): string => (group === STANDALONE_GROUP ? 'standalone requests' : `evacuation ${group.slice('evacuation/'.length)}`);
+
+/** A move ready to start but for the limits: it competes for the next free slot. */
+export interface Contender {
+  uid: string;
+  /** namespace/name; breaks ties. */
+  key: string;
+  group: string;
+  source: string;
+  moveType: string;
+  /** Creation time: within a group, the oldest goes first. */
+  since: string;
+}
+
+/** Who else wants a slot, and which group every move belongs to. */
+export interface Competition {
+  waiting: Contender[];
+  /** Group of every known move by UID (those in flight included). */
+  groupOf: ReadonlyMap<string, string>;
+}
+
 /** Resizes in place move no bytes between hosts: the transfer limits do not apply to them. */
 const transfers = (m: Pick<MoveInFlight, 'moveType'>): boolean => m.moveType !== 'ResizeInPlace';
 
-export function admitMove(candidate: { uid: string; source: string; moveType: string }, inFlight: MoveInFlight[], limits: MoveLimits): Admission {
+export function admitMove(
+  candidate: { uid: string; source: string; moveType: string },
+  inFlight: MoveInFlight[],
+  limits: MoveLimits,
+  competition?: Competition,
+): Admission {
   if (!transfers(candidate)) return { ok: true };
   const others = inFlight.filter((m) => m.uid !== candidate.uid && transfers(m));
   if (others.length >= limits.parallelMoves) {
@@ -17,5 +55,94 @@ export function admitMove(candidate: { uid: string; source: string; moveType: st
   if (outbound >= limits.outboundPerNode) {
     return { ok: false, reason: `${outbound} moves are leaving ${candidate.source} (limit ${limits.outboundPerNode} per node)` };
   }
-  return { ok: true };
+  return competition ? fairTurn(candidate, others, limits, competition) : { ok: true };
+}
+
+/**
+ * Hand the free slots out one at a time, each to the waiting move whose group has the fewest
+ * moves in flight (then the oldest), skipping moves whose source node is at its outbound limit;
+ * the candidate may start only if it is among those served. So one evacuation cannot take every
+ * slot while others wait, and two evacuations progress side by side.
+ */
+function fairTurn(candidate: { uid: string; source: string; moveType: string }, others: MoveInFlight[], limits: MoveLimits, c: Competition): Admission {
+  const busy = new Set(others.map((m) => m.uid));
+  const inFlightOf = new Map<string, number>();
+  const leaving = new Map<string, number>();
+  for (const m of others) {
+    const g = c.groupOf.get(m.uid) ?? STANDALONE_GROUP;
+    inFlightOf.set(g, (inFlightOf.get(g) ?? 0) + 1);
+    if (m.source && m.target !== m.source) leaving.set(m.source, (leaving.get(m.source) ?? 0) + 1);
+  }
+  const pool = c.waiting.filter((w) => transfers(w) && !busy.has(w.uid));
+  const own = pool.find((w) => w.uid === candidate.uid);
+  const candidateGroup = own?.group ?? c.groupOf.get(candidate.uid) ?? STANDALONE_GROUP;
+  if (!own) pool.push({ uid: candidate.uid, key: '', group: candidateGroup, source: candidate.source, moveType: candidate.moveType, since: '' });
+
+  const served: Contender[] = [];
+  for (let free = limits.parallelMoves - others.length; free > 0; free--) {
+    let best: Contender | undefined;
+    for (const w of pool) {
+      if ((leaving.get(w.source) ?? 0) >= limits.outboundPerNode) continue;
+      if (!best || before(w, best, inFlightOf)) best = w;
+    }
+    if (!best) break;
+    if (best.uid === candidate.uid) return { ok: true };
+    served.push(best);
+    pool.splice(pool.indexOf(best), 1);
+    inFlightOf.set(best.group, (inFlightOf.get(best.group) ?? 0) + 1);
+    leaving.set(best.source, (leaving.get(best.source) ?? 0) + 1);
+  }
+  const first = [...new Set(served.map((s) => describeGroup(s.group)))].join(', ');
+  return {
+    ok: false,
+    reason: `waiting for a fair share of the limits: the free slots go first to moves of ${first || 'other groups'}, with fewer moves in flight than ${describeGroup(candidateGroup)} (${inFlightOf.get(candidateGroup) ?? 0})`,
+  };
+}
+
+function before(a: Contender, b: Contender, inFlightOf: Map<string, number>): boolean {
+  const na = inFlightOf.get(a.group) ?? 0;
+  const nb = inFlightOf.get(b.group) ?? 0;
+  if (na !== nb) return na < nb;
+  if (a.since !== b.since) return a.since < b.since;
+  return a.key < b.key;
+}
+
+/** What the MoveRequest engine's Pending state checks besides the limits. */
+export interface ReadinessFacts {
+  vm: (key: string) => VirtualMachine | undefined;
+  host: (node: string) => HostFacts | undefined;
+  now: Date;
+}
+
+interface PendingMachine {
+  type?: string;
+  state?: string;
+  context?: { sourceNode?: string; moveType?: string; notBefore?: string };
+}
+
+/**
+ * The moves that wait in Pending only for the limits: their machine exists, their backoff is
+ * over, their VM is free, and their source can act (or, for a rebuild, is fenced). Moves waiting
+ * for anything else do not compete, so they never hold a slot they cannot use.
+ */
+export function competition(moves: MoveRequest[], f: ReadinessFacts): Competition {
+  const groupOf = new Map<string, string>();
+  const waiting: Contender[] = [];
+  for (const mr of moves) {
+    const uid = mr.metadata.uid ?? '';
+    const group = moveGroup(mr.metadata.labels);
+    groupOf.set(uid, group);
+    if (mr.status?.phase !== 'Pending' || mr.spec.cancel || mr.metadata.deletionTimestamp) continue;
+    const machine = mr.status.machine as PendingMachine | undefined;
+    const ctx = machine?.context;
+    if (machine?.state !== 'Pending' || !ctx?.sourceNode || !ctx.moveType) continue;
+    if (ctx.notBefore && f.now.getTime() < Date.parse(ctx.notBefore)) continue;
+    const vm = f.vm(`${mr.metadata.namespace}/${mr.spec.vmName}`);
+    if (!vm || vm.metadata.deletionTimestamp) continue;
+    if (vm.status?.moveRef && vm.status.moveRef.uid !== uid) continue;
+    const source = f.host(ctx.sourceNode);
+    if (!source?.agent?.alive && !(ctx.moveType === 'Rebuild' && source?.fenced)) continue;
+    waiting.push({ uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, group, source: ctx.sourceNode, moveType: ctx.moveType, since: mr.metadata.creationTimestamp ?? '' });
+  }
+  return { waiting, groupOf };
 }

@@ -31,7 +31,7 @@ import { chooseMove, vmRunning, vmStorage } from '../chooseMove';
 import type { ClusterView, HostFacts, MoveInFlight } from '../clusterView';
 import { resolvePolicy, type ControllerConfig } from '../config';
 import type { ControllerMetrics } from '../metrics';
-import { admitMove } from '../limits';
+import { admitMove, competition } from '../limits';
 import { hasRoomToGrow, placeVm } from '../placement';
 import { vmSpecFor } from '../vmSpec';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
@@ -243,7 +243,12 @@ export class MoveRequestReconciler {
         };
       }
     }
-    const admission = admitMove({ uid: mr.metadata.uid ?? '', source: ctx.sourceNode, moveType: ctx.moveType }, this.inFlight(), this.d.config.limits);
+    const admission = admitMove(
+      { uid: mr.metadata.uid ?? '', source: ctx.sourceNode, moveType: ctx.moveType },
+      this.inFlight(),
+      this.d.config.limits,
+      competition(this.d.view.moves.list(), { vm: (k) => this.d.view.vms.get(k), host: (n) => hosts.find((h) => h.node === n), now }),
+    );
     if (!admission.ok) return { waiting: { reason: 'WaitingForLimits', message: admission.reason }, requeueAfterMs: 2_000 };
     if (!holder) {
       const locked = await this.lockVm(mr, vm);
