@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { DiskReader, VmInfo } from '../drivers/driver';
 import { errorMessage } from './errors';
-import { AGENT_API, type OperationRequest, type OperationStatus } from './protocol';
+import { AGENT_API, type ErrorBody, type OperationRequest, type OperationStatus } from './protocol';
 
 export type TokenProvider = () => string | Promise<string>;
 
@@ -133,7 +133,7 @@ export class AgentClient {
     if (res.ok) return;
     const detail = await res
       .json()
-      .then((j: unknown) => (j as { error?: { message?: string } })?.error?.message)
+      .then((j: unknown) => (j as Partial<ErrorBody> | null)?.error?.message)
       .catch(() => undefined);
     const message = `${method} ${endpoint}${AGENT_API}${path}: ${res.status}${detail ? ` ${detail}` : ''}`;
     if (res.status >= 500) throw new AgentUnreachableError(endpoint, message, res.status);

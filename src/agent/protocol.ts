@@ -10,7 +10,13 @@
 // Every operation is idempotent: the opId (MoveRequest UID + attempt + step, or
 // VirtualMachine UID + action) names it; a second PUT with the same opId answers the first
 // one's status instead of acting again. Only `migrate` accepts a changed body for the same
-// opId, and only to change its tuning (the convergence ladder).
+// opId, and only to change its tuning (the convergence ladder); any other change is a 409.
+// A finished operation keeps its result: to try again after a failure, use a new opId.
+//
+// Errors are JSON `ErrorBody` with: 400 invalid request, 401 no/invalid token (with
+// `WWW-Authenticate: Bearer`), 403 identity not allowed, 404 unknown route/operation/VM,
+// 409 conflicting body (or a disk read of a VM still running), 422 the driver refused a disk
+// read, 503 shutting down or cannot check the token (retry).
 import type { IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../drivers/driver';
 
 export const AGENT_API = '/v1';
@@ -46,6 +52,11 @@ export interface OperationError {
   message: string;
   /** True when trying again may succeed (timeouts, connection resets, busy host). */
   transient: boolean;
+}
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  error: OperationError;
 }
 
 export interface CopyProgress {

@@ -7,7 +7,7 @@ import { componentLogger } from '../log';
 import { authorize, bearerToken, type AllowedIdentities, type Authenticator, type RouteAccess } from './auth';
 import { AgentError, badRequest, errorMessage, isTransient, notFound } from './errors';
 import type { OperationExecutor } from './operations';
-import { AGENT_API } from './protocol';
+import { AGENT_API, type ErrorBody } from './protocol';
 import { isSafeName } from './requestValidation';
 
 const log = componentLogger('agent-http');
@@ -37,7 +37,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendError(res: ServerResponse, status: number, message: string, transient: boolean, headers: Record<string, string> = {}): void {
-  sendJson(res, status, { error: { message, transient } }, headers);
+  const body: ErrorBody = { error: { message, transient } };
+  sendJson(res, status, body, headers);
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
