@@ -67,7 +67,9 @@ export class LocalFleet {
     this.sharedDir = p.sharedDir ?? path.join(p.dir, 'shared');
     this.imagesDir = p.imagesDir ?? path.join(p.dir, 'images');
     mkdirSync(this.sharedDir, { recursive: true });
-    mkdirSync(this.imagesDir, { recursive: true });
+    // Without an image folder of its own (the qemu/libvirt guest kit's), the fleet offers the sim
+    // driver an image named like the test guest, so the same manifests work with every driver.
+    if (!p.imagesDir) mkdirSync(path.join(this.imagesDir, 'testguest'), { recursive: true });
     // Each fleet gets its own stretch of migration ports; agents pick free ones within theirs.
     this.portBase = 20_000 + Math.floor(Math.random() * 400) * 100;
   }

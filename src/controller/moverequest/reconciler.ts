@@ -167,7 +167,13 @@ export class MoveRequestReconciler {
       return { waiting: { reason: 'WaitingForVM', message: `VirtualMachine ${mr.spec.vmName} is being moved by MoveRequest ${holder.name}; this request starts when that one ends` } };
     }
     const sourceNode = vm.status?.nodeName ?? vm.status?.scheduledNode;
-    if (!sourceNode) return { waiting: { reason: 'VMNotPlaced', message: `VirtualMachine ${mr.spec.vmName} is not placed on any host yet` } };
+    if (!sourceNode || vm.status?.phase === 'Pending' || !vm.status?.phase) {
+      return { waiting: { reason: 'VMNotReady', message: `VirtualMachine ${mr.spec.vmName} is not running or stopped on a host yet` } };
+    }
+    if (vm.status.phase === 'Failed') {
+      const why = vm.status.conditions?.find((c) => c.type === 'Failed')?.message;
+      return { ended: 'Failed', reason: 'VMFailed', message: `VirtualMachine ${mr.spec.vmName} is Failed${why ? `: ${why}` : ''}; fix or recreate it before moving it` };
+    }
     const hosts = this.hostsWithReservations(now);
     const source = hosts.find((h) => h.node === sourceNode);
     const choice = chooseMove(mr.spec, {
