@@ -21,6 +21,7 @@ const USAGE = `usage: vmove controller [options]
   --inbound-per-node N       moves arriving on one node at once (default 2)
   --workers N                reconciles at once per kind (default 8)
   --auto-evacuate-dead-hosts create a HostEvacuation for a dead, fenced host (default off)
+  --dead-host-after-seconds N a host is dead N s after its agent's Lease expired, if its Node is not Ready (default 40)
   --no-leader-election       act without the lease (a single replica only)
 `;
 
@@ -40,6 +41,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'inbound-per-node': { type: 'string' },
       workers: { type: 'string' },
       'auto-evacuate-dead-hosts': { type: 'boolean', default: false },
+      'dead-host-after-seconds': { type: 'string' },
       'no-leader-election': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -62,6 +64,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     },
     workers: num(values.workers, base.workers),
     autoEvacuateDeadHosts: values['auto-evacuate-dead-hosts']!,
+    deadHostAfterSeconds: num(values['dead-host-after-seconds'], base.deadHostAfterSeconds),
   });
   const tokenFile = values['agent-token-file'];
   const kubeToken = api.bearerToken();

@@ -12,6 +12,9 @@ import { isTerminal } from '../machines/vocabulary';
 import type { AgentOps } from './agentOps';
 import { ClusterView } from './clusterView';
 import type { ControllerConfig } from './config';
+import { DeadHostRecovery } from './hostevacuation/autoEvacuate';
+import { HostEvacuationReconciler } from './hostevacuation/reconciler';
+import { watchEvacuations } from './hostevacuation/triggers';
 import { ControllerMetrics } from './metrics';
 import { MoveRequestReconciler } from './moverequest/reconciler';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler';
@@ -58,6 +61,11 @@ export function startController(o: ControllerOptions): RunningController {
   const vms = new VirtualMachineReconciler(deps);
   const moveQueue = new WorkQueue(counted('MoveRequest', moves.reconcile), { name: 'moverequests', concurrency: o.config.workers });
   const vmQueue = new WorkQueue(counted('VirtualMachine', vms.reconcile), { name: 'virtualmachines', concurrency: o.config.workers });
+  // One evacuation plans at a time: two plans made side by side would both count the same free room.
+  const evacuations = new HostEvacuationReconciler(deps);
+  const evacuationQueue = new WorkQueue(counted('HostEvacuation', evacuations.reconcile), { name: 'hostevacuations', concurrency: 1 });
+  const evacuationTriggers = watchEvacuations(view, evacuationQueue);
+  const recovery = new DeadHostRecovery(deps);
 
   const activeMovesOn = (node?: string): void => {
     for (const mr of view.moves.list()) {
@@ -90,6 +98,7 @@ export function startController(o: ControllerOptions): RunningController {
     if (!node) return;
     activeMovesOn(node);
     vmsOn(node);
+    evacuationTriggers.hostChanged(node);
   };
   view.leases.on({ onChange: (l, old) => old?.spec.holderIdentity !== l.spec.holderIdentity || !old ? hostChanged(l.metadata.labels?.['vmove.dev/node'] ?? l.spec.holderIdentity) : undefined, onDelete: (l) => hostChanged(l.metadata.labels?.['vmove.dev/node'] ?? l.spec.holderIdentity) });
   view.nodes.on({ onChange: (n) => hostChanged(n.metadata.name), onDelete: (n) => hostChanged(n.metadata.name) });
@@ -130,6 +139,8 @@ export function startController(o: ControllerOptions): RunningController {
     log.info({ moves: view.moves.list().length, vms: view.vms.list().length, agents: view.agents().length }, 'caches synced; reconciling');
     for (const mr of view.moves.list()) moveQueue.add(keyOf(mr));
     for (const vm of view.vms.list()) vmQueue.add(keyOf(vm));
+    evacuationTriggers.all();
+    if (o.config.autoEvacuateDeadHosts) recovery.start();
   };
   const done =
     o.leaderElection === false
@@ -146,6 +157,8 @@ export function startController(o: ControllerOptions): RunningController {
       metrics.leader.set(0);
       moveQueue.stop();
       vmQueue.stop();
+      evacuationQueue.stop();
+      recovery.stop();
       view.stop();
       return how;
     }),
@@ -155,6 +168,8 @@ export function startController(o: ControllerOptions): RunningController {
       clearInterval(liveness);
       moveQueue.stop();
       vmQueue.stop();
+      evacuationQueue.stop();
+      recovery.stop();
       view.stop();
       await elector.release();
       server?.close();

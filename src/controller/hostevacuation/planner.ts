@@ -80,7 +80,7 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
       .map((r) => (avoid.includes(r.nodeName) && avoided ? { nodeName: r.nodeName, reason: 'an earlier attempt to move the VM there failed' } : r));
     const what = { moveType: c.moveType, variant: c.variant, ...(rejected.length ? { rejected } : {}) };
     if (!result.nodeName) {
-      steps.push({ ...base, ...what, reason: `${c.moveType} (${c.variant}): ${result.message}`, waitable: result.waitable, impossible: false });
+      steps.push({ ...base, ...what, reason: result.message, waitable: result.waitable, impossible: false });
       continue;
     }
     const target = hosts.find((h) => h.node === result.nodeName)!;

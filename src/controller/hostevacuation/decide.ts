@@ -1,0 +1,527 @@
+// What one HostEvacuation should do next, and what its status says. Pure: the reconciler observes
+// (the evacuation, its node and host, the VMs on it, the MoveRequests it owns, the hosts to plan
+// over), this decides (cordon, create, cancel, delete, uncordon, let go) and the reconciler acts.
+import type {
+  Condition,
+  EvacuationMove,
+  EvacuationPhase,
+  HostEvacuation,
+  HostEvacuationStatus,
+  MoveMode,
+  MoveRequest,
+  MoveRequestSpec,
+  VirtualMachine,
+} from '../../api/types';
+import { isTerminal } from '../../machines/vocabulary';
+import type { HostFacts } from '../clusterView';
+import { OUT_OF_SERVICE_TAINT } from '../clusterView';
+import { findCondition, setCondition, type ConditionInput } from '../conditions';
+import { classifyHost, fenceHint, type HostState } from './hostState';
+import { attemptOf, moveName } from './names';
+import { planEvacuation, plannedMove, type PlanStep } from './planner';
+import { standingOf, type Standing } from './standing';
+import { matchesSelector, vmHost, vmKey } from './vms';
+
+/** Retries per VM when spec.maxRetries is not set. */
+export const DEFAULT_MAX_RETRIES = 2;
+export const DEFAULT_MAX_PARALLEL = 2;
+/** Failed and given-up VMs named in status.message (the rest are in status.moves and status.plan). */
+const NAMED_IN_MESSAGE = 5;
+
+export interface EvacuationFacts {
+  evacuation: HostEvacuation;
+  now: Date;
+  node: { exists: boolean; unschedulable: boolean };
+  /** Facts of the node being emptied (undefined: neither a Node nor an agent by that name). */
+  host?: HostFacts;
+  /** Every host, with room already promised to moves that have not started (for planning). */
+  hosts: HostFacts[];
+  /** The VMs on the node, and those of the evacuation's moves wherever they are now. */
+  vms: VirtualMachine[];
+  /** The evacuation's own MoveRequests. */
+  moves: MoveRequest[];
+  /** Another unfinished evacuation of the same node asked for it to be cordoned. */
+  cordonWantedByOthers: boolean;
+  deadHostAfterSeconds: number;
+}
+
+export interface NewMove {
+  namespace: string;
+  name: string;
+  vmName: string;
+  attempt: number;
+  spec: MoveRequestSpec;
+  step: PlanStep;
+  /** Why the previous attempt failed, when this is a retry. */
+  retry?: string;
+  /** Recorded once the MoveRequest is created. */
+  events: EventNote[];
+}
+
+export interface MoveRef {
+  namespace: string;
+  name: string;
+}
+
+export interface EvacuationActions {
+  node?: 'cordon' | 'uncordon';
+  create: NewMove[];
+  /** Set spec.cancel on these (the engine rolls each back), saying why. */
+  cancel: (MoveRef & { why: string })[];
+  delete: MoveRef[];
+  /** Remove the finalizer: the evacuation may go. */
+  release: boolean;
+}
+
+export interface EventNote {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface EvacuationDecision {
+  status: HostEvacuationStatus;
+  actions: EvacuationActions;
+  events: EventNote[];
+  requeueAfterMs?: number;
+}
+
+const FINAL: readonly EvacuationPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
+export const isFinal = (phase: EvacuationPhase | undefined): boolean => !!phase && FINAL.includes(phase);
+const open = (mr: MoveRequest): boolean => !(mr.status?.phase && isTerminal(mr.status.phase));
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+const ref = (mr: MoveRequest): MoveRef => ({ namespace: mr.metadata.namespace ?? 'default', name: mr.metadata.name ?? '' });
+
+/** Builds the next status from the previous one; conditions keep their transition times. */
+class StatusDraft {
+  conditions: Condition[] | undefined;
+  constructor(
+    readonly prev: HostEvacuationStatus,
+    private readonly now: string,
+    private readonly generation: number | undefined,
+  ) {
+    this.conditions = prev.conditions;
+  }
+  set(c: ConditionInput): void {
+    this.conditions = setCondition(this.conditions, c, this.now, this.generation);
+  }
+  get(type: string): Condition | undefined {
+    return findCondition(this.conditions, type);
+  }
+}
+
+export function decideEvacuation(f: EvacuationFacts): EvacuationDecision {
+  const e = f.evacuation;
+  const prev = e.status ?? {};
+  const now = f.now.toISOString();
+  const draft = new StatusDraft(prev, now, e.metadata.generation);
+  const actions: EvacuationActions = { create: [], cancel: [], delete: [], release: false };
+  const events: EventNote[] = [];
+  const host = classifyHost(f.host, f.deadHostAfterSeconds, e.spec.nodeName);
+
+  if (e.metadata.deletionTimestamp) return deleting(f, draft, actions, events);
+  if (isFinal(prev.phase)) return { status: prev, actions, events };
+  if (e.spec.dryRun) return dryRun(f, host, draft, events);
+  if (e.spec.cancel) return cancelling(f, draft, actions, events);
+  return evacuating(f, host, draft, actions, events);
+}
+
+// ---------------------------------------------------------------- the evacuation proper
+
+function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): EvacuationDecision {
+  const e = f.evacuation;
+  const node = e.spec.nodeName;
+  const now = f.now.toISOString();
+  const maxRetries = e.spec.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const maxParallel = Math.max(1, e.spec.maxParallel ?? DEFAULT_MAX_PARALLEL);
+  const prevPhase = d.prev.phase;
+
+  cordon(f, d, actions, events);
+  fencing(f, host, d, events);
+
+  // Moves that have not started and can no longer do what they were made for.
+  for (const mr of f.moves) {
+    if (!open(mr) || mr.spec.cancel || (mr.status?.phase && mr.status.phase !== 'Pending')) continue;
+    if (host.state === 'Dead' && mr.spec.mode !== 'Rebuild') {
+      actions.cancel.push({ ...ref(mr), why: `${node} died before this move started; the VM is recovered by a rebuild instead` });
+    } else if (mr.status?.sourceNode && mr.status.sourceNode !== node) {
+      actions.cancel.push({ ...ref(mr), why: `the VM left ${node} (it is on ${mr.status.sourceNode}) before this move started` });
+    }
+  }
+  for (const c of actions.cancel) events.push({ type: 'Normal', reason: 'MoveCancelled', message: `MoveRequest ${c.namespace}/${c.name}: ${c.why}` });
+
+  // Where each VM stands.
+  const vmByKey = new Map(f.vms.map((vm) => [vmKey(vm), vm]));
+  const movesByVm = new Map<string, MoveRequest[]>();
+  for (const mr of f.moves) {
+    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+    movesByVm.set(k, [...(movesByVm.get(k) ?? []), mr]);
+  }
+  const keys = new Set<string>(movesByVm.keys());
+  for (const vm of f.vms) if (vmHost(vm) === node && !vm.metadata.deletionTimestamp && matchesSelector(vm.metadata.labels, e.spec.vmSelector)) keys.add(vmKey(vm));
+  const rows: { key: string; vm?: VirtualMachine; standing: Standing }[] = [];
+  for (const key of [...keys].sort()) {
+    const standing = standingOf(vmByKey.get(key), movesByVm.get(key) ?? [], node, maxRetries);
+    if (standing) rows.push({ key, vm: vmByKey.get(key), standing });
+  }
+
+  // How VMs can move now, if at all.
+  const mode = e.spec.mode ?? 'Auto';
+  let moveMode: MoveMode | undefined;
+  let hold: string | undefined;
+  if (host.state === 'Alive') moveMode = mode;
+  else if (host.state === 'Unreachable') hold = `waiting: ${host.why}`;
+  else if (!host.fenced) hold = `waiting for ${node} to be fenced`;
+  else if (mode === 'Auto' || mode === 'Rebuild') moveMode = 'Rebuild';
+  else hold = `mode ${mode} needs the agent of ${node}, which is dead: waiting for it to return (to recover its VMs now, cancel this evacuation and create one with mode Auto or Rebuild)`;
+
+  const ownUids = new Set(f.moves.map((m) => m.metadata.uid));
+  const waiting = new Map<string, string>();
+  const ready: VirtualMachine[] = [];
+  const avoid = new Map<string, string[]>();
+  for (const r of rows) {
+    if (r.standing.kind !== 'ToMove' || !r.vm) continue;
+    const holder = r.vm.status?.moveRef;
+    if (hold) waiting.set(r.key, hold);
+    else if (holder && !ownUids.has(holder.uid)) waiting.set(r.key, `waiting: the VM is being moved by MoveRequest ${holder.name}`);
+    else if (host.state === 'Alive' && !r.vm.status?.nodeName) waiting.set(r.key, `waiting: the VM has not started on ${node} yet`);
+    else {
+      ready.push(r.vm);
+      avoid.set(r.key, r.standing.avoid);
+    }
+  }
+
+  const active = f.moves.filter(open).length;
+  const steps = moveMode ? planEvacuation({ node, vms: ready, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector, avoid }) : [];
+  let slots = Math.max(0, maxParallel - active);
+  const created = new Map<string, NewMove>();
+  for (const s of steps) {
+    if (slots === 0) break;
+    if (!s.targetNode || !s.spec) continue;
+    const key = `${s.namespace}/${s.vmName}`;
+    const st = rows.find((r) => r.key === key)!.standing as Extract<Standing, { kind: 'ToMove' }>;
+    const name = moveName(e.metadata.name ?? '', s.vmName, st.attempt);
+    const m: NewMove = { namespace: s.namespace, name, vmName: s.vmName, attempt: st.attempt, spec: s.spec, step: s, events: [], ...(st.retry ? { retry: st.retry } : {}) };
+    m.events.push(
+      m.retry
+        ? { type: 'Warning', reason: 'Retrying', message: `${key}: attempt ${m.attempt} (${s.moveType}, ${s.variant}) to ${s.targetNode} as MoveRequest ${name}, after: ${m.retry}` }
+        : { type: 'Normal', reason: 'MoveCreated', message: `${key}: ${s.moveType} (${s.variant}) to ${s.targetNode} as MoveRequest ${name}` },
+    );
+    if (s.variant === 'FromImage') m.events.push({ type: 'Warning', reason: 'LocalDataLost', message: `${key} is rebuilt from its image ${s.vm.spec.image} on ${s.targetNode}: the data on its local disks, left on dead ${node}, is lost` });
+    actions.create.push(m);
+    created.set(key, m);
+    slots--;
+  }
+
+  // Unplaceable VMs wait while the evacuation's own moves may still change the picture, or while
+  // only moves in flight hold the room they need; otherwise they are given up on.
+  const busy = active + created.size > 0;
+  const unplaced = new Map<string, PlanStep>();
+  for (const s of steps) if (!s.targetNode) unplaced.set(`${s.namespace}/${s.vmName}`, s);
+  const gaveUp = new Map<string, string>();
+  for (const r of rows) {
+    if (r.standing.kind === 'GaveUp') gaveUp.set(r.key, r.standing.reason);
+    const s = unplaced.get(r.key);
+    if (s && (s.impossible || (!busy && !s.waitable))) gaveUp.set(r.key, s.reason);
+  }
+
+  // Counts and rows.
+  let succeeded = 0;
+  let inProgress = 0;
+  let pending = 0;
+  const moves: EvacuationMove[] = [];
+  for (const r of rows) {
+    const st = r.standing;
+    const latest = 'latest' in st ? st.latest : undefined;
+    if (gaveUp.has(r.key)) {
+      if (latest) moves.push(moveRow(latest, gaveUp.get(r.key)!));
+      continue;
+    }
+    if (st.kind === 'Done') succeeded++;
+    else if (st.kind === 'Moving' && st.started) inProgress++;
+    else pending++;
+    const c = created.get(r.key);
+    if (c) moves.push(newMoveRow(c));
+    else if (latest) moves.push(moveRow(latest, st.kind === 'ToMove' && st.retry ? `to be retried: ${st.retry}` : undefined));
+  }
+  const failed = gaveUp.size;
+  const total = succeeded + failed + inProgress + pending;
+
+  // Plan rows: the VMs that do not move yet, in order, then those that wait for something else.
+  const planRows = steps.filter((s) => !created.has(`${s.namespace}/${s.vmName}`)).map((s) => plannedMove(s, false));
+  for (const [key, why] of waiting) {
+    const vm = vmByKey.get(key)!;
+    planRows.push({ namespace: vm.metadata.namespace ?? 'default', vmName: vm.metadata.name ?? '', order: 0, reason: why });
+  }
+  planRows.forEach((p, i) => (p.order = i + 1));
+
+  // Phase, conditions, message.
+  let phase: EvacuationPhase;
+  let message: string;
+  const done = pending === 0 && inProgress === 0;
+  const recovered = host.state === 'Dead' || rows.some((r) => 'latest' in r.standing && r.standing.latest?.spec.mode === 'Rebuild');
+  if (done && failed === 0) {
+    phase = 'Succeeded';
+    message = successMessage(rows.map((r) => ('latest' in r.standing ? r.standing.latest : undefined)), node, recovered, d.get('Cordoned'));
+  } else if (done) {
+    phase = 'Failed';
+    const named = [...gaveUp].slice(0, NAMED_IN_MESSAGE).map(([k, why]) => `${k}: ${why}`);
+    const more = failed > NAMED_IN_MESSAGE ? `; and ${failed - NAMED_IN_MESSAGE} more (see status.moves and status.plan)` : '';
+    message = `${failed} of ${plural(total, 'VM')} could not be moved off ${node} — ${named.join('; ')}${more}`;
+  } else if (host.state === 'Dead' && !host.fenced) {
+    phase = 'WaitingForFence';
+    message = `${host.why}. vmove does not start its ${plural(pending, 'VM')} elsewhere while they might still run there: ${fenceHint(node)}`;
+  } else if (host.state === 'Unreachable' && inProgress === 0 && created.size === 0) {
+    phase = 'Pending';
+    message = `waiting: ${host.why}`;
+  } else {
+    phase = 'Evacuating';
+    const verb = recovered ? 'recovered from' : 'moved off';
+    message = `${succeeded} of ${plural(total, 'VM')} ${verb} ${node}; ${inProgress} moving, ${pending} waiting${failed ? `, ${failed} could not be moved` : ''}`;
+    if (hold && pending) message += ` (${hold})`;
+  }
+
+  const final = isFinal(phase);
+  d.set(
+    final
+      ? { type: 'Progressing', status: 'False', reason: phase, message }
+      : phase === 'Evacuating'
+        ? { type: 'Progressing', status: 'True', reason: recovered ? 'Recovering' : 'Evacuating', message }
+        : { type: 'Progressing', status: 'False', reason: phase === 'WaitingForFence' ? 'WaitingForFence' : 'HostUnreachable', message },
+  );
+  d.set(phase === 'Succeeded' ? { type: 'Ready', status: 'True', reason: 'NodeEmpty', message } : { type: 'Ready', status: 'False', reason: phase, message: final ? message : `the evacuation is ${phase}` });
+
+  if (phase !== prevPhase) {
+    if (phase === 'WaitingForFence') events.push({ type: 'Warning', reason: 'WaitingForFence', message });
+    if (prevPhase === 'WaitingForFence' && phase !== 'Failed') events.push({ type: 'Normal', reason: 'Fenced', message: `${node} is fenced (${OUT_OF_SERVICE_TAINT}): recovering its VMs elsewhere` });
+    if (phase === 'Pending' && prevPhase) events.push({ type: 'Warning', reason: 'HostUnreachable', message });
+    if (phase === 'Succeeded') events.push({ type: 'Normal', reason: 'Succeeded', message });
+    if (phase === 'Failed') events.push({ type: 'Warning', reason: 'Failed', message });
+  }
+
+  const hostState = host.state === 'Alive' ? 'Alive' : host.state === 'Dead' ? 'Dead' : d.prev.hostState;
+  const waitingForHost = phase === 'WaitingForFence' || phase === 'Pending';
+  return {
+    status: {
+      phase,
+      ...(hostState ? { hostState } : {}),
+      total,
+      succeeded,
+      failed,
+      inProgress,
+      pending,
+      moves,
+      ...(planRows.length ? { plan: planRows } : {}),
+      startTime: d.prev.startTime ?? now,
+      ...(final ? { completionTime: now } : {}),
+      observedGeneration: e.metadata.generation,
+      conditions: d.conditions,
+      message,
+    },
+    actions,
+    events,
+    ...(final ? {} : { requeueAfterMs: waitingForHost ? 5_000 : 10_000 }),
+  };
+}
+
+/** Cordon the node (recording first that vmove did it), or say why not. */
+function cordon(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): void {
+  const node = f.evacuation.spec.nodeName;
+  if (f.evacuation.spec.cordon === false) {
+    d.set({ type: 'Cordoned', status: 'False', reason: 'NotRequested', message: `spec.cordon is false: new VMs may still be placed on ${node}` });
+    return;
+  }
+  const c = d.get('Cordoned');
+  if (c?.status === 'True') {
+    // Ours and lifted by someone (or the cordon itself was interrupted): the evacuation still wants it.
+    if (c.reason === 'CordonedByVmove' && f.node.exists && !f.node.unschedulable) actions.node = 'cordon';
+    return;
+  }
+  if (!f.node.exists) {
+    d.set({ type: 'Cordoned', status: 'False', reason: 'NodeNotFound', message: `there is no Node ${node} to cordon` });
+  } else if (f.node.unschedulable) {
+    d.set({ type: 'Cordoned', status: 'True', reason: 'AlreadyCordoned', message: `${node} was already cordoned; it stays cordoned when the evacuation ends` });
+  } else {
+    d.set({ type: 'Cordoned', status: 'True', reason: 'CordonedByVmove', message: `vmove cordoned ${node} so nothing new lands there; cancelling or deleting this evacuation uncordons it` });
+    actions.node = 'cordon';
+    events.push({ type: 'Normal', reason: 'Cordoned', message: `cordoned ${node}` });
+  }
+}
+
+/** Uncordon the node if vmove cordoned it (and no other evacuation of it still wants it cordoned). */
+function uncordon(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): string {
+  const node = f.evacuation.spec.nodeName;
+  const c = d.get('Cordoned');
+  if (c?.reason !== 'CordonedByVmove') return c?.reason === 'AlreadyCordoned' ? `${node} stays cordoned, as it was before` : '';
+  if (f.cordonWantedByOthers) {
+    const message = `${node} stays cordoned: another evacuation of it is still running`;
+    d.set({ type: 'Cordoned', status: 'True', reason: 'LeftForAnotherEvacuation', message });
+    return message;
+  }
+  if (f.node.exists && f.node.unschedulable) {
+    actions.node = 'uncordon';
+    events.push({ type: 'Normal', reason: 'Uncordoned', message: `uncordoned ${node}, which this evacuation had cordoned` });
+  }
+  d.set({ type: 'Cordoned', status: 'False', reason: 'UncordonedByVmove', message: `vmove uncordoned ${node}, which it had cordoned` });
+  return `${node} is uncordoned`;
+}
+
+function fencing(f: EvacuationFacts, host: HostState, d: StatusDraft, events: EventNote[]): void {
+  const node = f.evacuation.spec.nodeName;
+  if (host.state === 'Dead') {
+    d.set(
+      host.fenced
+        ? { type: 'Fenced', status: 'True', reason: 'OutOfServiceTaint', message: `${node} carries the taint ${OUT_OF_SERVICE_TAINT}: it is known to be off, so its VMs may start elsewhere` }
+        : { type: 'Fenced', status: 'False', reason: 'WaitingForFence', message: `${host.why}; its VMs might still run: ${fenceHint(node)}` },
+    );
+    return;
+  }
+  const c = d.get('Fenced');
+  if (host.state === 'Alive' && c?.status === 'False' && c.reason === 'WaitingForFence') {
+    const message = `${node} came back before it was fenced: nothing was rebuilt, and its VMs are moved off it live instead`;
+    d.set({ type: 'Fenced', status: 'False', reason: 'HostReturned', message });
+    events.push({ type: 'Normal', reason: 'HostReturned', message });
+  }
+}
+
+function successMessage(latest: (MoveRequest | undefined)[], node: string, recovered: boolean, cordoned: Condition | undefined): string {
+  const moved = latest.filter((m): m is MoveRequest => !!m && m.status?.phase === 'Succeeded');
+  const count = (pred: (m: MoveRequest) => boolean) => moved.filter(pred).length;
+  const tail = cordoned?.reason === 'CordonedByVmove' ? `; ${node} stays cordoned while this HostEvacuation exists (delete it to uncordon)` : '';
+  if (moved.length === 0) return `${node} has no VMs to move${tail}`;
+  if (recovered) {
+    const shared = count((m) => m.status?.variant === 'FromSharedDisk');
+    const image = count((m) => m.status?.variant === 'FromImage');
+    const parts = [
+      shared ? `${plural(shared, 'VM')} restarted from ${shared === 1 ? 'its' : 'their'} shared disks` : '',
+      image ? `${plural(image, 'VM')} rebuilt from ${image === 1 ? 'its' : 'their'} image — the data on ${image === 1 ? 'its' : 'their'} local disks was lost` : '',
+      count((m) => m.status?.moveType !== 'Rebuild') ? `${plural(count((m) => m.status?.moveType !== 'Rebuild'), 'VM')} moved before the host died` : '',
+    ].filter(Boolean);
+    return `recovered the VMs of ${node}: ${parts.join('; ')}${tail}`;
+  }
+  const live = count((m) => m.status?.moveType === 'Live');
+  const cold = count((m) => m.status?.moveType === 'Cold');
+  const other = moved.length - live - cold;
+  const how = [live ? `${live} live` : '', cold ? `${cold} cold` : '', other ? `${other} rebuilt` : ''].filter(Boolean).join(', ');
+  return `${node} is empty: ${plural(moved.length, 'VM')} moved off (${how})${tail}`;
+}
+
+function moveRow(mr: MoveRequest, note?: string): EvacuationMove {
+  const s = mr.status;
+  const lost = s?.variant === 'FromImage' ? (s.phase === 'Succeeded' ? 'rebuilt from its image: the data on its local disks was lost' : 'rebuilding from its image: the data on its local disks is lost') : undefined;
+  const message = note ?? (lost && s?.phase !== 'Failed' && s?.phase !== 'Cancelled' ? `${lost}${s?.message ? ` (${s.message})` : ''}` : s?.message);
+  const target = s?.targetNode ?? mr.spec.target?.nodeName;
+  return {
+    namespace: mr.metadata.namespace ?? 'default',
+    name: mr.metadata.name ?? '',
+    vmName: mr.spec.vmName,
+    phase: s?.phase ?? 'Pending',
+    ...(target ? { targetNode: target } : {}),
+    ...(s?.moveType ? { moveType: s.moveType } : {}),
+    attempt: attemptOf(mr),
+    ...(message ? { message } : {}),
+  };
+}
+
+function newMoveRow(m: NewMove): EvacuationMove {
+  return {
+    namespace: m.namespace,
+    name: m.name,
+    vmName: m.vmName,
+    phase: 'Pending',
+    ...(m.step.targetNode ? { targetNode: m.step.targetNode } : {}),
+    ...(m.step.moveType ? { moveType: m.step.moveType } : {}),
+    attempt: m.attempt,
+    message: m.retry ? `retry after: ${m.retry}` : m.step.variant === 'FromImage' ? 'to be rebuilt from its image: the data on its local disks is lost' : `planned: ${m.step.reason}`,
+  };
+}
+
+// ---------------------------------------------------------------- dry run, cancel, delete
+
+function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: EventNote[]): EvacuationDecision {
+  const e = f.evacuation;
+  const node = e.spec.nodeName;
+  const now = f.now.toISOString();
+  const mode = e.spec.mode ?? 'Auto';
+  const vms = f.vms.filter((vm) => vmHost(vm) === node && !vm.metadata.deletionTimestamp && matchesSelector(vm.metadata.labels, e.spec.vmSelector));
+  const dead = host.state !== 'Alive';
+  const moveMode: MoveMode = dead && (mode === 'Auto' || mode === 'Rebuild') ? 'Rebuild' : mode;
+  const steps = planEvacuation({ node, vms, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector });
+  const placed = steps.filter((s) => s.targetNode).length;
+  const notes = [
+    `dry run: ${placed} of ${plural(steps.length, 'VM')} on ${node} have a target`,
+    steps.length > placed ? `${steps.length - placed} cannot be moved now (see status.plan)` : '',
+    host.state === 'Dead' && host.fenced ? `${node} is dead and fenced: its VMs would be rebuilt` : host.state !== 'Alive' ? `${host.why}: its VMs would be rebuilt only once it is dead and fenced` : '',
+    `nothing was moved and ${node} was not cordoned`,
+  ].filter(Boolean);
+  const message = notes.join('; ');
+  if (host.state === 'Dead') fencing(f, host, d, []);
+  d.set({ type: 'Progressing', status: 'False', reason: 'DryRun', message });
+  d.set({ type: 'Ready', status: 'True', reason: 'DryRun', message });
+  events.push({ type: 'Normal', reason: 'Planned', message });
+  return {
+    status: {
+      phase: 'Succeeded',
+      ...(host.state === 'Alive' ? { hostState: 'Alive' as const } : host.state === 'Dead' ? { hostState: 'Dead' as const } : {}),
+      total: steps.length,
+      plan: steps.map((s) => plannedMove(s)),
+      startTime: d.prev.startTime ?? now,
+      completionTime: now,
+      observedGeneration: e.metadata.generation,
+      conditions: d.conditions,
+      message,
+    },
+    actions: { create: [], cancel: [], delete: [], release: false },
+    events,
+  };
+}
+
+function cancelling(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): EvacuationDecision {
+  const e = f.evacuation;
+  const now = f.now.toISOString();
+  const running = f.moves.filter(open);
+  for (const mr of running) if (!mr.spec.cancel) actions.cancel.push({ ...ref(mr), why: 'the evacuation was cancelled' });
+  const moves = latestRows(f.moves);
+  const moved = moves.filter((m) => m.phase === 'Succeeded').length;
+  if (running.length) {
+    const message = `cancelling: ${plural(running.length, 'move')} stop${running.length === 1 ? 's' : ''} (each rolls back, or finishes if the VM already runs on its target)`;
+    d.set({ type: 'Progressing', status: 'True', reason: 'Cancelling', message });
+    if (findCondition(d.prev.conditions, 'Progressing')?.reason !== 'Cancelling') events.push({ type: 'Normal', reason: 'Cancelling', message });
+    return { status: { ...d.prev, moves, inProgress: running.length, observedGeneration: e.metadata.generation, conditions: d.conditions, message }, actions, events, requeueAfterMs: 5_000 };
+  }
+  const cordonNote = uncordon(f, d, actions, events);
+  const message = `cancelled: ${plural(moved, 'VM')} had been moved off ${e.spec.nodeName}; the others stay where they are${cordonNote ? `; ${cordonNote}` : ''}`;
+  d.set({ type: 'Progressing', status: 'False', reason: 'Cancelled', message });
+  d.set({ type: 'Ready', status: 'False', reason: 'Cancelled', message });
+  events.push({ type: 'Normal', reason: 'Cancelled', message });
+  return {
+    status: { ...d.prev, phase: 'Cancelled', moves, succeeded: moved, inProgress: 0, pending: 0, startTime: d.prev.startTime ?? now, completionTime: now, observedGeneration: e.metadata.generation, conditions: d.conditions, message },
+    actions,
+    events,
+  };
+}
+
+function deleting(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): EvacuationDecision {
+  // Deleting a MoveRequest cancels it (its own finalizer waits for the rollback), so the
+  // evacuation deletes what it owns and lets go once all of it is gone.
+  for (const mr of f.moves) if (!mr.metadata.deletionTimestamp) actions.delete.push(ref(mr));
+  if (f.moves.length) {
+    const message = `deleting: waiting for ${plural(f.moves.length, 'MoveRequest')} of this evacuation to stop and go`;
+    d.set({ type: 'Progressing', status: 'True', reason: 'Deleting', message });
+    return { status: { ...d.prev, conditions: d.conditions, message }, actions, events, requeueAfterMs: 2_000 };
+  }
+  const cordonNote = uncordon(f, d, actions, events);
+  actions.release = true;
+  return { status: { ...d.prev, conditions: d.conditions, ...(cordonNote ? { message: `deleted; ${cordonNote}` } : {}) }, actions, events };
+}
+
+/** One row per VM: its latest MoveRequest. */
+function latestRows(moves: MoveRequest[]): EvacuationMove[] {
+  const latest = new Map<string, MoveRequest>();
+  for (const mr of moves) {
+    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+    const cur = latest.get(k);
+    if (!cur || attemptOf(mr) > attemptOf(cur)) latest.set(k, mr);
+  }
+  return [...latest.keys()].sort().map((k) => moveRow(latest.get(k)!));
+}

@@ -1,0 +1,206 @@
+// Reconciles one HostEvacuation: observe (the evacuation, its node, the VMs on it, the
+// MoveRequests it owns, every host) → decide (decide.ts, pure) → act (uncordon, record status,
+// cordon, cancel, create, delete, let go) → say when to look again. Every act is idempotent:
+// MoveRequest names are fixed by evacuation, VM and attempt, and the cordon is recorded in status
+// before it is made (and lifted before that record is cleared), so a controller killed at any
+// instant resumes from what the API server holds.
+import type { HostEvacuation, HostEvacuationStatus, MoveRequest, VirtualMachine } from '../../api/types';
+import { API_VERSION } from '../../api/types';
+import { isAlreadyExists, isConflict, isNotFound, type KubeApi } from '../../kube/api';
+import type { EventRecorder } from '../../kube/events';
+import { corePath, vmovePath } from '../../kube/paths';
+import type { ReconcileResult } from '../../kube/workQueue';
+import { componentLogger } from '../../log';
+import type { ClusterView, NodeObject } from '../clusterView';
+import type { ControllerConfig } from '../config';
+import { decideEvacuation, isFinal, type EvacuationDecision, type EvacuationFacts, type NewMove } from './decide';
+import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, VM_LABEL } from './names';
+import { withPendingMoves } from './planner';
+import { vmHost, vmKey } from './vms';
+
+export interface EvacuationDeps {
+  api: KubeApi;
+  view: ClusterView;
+  events: EventRecorder;
+  config: ControllerConfig;
+}
+
+const hasFinalizer = (e: HostEvacuation): boolean => !!e.metadata.finalizers?.includes(EVACUATION_FINALIZER);
+
+/** Whether another unfinished evacuation of the same node keeps it cordoned. */
+export const wantsCordon = (e: HostEvacuation): boolean => !isFinal(e.status?.phase) && !e.metadata.deletionTimestamp && e.spec.cordon !== false && !e.spec.dryRun && !e.spec.cancel;
+
+export class HostEvacuationReconciler {
+  private readonly log = componentLogger('hostevacuation');
+
+  constructor(private readonly d: EvacuationDeps) {}
+
+  readonly reconcile = async (key: string): Promise<ReconcileResult> => {
+    let e = this.d.view.evacuations.get(key);
+    if (!e) return {};
+    if (e.metadata.deletionTimestamp && !hasFinalizer(e)) return {};
+    if (!e.metadata.deletionTimestamp && !hasFinalizer(e) && !isFinal(e.status?.phase)) {
+      e = await this.patchMeta(e, { finalizers: [...(e.metadata.finalizers ?? []), EVACUATION_FINALIZER] });
+    }
+    const decision = decideEvacuation(this.observe(e));
+    await this.act(e, decision);
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+  };
+
+  // ---------------------------------------------------------------- observe
+
+  private observe(e: HostEvacuation): EvacuationFacts {
+    const v = this.d.view;
+    const now = new Date();
+    const node = e.spec.nodeName;
+    const nodeObj = v.nodes.get(node);
+    const hosts = v.hosts(now.getTime());
+    const allMoves = v.moves.list();
+    const moves = allMoves.filter((mr) => isOwnedBy(mr, e));
+    const vms = new Map<string, VirtualMachine>();
+    for (const vm of v.vms.list()) if (vmHost(vm) === node) vms.set(vmKey(vm), vm);
+    for (const mr of moves) {
+      const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+      const vm = vms.get(k) ?? v.vms.get(k);
+      if (vm) vms.set(k, vm);
+    }
+    return {
+      evacuation: e,
+      now,
+      node: { exists: !!nodeObj, unschedulable: !!nodeObj?.spec?.unschedulable },
+      host: hosts.find((h) => h.node === node),
+      hosts: withPendingMoves(hosts, allMoves, (k) => v.vms.get(k)),
+      vms: [...vms.values()],
+      moves,
+      cordonWantedByOthers: v.evacuations.list().some((o) => o.metadata.uid !== e.metadata.uid && o.spec.nodeName === node && wantsCordon(o)),
+      deadHostAfterSeconds: this.d.config.deadHostAfterSeconds,
+    };
+  }
+
+  // ---------------------------------------------------------------- act
+
+  private async act(e: HostEvacuation, d: EvacuationDecision): Promise<void> {
+    const a = d.actions;
+    const node = e.spec.nodeName;
+    // Lift the cordon before the status stops saying vmove made it, and record it before making it.
+    if (a.node === 'uncordon') await this.setUnschedulable(node, false);
+    if (!sameJson(d.status, e.status ?? {})) e = await this.writeStatus(e, d.status);
+    if (a.node === 'cordon') await this.setUnschedulable(node, true);
+
+    for (const c of a.cancel) {
+      const path = vmovePath('moverequests', { namespace: c.namespace, name: c.name });
+      try {
+        const updated = await this.d.api.mergePatch<MoveRequest>(path, { metadata: { annotations: { [CANCELLED_BY_ANNOTATION]: c.why } }, spec: { cancel: true } });
+        this.d.view.moves.writeThrough(updated);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    for (const m of a.create) {
+      // A creation's Events only when it happened now (not when a restart found it made).
+      if (await this.createMove(e, m)) for (const ev of m.events) this.d.events.record(e, ev.type, ev.reason, ev.message);
+    }
+    for (const r of a.delete) {
+      try {
+        await this.d.api.delete(vmovePath('moverequests', { namespace: r.namespace, name: r.name }));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    for (const ev of d.events) this.d.events.record(e, ev.type, ev.reason, ev.message);
+    if (a.release && hasFinalizer(e)) {
+      await this.patchMeta(e, { finalizers: (e.metadata.finalizers ?? []).filter((f) => f !== EVACUATION_FINALIZER) });
+      this.log.info({ evacuation: e.metadata.name, node }, 'released');
+    }
+  }
+
+  /** Create one MoveRequest; false when it already existed (a restart, or a cache behind our own write). */
+  private async createMove(e: HostEvacuation, m: NewMove): Promise<boolean> {
+    const body: MoveRequest = {
+      apiVersion: API_VERSION,
+      kind: 'MoveRequest',
+      metadata: {
+        name: m.name,
+        namespace: m.namespace,
+        labels: { [EVACUATION_LABEL]: e.metadata.name ?? '', [VM_LABEL]: m.vmName, [ATTEMPT_LABEL]: String(m.attempt) },
+        ownerReferences: [ownerReference(e)],
+      },
+      spec: m.spec,
+    };
+    const collection = vmovePath('moverequests', { namespace: m.namespace });
+    try {
+      const created = await this.d.api.create<MoveRequest>(collection, body);
+      this.d.view.moves.writeThrough(created);
+      this.log.info({ evacuation: e.metadata.name, move: `${m.namespace}/${m.name}`, target: m.step.targetNode, moveType: m.step.moveType, attempt: m.attempt }, 'move created');
+      return true;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await this.d.api.find<MoveRequest>(vmovePath('moverequests', { namespace: m.namespace, name: m.name }));
+      if (existing) this.d.view.moves.writeThrough(existing);
+      if (existing && !isOwnedBy(existing, e)) {
+        this.d.events.record(e, 'Warning', 'NameTaken', `MoveRequest ${m.namespace}/${m.name} exists and is not this evacuation's; ${m.namespace}/${m.vmName} waits until it is removed`);
+      }
+      return false;
+    }
+  }
+
+  private async setUnschedulable(node: string, unschedulable: boolean): Promise<void> {
+    try {
+      const updated = await this.d.api.mergePatch<NodeObject>(corePath('nodes', { name: node }), { spec: { unschedulable } });
+      this.d.view.nodes.writeThrough(updated);
+      this.log.info({ node, unschedulable }, unschedulable ? 'cordoned' : 'uncordoned');
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- record
+
+  private async writeStatus(e: HostEvacuation, status: HostEvacuationStatus): Promise<HostEvacuation> {
+    const path = vmovePath('hostevacuations', { name: e.metadata.name, subresource: 'status' });
+    try {
+      const updated = await this.d.api.replace<HostEvacuation>(path, { ...e, status });
+      this.d.view.evacuations.writeThrough(updated);
+      return updated;
+    } catch (err) {
+      if (isConflict(err)) await this.refresh(e);
+      throw err;
+    }
+  }
+
+  private async patchMeta(e: HostEvacuation, meta: { finalizers: string[] }): Promise<HostEvacuation> {
+    try {
+      const updated = await this.d.api.mergePatch<HostEvacuation>(vmovePath('hostevacuations', { name: e.metadata.name }), {
+        metadata: { resourceVersion: e.metadata.resourceVersion, ...meta },
+      });
+      this.d.view.evacuations.writeThrough(updated);
+      return updated;
+    } catch (err) {
+      if (isConflict(err)) await this.refresh(e);
+      throw err;
+    }
+  }
+
+  private async refresh(e: HostEvacuation): Promise<void> {
+    const fresh = await this.d.api.find<HostEvacuation>(vmovePath('hostevacuations', { name: e.metadata.name }));
+    if (fresh) this.d.view.evacuations.writeThrough(fresh);
+  }
+}
+
+/** Equal as JSON regardless of key order (the API server sorts keys; we do not). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+}
+
+function sorted(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sorted);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, sorted(x)]),
+    );
+  }
+  return v;
+}
