@@ -114,7 +114,7 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
   async waitFor(opId: string, waitMs: number): Promise<OperationStatus | undefined> {
     const rec = this.records.get(opId);
     if (!rec) return undefined;
-    if (rec.status.state === 'Running' && waitMs > 0) {
+    if (rec.status.state === 'Running' && waitMs > 0 && !this.closing) {
       await new Promise<void>((resolve) => {
         const set = this.waiters.get(opId) ?? new Set();
         this.waiters.set(opId, set);

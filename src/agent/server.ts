@@ -160,8 +160,9 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     await route.handle(req, res, params, url);
   }
 
-  // Long polls hold requests for up to MAX_WAIT_MS; keep sockets around a bit longer.
-  server.requestTimeout = 0;
+  // A request (not its long-polled answer) must arrive within a minute; idle keep-alive
+  // sockets stay a while so a polling controller reuses them.
+  server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 30_000;
   return server;
