@@ -49,6 +49,8 @@ const DAY_MS = 24 * 3600 * 1000;
 export class OperationExecutor extends EventEmitter<ExecutorEvents> {
   private readonly records = new Map<string, OperationRecord>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Writes of one record happen in order, each writing the record as it is then. */
+  private readonly writes = new Map<string, Promise<void>>();
   private readonly running = new Set<Promise<void>>();
   private readonly locks = new VmLocks();
   private readonly abort = new AbortController();
@@ -65,13 +67,14 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
   static async open(opts: ExecutorOptions): Promise<OperationExecutor> {
     const ex = new OperationExecutor(opts);
     await ex.load();
-    ex.sweeper = setInterval(() => void ex.sweep(), Math.min(ex.retentionMs, DAY_MS) / 24);
+    ex.sweeper = setInterval(() => void ex.sweep(), Math.max(60_000, Math.min(ex.retentionMs, DAY_MS) / 24));
     ex.sweeper.unref();
-    for (const rec of ex.records.values()) {
-      if (rec.status.state === 'Running') {
-        log.info({ opId: rec.opId, kind: rec.request.kind, vm: rec.request.vm.id }, 'resuming operation after restart');
-        ex.launch(rec);
-      }
+    // In the order they were accepted: operations on one VM queue up as they did before.
+    const unfinished = [...ex.records.values()].filter((r) => r.status.state === 'Running');
+    unfinished.sort((x, y) => x.status.startedAt.localeCompare(y.status.startedAt));
+    for (const rec of unfinished) {
+      log.info({ opId: rec.opId, kind: rec.request.kind, vm: rec.request.vm.id }, 'resuming operation after restart');
+      ex.launch(rec);
     }
     return ex;
   }
@@ -234,7 +237,14 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
   }
 
   private persist(rec: OperationRecord): Promise<void> {
-    return writeFileAtomic(join(this.dir, `${rec.opId}.json`), JSON.stringify(rec), { fsync: this.opts.fsync ?? true });
+    const prev = this.writes.get(rec.opId) ?? Promise.resolve();
+    const next = prev.then(() => writeFileAtomic(join(this.dir, `${rec.opId}.json`), JSON.stringify(rec), { fsync: this.opts.fsync ?? true }));
+    const settled = next.catch(() => undefined);
+    this.writes.set(rec.opId, settled);
+    void settled.then(() => {
+      if (this.writes.get(rec.opId) === settled) this.writes.delete(rec.opId);
+    });
+    return next;
   }
 
   private async load(): Promise<void> {
