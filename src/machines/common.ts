@@ -182,10 +182,14 @@ interface ActingOptions {
   converge?: boolean;
 }
 
+/** Progress of the step this state runs; reports about any other step (stale, or an earlier attempt's) are ignored. */
+const isOwnProgress = (state: MovePhase, context: MoveContext, event: MoveEvent): event is Extract<MoveEvent, { type: 'PROGRESS' }> =>
+  event.type === 'PROGRESS' && event.step === stepName(state, context);
+
 const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
   {
     guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-      event.type === 'PROGRESS' && !!context.watch && !!timeoutReason(context, context.watch, event.at),
+      isOwnProgress(o.state, context, event) && !!context.watch && !!timeoutReason(context, context.watch, event.at),
     target: 'RollingBack' as const,
     actions: [
       beginRollback(spec, (ctx, ev) => ({ outcome: 'Failed', reason: `${o.state}: ${timeoutReason(ctx, ctx.watch!, ev.at)}` })),
@@ -196,7 +200,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
     ? [
         {
           guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-            event.type === 'PROGRESS' && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
+            isOwnProgress(o.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
           target: 'RollingBack' as const,
           actions: [
             beginRollback(spec, (ctx) => ({ outcome: 'Failed', reason: `did not converge on the last rung (${rungAt(ctx.policy, ctx.rung).name})` })),
@@ -205,7 +209,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
         },
         {
           guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-            event.type === 'PROGRESS' && !!context.watch && judgePass(context.watch, event).stuck,
+            isOwnProgress(o.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck,
           actions: [
             assign(({ context, event }) => ({
               rung: context.rung + 1,
@@ -217,6 +221,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
       ]
     : []),
   {
+    guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) => isOwnProgress(o.state, context, event),
     actions: assign(({ context, event }) => {
       if (event.type !== 'PROGRESS' || !context.watch) return {};
       const moved = event.processedBytes > context.watch.processedBytes;
