@@ -39,11 +39,14 @@ export function initialContext(input: MoveInput): MoveContext {
   };
 }
 
-/** The name of the step a state runs, as used in operation ids: unique per attempt. */
+/**
+ * The key of the step a state runs, as used in operation ids: `<attempt>.<step>`, unique for the
+ * whole move, so a late result of an earlier attempt's step can never pass for the current one's.
+ */
 export function stepName(state: MovePhase, ctx: MoveContext): string {
-  if (state === 'RollingBack') return `rollback-${ctx.rollback?.index ?? 0}-${ctx.stepTry}`;
-  if (state === 'CleaningUp') return `cleanup-${ctx.stepTry}`;
-  return state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase());
+  if (state === 'RollingBack') return `${ctx.attempt}.rollback-${ctx.rollback?.index ?? 0}-${ctx.stepTry}`;
+  if (state === 'CleaningUp') return `${ctx.attempt}.cleanup-${ctx.stepTry}`;
+  return `${ctx.attempt}.${state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase())}`;
 }
 
 /** Stands for "no sample yet" in byte counts; JSON has no Infinity, and the watch is persisted. */

@@ -70,7 +70,7 @@ export const isCommitted = (m: MoveState): boolean => m.snapshot.hasTag(COMMITTE
 /** Events the current state reacts to (for tests and docs). */
 export const acceptedEvents = (m: MoveState): string[] => [...m.snapshot._nodes.flatMap((n: { ownEvents: string[] }) => n.ownEvents)];
 
-/** The agent step the current state runs, with its key (unique within the attempt); none for waiting and terminal states. */
+/** The agent step the current state runs, with its key (`<attempt>.<step>`, unique within the move); none for waiting and terminal states. */
 export function currentStep(m: MoveState): (Step & { key: string }) | undefined {
   const phase = phaseOf(m);
   const ctx = contextOf(m);
