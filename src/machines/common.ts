@@ -44,7 +44,8 @@ export function initialContext(input: MoveInput): MoveContext {
  * whole move, so a late result of an earlier attempt's step can never pass for the current one's.
  */
 export function stepName(state: MovePhase, ctx: MoveContext): string {
-  if (state === 'RollingBack') return `${ctx.attempt}.rollback-${ctx.rollback?.index ?? 0}-${ctx.stepTry}`;
+  // Named after the rollback step, not its index: dropping a lost host's steps shifts the indices.
+  if (state === 'RollingBack') return `${ctx.attempt}.rollback-${ctx.rollback?.steps[ctx.rollback.index]?.name ?? 'done'}-${ctx.stepTry}`;
   if (state === 'CleaningUp') return `${ctx.attempt}.cleanup-${ctx.stepTry}`;
   return `${ctx.attempt}.${state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase())}`;
 }
