@@ -126,6 +126,13 @@ const note = (message: string | ((ctx: MoveContext, ev: MoveEvent) => string), w
     }),
   }) as const;
 
+/** Source and target are one host (resize in place): losing its agent loses both roles. */
+const isSameHost = (ctx: MoveContext): boolean => ctx.targetNode === ctx.sourceNode;
+
+/** `unreachable` once the agent of the host in `role` is lost. */
+const withLost = (ctx: MoveContext, role: Role): MoveContext['unreachable'] =>
+  isSameHost(ctx) ? { source: true, target: true } : { ...ctx.unreachable, [role]: true };
+
 const failureText = (ev: MoveEvent): string =>
   ev.type === 'STEP_FAILED' || ev.type === 'AGENT_LOST' ? ev.message : ev.type === 'REJECTED' ? ev.message : ev.type;
 
@@ -133,7 +140,7 @@ const failureText = (ev: MoveEvent): string =>
 const beginRollback = (spec: MachineSpec, decide: (ctx: MoveContext, ev: MoveEvent) => { outcome: RollbackOutcome; reason: string }): Assign =>
   assign(({ context, event }) => {
     const unreachable =
-      event.type === 'AGENT_LOST' ? { ...context.unreachable, [event.role]: true } : context.unreachable;
+      event.type === 'AGENT_LOST' ? withLost(context, event.role) : context.unreachable;
     const ctx = { ...context, unreachable };
     const { outcome, reason } = decide(ctx, event);
     return {
@@ -276,7 +283,7 @@ export const actingState = (spec: MachineSpec, o: ActingOptions) =>
           beginRollback(spec, (ctx, ev) => {
             const role = ev.type === 'AGENT_LOST' ? ev.role : 'target';
             return {
-              outcome: role === 'target' ? outcomeOfFailure(ctx, true) : 'Failed',
+              outcome: role === 'target' && !isSameHost(ctx) ? outcomeOfFailure(ctx, true) : 'Failed',
               reason: `${role} host lost during ${o.state}: ${failureText(ev)}`,
             };
           }),
@@ -328,10 +335,13 @@ export const committedState = (spec: MachineSpec, o: ActingOptions) =>
       AGENT_LOST: [
         {
           // The target runs the VM now; without its agent nobody can stop it safely elsewhere.
-          guard: ({ event }) => event.type === 'AGENT_LOST' && event.role === 'target',
+          guard: ({ context, event }) => event.type === 'AGENT_LOST' && (event.role === 'target' || isSameHost(context)),
           target: 'Failed',
           actions: [
-            assign(({ event }) => ({ failure: `target host lost during ${o.state}: ${failureText(event)}; the VM is Lost there until its host returns or is evacuated` })),
+            assign(({ context, event }) => ({
+              unreachable: event.type === 'AGENT_LOST' ? withLost(context, event.role) : context.unreachable,
+              failure: `${isSameHost(context) ? 'host' : 'target host'} lost during ${o.state}: ${failureText(event)}; the VM is Lost there until its host returns or is evacuated`,
+            })),
             note((ctx) => ctx.failure ?? 'target host lost', true),
           ],
         },
@@ -430,8 +440,9 @@ export const rollingBackState = () =>
             const plan = context.rollback;
             if (!role || !plan) return {};
             // Drop the lost host's remaining steps; the others still run.
-            const remaining = plan.steps.slice(plan.index).filter((s) => s.role !== role);
-            return { unreachable: { ...context.unreachable, [role]: true }, rollback: { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] }, stepTry: 0 };
+            const unreachable = withLost(context, role);
+            const remaining = plan.steps.slice(plan.index).filter((s) => !unreachable[s.role]);
+            return { unreachable, rollback: { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] }, stepTry: 0 };
           }),
           note((_, e) => `${e.type === 'AGENT_LOST' ? e.role : ''} host lost while rolling back: its steps are skipped`, true),
         ],
