@@ -387,6 +387,21 @@ const advanceRollback = assign(({ context }) => ({
   stepTry: 0,
 }));
 
+/** A rollback step that starts the VM on the source again. */
+const startsOnSource = (s: Step): boolean => s.role === 'source' && (s.request.kind === 'startVm' || s.request.kind === 'resumeSource');
+
+/**
+ * The VM ran on the target and may still run there (its removal failed, or its host is lost):
+ * starting it on the source as well would run it twice, on shared disks too. Drop those steps
+ * (from position `from` on) and end Failed, saying where the VM may be.
+ */
+const keepOffSource = (ctx: MoveContext, plan: RollbackPlan, from: number, why: string): Pick<MoveContext, 'rollback' | 'failure'> => ({
+  rollback: { ...plan, steps: [...plan.steps.slice(0, from), ...plan.steps.slice(from).filter((s) => !startsOnSource(s))], outcome: 'Failed' },
+  failure: `${ctx.failure}; ${why}: the VM may still run on ${ctx.targetNode}, so it was not started again on ${ctx.sourceNode}`,
+});
+
+const mayRunOnTarget = (ctx: MoveContext): boolean => ctx.reached.targetStarted && !isSameHost(ctx);
+
 const resetAttempt = assign(({ context, event }) => ({
   attempt: context.attempt + 1,
   notBefore: addMs(event.at, retryDelayMs(context.attempt)),
@@ -430,7 +445,15 @@ export const rollingBackState = () =>
         },
         {
           guard: { type: 'isCurrentStep', params: { state: 'RollingBack' } },
-          actions: [note((ctx, e) => `rollback step ${ctx.rollback?.steps[ctx.rollback.index]?.name ?? '?'} failed: ${failureText(e)}`, true), advanceRollback],
+          actions: [
+            note((ctx, e) => `rollback step ${ctx.rollback?.steps[ctx.rollback.index]?.name ?? '?'} failed: ${failureText(e)}`, true),
+            assign(({ context, event }) => {
+              const plan = context.rollback;
+              if (!plan || plan.steps[plan.index]?.role !== 'target' || !mayRunOnTarget(context)) return {};
+              return keepOffSource(context, plan, plan.index + 1, `removing it from the target failed (${failureText(event)})`);
+            }),
+            advanceRollback,
+          ],
         },
       ],
       AGENT_LOST: {
@@ -442,7 +465,11 @@ export const rollingBackState = () =>
             // Drop the lost host's remaining steps; the others still run.
             const unreachable = withLost(context, role);
             const remaining = plan.steps.slice(plan.index).filter((s) => !unreachable[s.role]);
-            return { unreachable, rollback: { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] }, stepTry: 0 };
+            const rollback = { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] };
+            if (role === 'target' && mayRunOnTarget(context)) {
+              return { unreachable, stepTry: 0, ...keepOffSource(context, rollback, plan.index, 'the target host is unreachable') };
+            }
+            return { unreachable, rollback, stepTry: 0 };
           }),
           note((_, e) => `${e.type === 'AGENT_LOST' ? e.role : ''} host lost while rolling back: its steps are skipped`, true),
         ],
