@@ -83,8 +83,18 @@ function planRollback(ctx: MoveContext, spec: MachineSpec, outcome: RollbackOutc
   return { steps, index: 0, outcome, reason };
 }
 
+/**
+ * A retry starts from the VM as it was, on a source that can act: not after the source's agent
+ * was lost (its part of the rollback is skipped) — except for a rebuild, which the controller
+ * starts again only once that host is fenced.
+ */
+const mayRetryFrom = (ctx: MoveContext): boolean => !ctx.unreachable.source || ctx.moveType === 'Rebuild';
+
 const outcomeOfFailure = (ctx: MoveContext, transient: boolean): RollbackOutcome =>
-  transient && ctx.attempt < ctx.policy.maxAttempts && !ctx.cancelRequested ? 'Retry' : 'Failed';
+  transient && ctx.attempt < ctx.policy.maxAttempts && !ctx.cancelRequested && mayRetryFrom(ctx) ? 'Retry' : 'Failed';
+
+/** A rollback that could not do all it planned leaves the VM in no known state: no retry from there. */
+const noRetry = (plan: RollbackPlan): RollbackPlan => (plan.outcome === 'Retry' ? { ...plan, outcome: 'Failed' } : plan);
 
 export const moveSetup = setup({
   types: {
@@ -449,7 +459,8 @@ export const rollingBackState = () =>
             note((ctx, e) => `rollback step ${ctx.rollback?.steps[ctx.rollback.index]?.name ?? '?'} failed: ${failureText(e)}`, true),
             assign(({ context, event }) => {
               const plan = context.rollback;
-              if (!plan || plan.steps[plan.index]?.role !== 'target' || !mayRunOnTarget(context)) return {};
+              if (!plan) return {};
+              if (plan.steps[plan.index]?.role !== 'target' || !mayRunOnTarget(context)) return { rollback: noRetry(plan) };
               return keepOffSource(context, plan, plan.index + 1, `removing it from the target failed (${failureText(event)})`);
             }),
             advanceRollback,
@@ -465,7 +476,8 @@ export const rollingBackState = () =>
             // Drop the lost host's remaining steps; the others still run.
             const unreachable = withLost(context, role);
             const remaining = plan.steps.slice(plan.index).filter((s) => !unreachable[s.role]);
-            const rollback = { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] };
+            const trimmed = { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] };
+            const rollback = mayRetryFrom({ ...context, unreachable }) ? trimmed : noRetry(trimmed);
             if (role === 'target' && mayRunOnTarget(context)) {
               return { unreachable, stepTry: 0, ...keepOffSource(context, rollback, plan.index, 'the target host is unreachable') };
             }
