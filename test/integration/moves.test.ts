@@ -57,3 +57,89 @@ test('an unknown VM fails with a reason and touches nothing', async () => {
   const mr = await env.waitForMove('ghost-move', ['Failed']);
   expect(mr.status?.message).toBe('VirtualMachine ghost does not exist in namespace default');
 });
+
+test('cold move of a VM on local storage copies its disk and leaves nothing on the source', async () => {
+  await env.apply(vmYaml('db', { node: 'node-a', storage: 'Local' }));
+  await vmRunningOn('db', 'node-a');
+  await env.apply(moveYaml('db-cold', 'db', { mode: 'Cold', target: { nodeName: 'node-b' } }));
+  const mr = await env.waitForMove('db-cold', ['Succeeded', 'Failed', 'Cancelled']);
+  expect(mr.status).toMatchObject({ phase: 'Succeeded', moveType: 'Cold', variant: 'DiskCopy' });
+  expect(phases(mr)).toEqual(['Pending', 'Scheduling', 'StoppingSource', 'CopyingDisks', 'PreparingTarget', 'SwitchingOver', 'Verifying', 'CleaningUp', 'Succeeded']);
+  await vmRunningOn('db', 'node-b');
+  const inventory = await env.hostInventory();
+  expect(inventory.get('node-a')?.some((v) => v.id === 'default_db')).toBe(false);
+});
+
+test('a move with resize goes cold and the VM runs with the new size on the target', async () => {
+  await env.apply(moveYaml('db-resize', 'db', { target: { nodeName: 'node-a' }, resources: { cpu: 2, memory: '512Mi' } }));
+  const mr = await env.waitForMove('db-resize', ['Succeeded', 'Failed', 'Cancelled']);
+  expect(mr.status).toMatchObject({ phase: 'Succeeded', moveType: 'Cold', variant: 'DiskCopy' });
+  expect(mr.status?.reason).toContain('resizes the VM');
+  await env.waitFor('db to report its new size', async () => {
+    const vm = await env.vm('db');
+    return vm?.status?.nodeName === 'node-a' && vm.status.cpu === 2 && vm.status.memory === '512Mi';
+  });
+  expect(await env.runningOn('db')).toEqual(['node-a']);
+});
+
+test('resources alone resize in place by hotplug when the host has room', async () => {
+  await env.apply(moveYaml('web-grow', 'web', { resources: { cpu: 3, memory: '1Gi' } }));
+  const mr = await env.waitForMove('web-grow', ['Succeeded', 'Failed', 'Cancelled']);
+  expect(mr.status).toMatchObject({ phase: 'Succeeded', moveType: 'ResizeInPlace', variant: 'Hotplug', sourceNode: 'node-b', targetNode: 'node-b' });
+  expect(phases(mr)).toEqual(['Pending', 'Scheduling', 'Resizing', 'Verifying', 'Succeeded']);
+  await env.waitFor('web to report 3 CPUs and 1Gi', async () => {
+    const vm = await env.vm('web');
+    return vm?.status?.cpu === 3 && vm.status.memory === '1Gi' && vm.status.nodeName === 'node-b';
+  });
+});
+
+test('rebuild of a VM with local disks starts it from its image elsewhere and says its data is lost', async () => {
+  await env.apply(moveYaml('db-rebuild', 'db', { mode: 'Rebuild', target: { nodeName: 'node-b' } }));
+  const mr = await env.waitForMove('db-rebuild', ['Succeeded', 'Failed', 'Cancelled']);
+  expect(mr.status).toMatchObject({ phase: 'Succeeded', moveType: 'Rebuild', variant: 'FromImage', targetNode: 'node-b' });
+  expect(mr.status?.reason).toContain('data is lost');
+  await vmRunningOn('db', 'node-b');
+});
+
+test('a full target fails the move with the reason and leaves the VM where it runs', async () => {
+  await env.apply(vmYaml('big', { node: 'node-a', memory: '2Gi' }));
+  await vmRunningOn('big', 'node-a');
+  await env.apply(moveYaml('big-to-c', 'big', { target: { nodeName: 'node-c' } }));
+  const mr = await env.waitForMove('big-to-c', ['Succeeded', 'Failed', 'Cancelled']);
+  expect(mr.status?.phase).toBe('Failed');
+  expect(mr.status?.placement?.rejected).toEqual([{ nodeName: 'node-c', reason: 'not enough memory: needs 2Gi, 1Gi free of 1Gi' }]);
+  expect(mr.status?.message).toContain('node-c: not enough memory');
+  expect(await env.runningOn('big')).toEqual(['node-a']);
+  expect((await env.vm('big'))?.status?.moveRef).toBeUndefined();
+});
+
+test('a cordoned target fails the move; automatic placement avoids it', async () => {
+  expect((await env.kubectl(['cordon', 'node-c'])).code).toBe(0);
+  try {
+    await env.apply(moveYaml('web-to-c', 'web', { target: { nodeName: 'node-c' } }));
+    const mr = await env.waitForMove('web-to-c', ['Succeeded', 'Failed', 'Cancelled']);
+    expect(mr.status?.phase).toBe('Failed');
+    expect(mr.status?.placement?.rejected).toEqual([{ nodeName: 'node-c', reason: 'is cordoned' }]);
+    expect(await env.runningOn('web')).toEqual(['node-b']);
+
+    await env.apply(moveYaml('web-auto', 'web'));
+    const auto = await env.waitForMove('web-auto', ['Succeeded', 'Failed', 'Cancelled']);
+    expect(auto.status).toMatchObject({ phase: 'Succeeded', targetNode: 'node-a' });
+    expect(auto.status?.placement?.rejected).toEqual(expect.arrayContaining([{ nodeName: 'node-c', reason: 'is cordoned' }]));
+  } finally {
+    await env.kubectl(['uncordon', 'node-c']);
+  }
+});
+
+test('two requests for one VM: the second waits for the first, then runs', async () => {
+  await env.apply(moveYaml('web-first', 'web', { target: { nodeName: 'node-b' } }) + '\n---\n' + moveYaml('web-second', 'web', { target: { nodeName: 'node-a' } }));
+  const second = await env.waitFor('web-second to wait for the VM', async () => {
+    const mr = await env.move('web-second');
+    const c = mr?.status?.conditions?.find((x) => x.type === 'Progressing');
+    return c?.reason === 'WaitingForVM' ? c : undefined;
+  });
+  expect(second.message).toContain('being moved by MoveRequest web-first');
+  expect((await env.waitForMove('web-first', ['Succeeded', 'Failed'])).status?.phase).toBe('Succeeded');
+  expect((await env.waitForMove('web-second', ['Succeeded', 'Failed'])).status?.phase).toBe('Succeeded');
+  await vmRunningOn('web', 'node-a');
+});

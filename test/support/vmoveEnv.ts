@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
 import { AgentClient } from '../../src/agent/client';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
@@ -168,5 +169,5 @@ export function vmYaml(name: string, o: { node?: string; storage?: 'Local' | 'Sh
 
 /** A MoveRequest manifest. */
 export function moveYaml(name: string, vmName: string, spec: Record<string, unknown> = {}): string {
-  return JSON.stringify({ apiVersion: 'vmove.dev/v1alpha1', kind: 'MoveRequest', metadata: { name, namespace: 'default' }, spec: { vmName, ...spec } });
+  return stringify({ apiVersion: 'vmove.dev/v1alpha1', kind: 'MoveRequest', metadata: { name, namespace: 'default' }, spec: { vmName, ...spec } });
 }

@@ -4,7 +4,7 @@
 // MoveRequest names are fixed by evacuation, VM and attempt, and the cordon is recorded in status
 // before it is made (and lifted before that record is cleared), so a controller killed at any
 // instant resumes from what the API server holds.
-import type { HostEvacuation, HostEvacuationStatus, MoveRequest, VirtualMachine } from '../../api/types';
+import type { HostEvacuation, HostEvacuationStatus, MoveRequest } from '../../api/types';
 import { API_VERSION } from '../../api/types';
 import { isAlreadyExists, isConflict, isNotFound, type KubeApi } from '../../kube/api';
 import type { EventRecorder } from '../../kube/events';
@@ -13,10 +13,9 @@ import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
 import type { ClusterView, NodeObject } from '../clusterView';
 import type { ControllerConfig } from '../config';
-import { decideEvacuation, isFinal, type EvacuationDecision, type EvacuationFacts, type NewMove } from './decide';
+import { decideEvacuation, isFinal, type EvacuationDecision, type NewMove } from './decide';
+import { observeEvacuation } from './facts';
 import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, VM_LABEL } from './names';
-import { withPendingMoves } from './planner';
-import { vmHost, vmKey } from './vms';
 
 export interface EvacuationDeps {
   api: KubeApi;
@@ -26,9 +25,6 @@ export interface EvacuationDeps {
 }
 
 const hasFinalizer = (e: HostEvacuation): boolean => !!e.metadata.finalizers?.includes(EVACUATION_FINALIZER);
-
-/** Whether another unfinished evacuation of the same node keeps it cordoned. */
-export const wantsCordon = (e: HostEvacuation): boolean => !isFinal(e.status?.phase) && !e.metadata.deletionTimestamp && e.spec.cordon !== false && !e.spec.dryRun && !e.spec.cancel;
 
 export class HostEvacuationReconciler {
   private readonly log = componentLogger('hostevacuation');
@@ -42,40 +38,10 @@ export class HostEvacuationReconciler {
     if (!e.metadata.deletionTimestamp && !hasFinalizer(e) && !isFinal(e.status?.phase)) {
       e = await this.patchMeta(e, { finalizers: [...(e.metadata.finalizers ?? []), EVACUATION_FINALIZER] });
     }
-    const decision = decideEvacuation(this.observe(e));
+    const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds));
     await this.act(e, decision);
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   };
-
-  // ---------------------------------------------------------------- observe
-
-  private observe(e: HostEvacuation): EvacuationFacts {
-    const v = this.d.view;
-    const now = new Date();
-    const node = e.spec.nodeName;
-    const nodeObj = v.nodes.get(node);
-    const hosts = v.hosts(now.getTime());
-    const allMoves = v.moves.list();
-    const moves = allMoves.filter((mr) => isOwnedBy(mr, e));
-    const vms = new Map<string, VirtualMachine>();
-    for (const vm of v.vms.list()) if (vmHost(vm) === node) vms.set(vmKey(vm), vm);
-    for (const mr of moves) {
-      const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
-      const vm = vms.get(k) ?? v.vms.get(k);
-      if (vm) vms.set(k, vm);
-    }
-    return {
-      evacuation: e,
-      now,
-      node: { exists: !!nodeObj, unschedulable: !!nodeObj?.spec?.unschedulable },
-      host: hosts.find((h) => h.node === node),
-      hosts: withPendingMoves(hosts, allMoves, (k) => v.vms.get(k)),
-      vms: [...vms.values()],
-      moves,
-      cordonWantedByOthers: v.evacuations.list().some((o) => o.metadata.uid !== e.metadata.uid && o.spec.nodeName === node && wantsCordon(o)),
-      deadHostAfterSeconds: this.d.config.deadHostAfterSeconds,
-    };
-  }
 
   // ---------------------------------------------------------------- act
 

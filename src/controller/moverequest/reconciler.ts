@@ -73,6 +73,7 @@ export class MoveRequestReconciler {
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
     let mr = this.d.view.moves.get(key);
+    this.log.debug({ key, phase: mr?.status?.phase, rv: mr?.metadata.resourceVersion }, 'reconcile');
     if (!mr) return {};
     const now = new Date();
     const deleting = !!mr.metadata.deletionTimestamp;
@@ -166,6 +167,12 @@ export class MoveRequestReconciler {
     if (holder && holder.uid !== mr.metadata.uid) {
       return { waiting: { reason: 'WaitingForVM', message: `VirtualMachine ${mr.spec.vmName} is being moved by MoveRequest ${holder.name}; this request starts when that one ends` } };
     }
+    // Requests for one VM go in the order they were made: the move type is chosen from where the
+    // VM is when its turn comes, not from where it was when the request arrived.
+    const ahead = this.earlierRequestFor(mr);
+    if (ahead) {
+      return { waiting: { reason: 'WaitingForVM', message: `VirtualMachine ${mr.spec.vmName} is being moved by MoveRequest ${ahead}; this request starts when that one ends` } };
+    }
     const sourceNode = vm.status?.nodeName ?? vm.status?.scheduledNode;
     if (!sourceNode || vm.status?.phase === 'Pending' || !vm.status?.phase) {
       return { waiting: { reason: 'VMNotReady', message: `VirtualMachine ${mr.spec.vmName} is not running or stopped on a host yet` } };
@@ -199,6 +206,20 @@ export class MoveRequestReconciler {
         bytesToMove: (c.moveType === 'Live' ? c.before.memoryBytes : 0) + diskBytes,
       }),
     };
+  }
+
+  /** An unfinished request for the same VM made before this one, if any. */
+  private earlierRequestFor(mr: MoveRequest): string | undefined {
+    const mine = [mr.metadata.creationTimestamp ?? '', mr.metadata.name ?? ''];
+    return this.d.view.moves
+      .list()
+      .filter((o) => o.metadata.namespace === mr.metadata.namespace && o.spec.vmName === mr.spec.vmName && o.metadata.uid !== mr.metadata.uid)
+      .filter((o) => !(o.status?.phase && isTerminal(o.status.phase)))
+      .filter((o) => {
+        const theirs = [o.metadata.creationTimestamp ?? '', o.metadata.name ?? ''];
+        return theirs[0]! < mine[0]! || (theirs[0] === mine[0] && theirs[1]! < mine[1]!);
+      })
+      .map((o) => o.metadata.name)[0];
   }
 
   // ---------------------------------------------------------------- observe
