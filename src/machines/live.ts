@@ -44,12 +44,18 @@ export const liveSpec: MachineSpec = {
     }
   },
   rollback(c: MoveContext): Step[] {
-    const steps: Step[] = [];
-    if (c.reached.migrationStarted && !c.reached.targetStarted) steps.push(onSource('abort-migration', { kind: 'abortMigration' }));
-    if (c.reached.targetPrepared) steps.push(onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }));
-    // Once the target ran, the source's paused memory is stale against the disks: boot from disk instead.
-    steps.push(c.reached.targetStarted ? onSource('restart-source', { kind: 'startVm' }) : onSource('resume-source', { kind: 'resumeSource' }));
-    return steps;
+    if (!c.reached.targetStarted) {
+      // The target never ran (it only runs after completeIncoming): the source may resume at once,
+      // and the target's copy is removed after, so the VM is back in service first.
+      const steps: Step[] = [];
+      if (c.reached.migrationStarted) steps.push(onSource('abort-migration', { kind: 'abortMigration' }));
+      steps.push(onSource('resume-source', { kind: 'resumeSource' }));
+      if (c.reached.targetPrepared) steps.push(onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }));
+      return steps;
+    }
+    // The target ran: stop it before the source boots again, and boot the source from its disk
+    // (its paused memory is stale against what the target wrote).
+    return [onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }), onSource('restart-source', { kind: 'startVm' })];
   },
 };
 

@@ -42,6 +42,7 @@ const MAX_TRANSITIONS = 25;
 /** Progress-only status writes at most this often per request. */
 const PROGRESS_WRITE_INTERVAL_MS = 2_000;
 const POLL_MS = 1_000;
+const RUNNING_POLL_MS = 100;
 
 export interface MoveDeps {
   api: KubeApi;
@@ -374,7 +375,8 @@ export class MoveRequestReconciler {
             iteration: progress?.iteration ?? 0,
           },
           progress,
-          requeueAfterMs: POLL_MS,
+          // The long poll already waited; look again at once.
+          requeueAfterMs: RUNNING_POLL_MS,
         };
     }
   }
