@@ -140,6 +140,9 @@ export function startController(o: ControllerOptions): RunningController {
     for (const mr of view.moves.list()) moveQueue.add(keyOf(mr));
     for (const vm of view.vms.list()) vmQueue.add(keyOf(vm));
     evacuationTriggers.all();
+    moveQueue.start();
+    vmQueue.start();
+    evacuationQueue.start();
     if (o.config.autoEvacuateDeadHosts) recovery.start();
   };
   const done =

@@ -26,6 +26,8 @@ export class WorkQueue {
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private running = 0;
   private stopped = false;
+  /** Keys gather but nothing runs until start(): reconciles must not see half-filled caches. */
+  private started = false;
   private idleWaiters: (() => void)[] = [];
   private readonly log;
   private readonly baseDelayMs: number;
@@ -74,6 +76,12 @@ export class WorkQueue {
     this.addAfter(key, Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (n - 1)));
   }
 
+  /** Begin processing (call once every cache the reconciler reads has synced). */
+  start(): void {
+    this.started = true;
+    this.pump();
+  }
+
   get length(): number {
     return this.queue.length;
   }
@@ -93,6 +101,7 @@ export class WorkQueue {
   }
 
   private pump(): void {
+    if (!this.started) return;
     while (!this.stopped && this.running < this.o.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
       this.queued.delete(key);

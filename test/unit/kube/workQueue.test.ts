@@ -3,6 +3,18 @@ import { WorkQueue } from '../../../src/kube/workQueue';
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 
 describe('WorkQueue', () => {
+  test('nothing runs before start(); keys added meanwhile run once started', async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue(async (key) => void runs.push(key), { name: 't', concurrency: 2 });
+    q.add('a');
+    q.add('b');
+    await tick(20);
+    expect(runs).toEqual([]);
+    q.start();
+    await tick(20);
+    expect(runs.sort()).toEqual(['a', 'b']);
+  });
+
   test('a key queued twice runs once; a key added while running runs again after', async () => {
     const runs: string[] = [];
     let release!: () => void;
@@ -14,6 +26,7 @@ describe('WorkQueue', () => {
       },
       { name: 't', concurrency: 4 },
     );
+    q.start();
     q.add('a');
     q.add('a');
     await tick();
@@ -38,6 +51,7 @@ describe('WorkQueue', () => {
       },
       { name: 't', concurrency: 8 },
     );
+    q.start();
     for (let i = 0; i < 50; i++) {
       q.add('same');
       await tick(1);
@@ -56,6 +70,7 @@ describe('WorkQueue', () => {
       },
       { name: 't', concurrency: 1, baseDelayMs: 20 },
     );
+    q.start();
     q.add('k');
     for (let waited = 0; times.length < 4 && waited < 5_000; waited += 10) await tick(10);
     expect(times).toHaveLength(4);
@@ -69,6 +84,7 @@ describe('WorkQueue', () => {
   test('requeueAfterMs looks again later; the earliest pending delay wins', async () => {
     let n = 0;
     const q = new WorkQueue(async () => (++n === 1 ? { requeueAfterMs: 30 } : {}), { name: 't', concurrency: 1 });
+    q.start();
     q.add('k');
     await tick(10);
     expect(n).toBe(1);
