@@ -187,7 +187,16 @@ export const schedulingState = (next: MovePhase) =>
         target: next,
         actions: [assign(({ event }) => ({ targetNode: event.type === 'PLACED' ? event.targetNode : undefined })), note((_, e) => `placed on ${e.type === 'PLACED' ? e.targetNode : '?'}`)],
       },
-      REJECTED: { target: 'Failed', actions: [assign(({ event }) => ({ failure: failureText(event) })), note((_, e) => failureText(e), true)] },
+      REJECTED: {
+        target: 'Failed',
+        actions: [
+          // A rebuild of a fenced host's VM that finds no host leaves the VM nowhere: say so.
+          assign(({ context, event }) => ({
+            failure: context.unreachable.source ? `${failureText(event)}; the source host ${context.sourceNode} is unreachable, so the VM runs nowhere` : failureText(event),
+          })),
+          note((ctx) => ctx.failure ?? 'rejected', true),
+        ],
+      },
       CANCEL: { target: 'Cancelled', actions: [assign({ cancelRequested: true }), note('cancelled before the move started; nothing was touched')] },
     },
   });
@@ -350,7 +359,7 @@ export const committedState = (spec: MachineSpec, o: ActingOptions) =>
           actions: [
             assign(({ context, event }) => ({
               unreachable: event.type === 'AGENT_LOST' ? withLost(context, event.role) : context.unreachable,
-              failure: `${isSameHost(context) ? 'host' : 'target host'} lost during ${o.state}: ${failureText(event)}; the VM is Lost there until its host returns or is evacuated`,
+              failure: `${isSameHost(context) ? 'host' : 'target host'} ${context.targetNode} lost during ${o.state}: ${failureText(event)}; the VM is Lost there until its host returns or is evacuated`,
             })),
             note((ctx) => ctx.failure ?? 'target host lost', true),
           ],
@@ -387,7 +396,16 @@ export const cleaningUpState = () =>
           actions: note((_, e) => `the VM runs on the target, but the source's leftovers could not be removed: ${failureText(e)}`, true),
         },
       ],
-      AGENT_LOST: { target: 'Succeeded', actions: note('source host lost during clean-up: its leftovers are removed when its agent returns', true) },
+      AGENT_LOST: {
+        target: 'Succeeded',
+        actions: note(
+          (ctx, e) =>
+            e.type === 'AGENT_LOST' && e.role === 'target'
+              ? `the VM runs on ${ctx.targetNode}, but that host's agent was lost during clean-up: the source's copy on ${ctx.sourceNode} is kept`
+              : 'source host lost during clean-up: its leftovers are removed when its agent returns',
+          true,
+        ),
+      },
       CANCEL: ignoreCancel('CleaningUp'),
     },
   });
@@ -403,18 +421,26 @@ const startsOnSource = (s: Step): boolean => s.role === 'source' && (s.request.k
 /**
  * The VM ran on the target and may still run there (its removal failed, or its host is lost):
  * starting it on the source as well would run it twice, on shared disks too. Drop those steps
- * (from position `from` on) and end Failed, saying where the VM may be.
+ * (from position `from` on) and end Failed; the final words say where the VM may be.
  */
-const keepOffSource = (ctx: MoveContext, plan: RollbackPlan, from: number, why: string): Pick<MoveContext, 'rollback' | 'failure'> => ({
-  rollback: { ...plan, steps: [...plan.steps.slice(0, from), ...plan.steps.slice(from).filter((s) => !startsOnSource(s))], outcome: 'Failed' },
-  failure: `${ctx.failure}; ${why}: the VM may still run on ${ctx.targetNode}, so it was not started again on ${ctx.sourceNode}`,
-});
+const keepOffSource = (plan: RollbackPlan, from: number): RollbackPlan => {
+  const dropped = plan.steps.slice(from).filter(startsOnSource);
+  return {
+    ...plan,
+    steps: [...plan.steps.slice(0, from), ...plan.steps.slice(from).filter((s) => !startsOnSource(s))],
+    outcome: 'Failed',
+    incomplete: [...(plan.incomplete ?? []), ...dropped.map((step) => ({ step, why: 'left out (the VM may still run on the target)' }))],
+  };
+};
 
-const mayRunOnTarget = (ctx: MoveContext): boolean => ctx.reached.targetStarted && !isSameHost(ctx);
+/** The VM was started on the target (a VM that stays stopped never is). */
+const mayRunOnTarget = (ctx: MoveContext): boolean => ctx.vmRunning && ctx.reached.targetStarted && !isSameHost(ctx);
+
+const nextAttemptAt = (ctx: MoveContext, at: string): string => addMs(at, retryDelayMs(ctx.attempt));
 
 const resetAttempt = assign(({ context, event }) => ({
   attempt: context.attempt + 1,
-  notBefore: addMs(event.at, retryDelayMs(context.attempt)),
+  notBefore: nextAttemptAt(context, event.at),
   targetNode: undefined,
   endpoint: undefined,
   rung: 0,
@@ -426,6 +452,31 @@ const resetAttempt = assign(({ context, event }) => ({
 }));
 
 /**
+ * Where a finished rollback leaves the VM, when it did not simply put it back: a host was
+ * unreachable, or a step failed or was left out. Empty when the VM is where it was.
+ */
+function whereaboutsAfterRollback(ctx: MoveContext): string[] {
+  const plan = ctx.rollback;
+  const missing = plan?.incomplete ?? [];
+  if (!missing.length && !ctx.unreachable.source) return [];
+  const src = ctx.sourceNode;
+  const missed = (s: Step) => missing.some((m) => m.step.name === s.name);
+  const onTarget = mayRunOnTarget(ctx) && missing.some((m) => m.step.role === 'target');
+  const where: string[] = [];
+  if (onTarget) where.push(`the VM may still run on ${ctx.targetNode}, so it was not started again on ${src}`);
+  if (ctx.unreachable.source) {
+    // Unreachable: the VM may still run there (a lost agent) or the host is off (fenced).
+    where.push(`${onTarget ? '' : 'the VM runs nowhere else; '}the source host ${src} is unreachable: the VM is Lost there until that host returns`);
+  } else if (!onTarget) {
+    if (plan?.steps.some((s) => startsOnSource(s) && !missed(s))) where.push(`the VM runs on ${src} again`);
+    else if (missing.some((m) => startsOnSource(m.step))) where.push(`the VM was not started again on ${src}`);
+    else where.push(ctx.vmRunning ? `the VM runs on ${src}` : `the VM stays stopped on ${src}`);
+  }
+  if (missing.length) where.push(`the rollback is incomplete: ${missing.map((m) => `${m.step.name} ${m.why}`).join(', ')}`);
+  return where;
+}
+
+/**
  * Undo what this attempt reached, step by step, then end Failed or Cancelled — or go back to
  * Pending for another attempt after a transient failure.
  */
@@ -433,16 +484,32 @@ export const rollingBackState = () =>
   moveSetup.createStateConfig({
     entry: assign(({ event }) => ({ watch: freshWatch(event.at) })),
     always: [
-      { guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Retry', target: 'Pending', actions: [resetAttempt, note((ctx) => `rolled back; attempt ${ctx.attempt} starts after ${ctx.notBefore}`)] },
-      { guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Cancelled', target: 'Cancelled', actions: note('rolled back: the VM is where it was') },
+      {
+        guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Retry',
+        target: 'Pending',
+        actions: [
+          note((ctx, ev) => {
+            const where = whereaboutsAfterRollback(ctx);
+            return `rolled back${where.length ? ` as far as it could (${where.join('; ')})` : ''}; attempt ${ctx.attempt + 1} starts after ${nextAttemptAt(ctx, ev.at)}`;
+          }),
+          resetAttempt,
+        ],
+      },
+      {
+        guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Cancelled',
+        target: 'Cancelled',
+        actions: note((ctx) => {
+          const where = whereaboutsAfterRollback(ctx);
+          return where.length ? `cancelled; ${where.join('; ')}` : 'rolled back: the VM is where it was';
+        }),
+      },
       {
         guard: 'rollbackDone',
         target: 'Failed',
-        actions: note((ctx) =>
-          ctx.unreachable.source
-            ? `failed: ${ctx.failure}; the source host is gone, so the VM runs nowhere until it is recovered`
-            : `rolled back after: ${ctx.failure}`,
-        ),
+        actions: note((ctx) => {
+          const where = whereaboutsAfterRollback(ctx);
+          return where.length ? `failed: ${ctx.failure}; ${where.join('; ')}` : `rolled back after: ${ctx.failure}`;
+        }),
       },
     ],
     on: {
@@ -460,8 +527,9 @@ export const rollingBackState = () =>
             assign(({ context, event }) => {
               const plan = context.rollback;
               if (!plan) return {};
-              if (plan.steps[plan.index]?.role !== 'target' || !mayRunOnTarget(context)) return { rollback: noRetry(plan) };
-              return keepOffSource(context, plan, plan.index + 1, `removing it from the target failed (${failureText(event)})`);
+              const step = plan.steps[plan.index];
+              const failed = step ? { ...plan, incomplete: [...(plan.incomplete ?? []), { step, why: `failed (${failureText(event)})` }] } : plan;
+              return { rollback: step?.role === 'target' && mayRunOnTarget(context) ? keepOffSource(failed, plan.index + 1) : noRetry(failed) };
             }),
             advanceRollback,
           ],
@@ -476,12 +544,12 @@ export const rollingBackState = () =>
             // Drop the lost host's remaining steps; the others still run.
             const unreachable = withLost(context, role);
             const remaining = plan.steps.slice(plan.index).filter((s) => !unreachable[s.role]);
-            const trimmed = { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining] };
+            const skipped = plan.steps.slice(plan.index).filter((s) => unreachable[s.role]).map((step) => ({ step, why: `skipped (${step.role} host unreachable)` }));
+            const trimmed = { ...plan, steps: [...plan.steps.slice(0, plan.index), ...remaining], incomplete: [...(plan.incomplete ?? []), ...skipped] };
             const rollback = mayRetryFrom({ ...context, unreachable }) ? trimmed : noRetry(trimmed);
-            if (role === 'target' && mayRunOnTarget(context)) {
-              return { unreachable, stepTry: 0, ...keepOffSource(context, rollback, plan.index, 'the target host is unreachable') };
-            }
-            return { unreachable, rollback, stepTry: 0 };
+            // Lost before the target's copy was removed: the VM may still run there.
+            const targetKept = role === 'target' && mayRunOnTarget(context) && plan.steps.slice(plan.index).some((s) => s.role === 'target');
+            return { unreachable, rollback: targetKept ? keepOffSource(rollback, plan.index) : rollback, stepTry: 0 };
           }),
           note((_, e) => `${e.type === 'AGENT_LOST' ? e.role : ''} host lost while rolling back: its steps are skipped`, true),
         ],

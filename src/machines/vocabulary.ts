@@ -63,6 +63,8 @@ export interface RollbackPlan {
   index: number;
   outcome: RollbackOutcome;
   reason: string;
+  /** Steps that failed for good or were left out (their host lost, or to keep the VM from running twice). */
+  incomplete?: Array<{ step: Step; why: string }>;
 }
 
 /** Progress bookkeeping of the step in flight: feeds the timeouts and the convergence judge. */
