@@ -80,6 +80,12 @@ export interface IncomingEndpoint {
   postCopy?: boolean;
   /** Multifd channels the target expects (the source must use the same number). */
   multifdChannels?: number;
+  /**
+   * libvirt targets: the URI the source's libvirtd connects to (peer-to-peer), the address the
+   * target listens on, and the target's path of each disk (by name) and of the serial log, so
+   * the source can send libvirt the target's XML.
+   */
+  libvirt?: { peerUri: string; listenAddress: string; disks: Record<string, string>; serialLog: string };
 }
 
 /** Knobs the convergence ladder turns. */

@@ -1,6 +1,7 @@
 // Driver factories by kind. The agent creates its driver only through `createDriver`, so a new
 // driver is one factory line here. Kinds whose driver is not built in fail with a clear error.
 import type { Driver, DriverKind, HostConfig } from './driver';
+import { LibvirtDriver, type LibvirtDriverOptions } from './libvirt';
 import { QemuDriver, type QemuDriverOptions } from './qemu';
 import { SimDriver, type SimDriverOptions } from './sim';
 
@@ -8,6 +9,7 @@ import { SimDriver, type SimDriverOptions } from './sim';
 export interface DriverOptions {
   sim?: Partial<SimDriverOptions>;
   qemu?: QemuDriverOptions;
+  libvirt?: LibvirtDriverOptions;
 }
 
 export type DriverFactory = (host: HostConfig, options: DriverOptions) => Promise<Driver>;
@@ -15,6 +17,7 @@ export type DriverFactory = (host: HostConfig, options: DriverOptions) => Promis
 const factories: Partial<Record<DriverKind, DriverFactory>> = {
   sim: (host, options) => SimDriver.open(host, options.sim),
   qemu: async (host, options) => new QemuDriver(host, options.qemu),
+  libvirt: (host, options) => LibvirtDriver.open(host, options.libvirt),
 };
 
 export const DRIVER_KINDS: readonly DriverKind[] = ['sim', 'qemu', 'libvirt'];
