@@ -12,7 +12,7 @@ interface Listed<T> {
 }
 
 export interface KubeObject {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; deletionTimestamp?: string };
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; deletionTimestamp?: string; finalizers?: string[] };
 }
 
 export interface InformerHandlers<T> {
@@ -26,6 +26,12 @@ const WATCH_TIMEOUT_S = 300;
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  /**
+   * The last version of each object the server delivered (list/watch). Handlers fire once per
+   * delivered version — also for versions this process wrote through first — with the previously
+   * delivered one as `old`, so "did the phase change" checks see our own writes too.
+   */
+  private readonly delivered = new Map<string, T>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private abort = new AbortController();
   private stopped = false;
@@ -62,6 +68,12 @@ export class Informer<T extends KubeObject> {
    */
   writeThrough(obj: T): void {
     const key = keyOf(obj);
+    // Its last finalizer removed, the object is gone from the server, and its DELETED event may
+    // already have passed: caching it would leave a ghost that no watch event ever removes.
+    if (obj.metadata?.deletionTimestamp && !obj.metadata.finalizers?.length) {
+      this.cache.delete(key);
+      return;
+    }
     const old = this.cache.get(key);
     if (old && Number(old.metadata?.resourceVersion ?? 0) > Number(obj.metadata?.resourceVersion ?? 0)) return;
     this.cache.set(key, obj);
@@ -126,6 +138,7 @@ export class Informer<T extends KubeObject> {
     for (const [key, obj] of this.cache) {
       if (!seen.has(key)) {
         this.cache.delete(key);
+        this.delivered.delete(key);
         for (const h of this.handlers) h.onDelete?.(obj);
       }
     }
@@ -153,6 +166,7 @@ export class Informer<T extends KubeObject> {
         if (e.type === 'DELETED') {
           const key = keyOf(e.object);
           this.cache.delete(key);
+          this.delivered.delete(key);
           for (const h of this.handlers) h.onDelete?.(e.object);
         } else this.apply(e.object);
       },
@@ -163,10 +177,12 @@ export class Informer<T extends KubeObject> {
 
   private apply(obj: T): void {
     const key = keyOf(obj);
-    const old = this.cache.get(key);
-    if (old && Number(old.metadata?.resourceVersion ?? 0) > Number(obj.metadata?.resourceVersion ?? 0)) return;
+    const cached = this.cache.get(key);
+    if (cached && Number(cached.metadata?.resourceVersion ?? 0) > Number(obj.metadata?.resourceVersion ?? 0)) return;
     this.cache.set(key, obj);
+    const old = this.delivered.get(key);
     if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    this.delivered.set(key, obj);
     for (const h of this.handlers) h.onChange?.(obj, old);
   }
 }
