@@ -278,11 +278,19 @@ export class MoveRequestReconciler {
       competition(this.d.view.moves.list(), { vm: (k) => this.d.view.vms.get(k), host: (n) => hosts.find((h) => h.node === n), now }),
     );
     if (!admission.ok) return { waiting: { reason: 'WaitingForLimits', message: admission.reason }, requeueAfterMs: 2_000 };
+    // Reserve the slot before awaiting the VM lock: a move admitted meanwhile must count this one.
+    const uid = mr.metadata.uid ?? '';
+    this.reserved.set(uid, { uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, vmKey: vmKeyOf(mr), moveType: ctx.moveType, source: ctx.sourceNode, after: ctx.after });
     if (!holder) {
-      const locked = await this.lockVm(mr, vm);
-      if (!locked) return { requeueAfterMs: 200 };
+      const locked = await this.lockVm(mr, vm).catch((e: unknown) => {
+        this.reserved.delete(uid);
+        throw e;
+      });
+      if (!locked) {
+        this.reserved.delete(uid);
+        return { requeueAfterMs: 200 };
+      }
     }
-    this.reserved.set(mr.metadata.uid ?? '', { uid: mr.metadata.uid ?? '', key: `${mr.metadata.namespace}/${mr.metadata.name}`, vmKey: vmKeyOf(mr), moveType: ctx.moveType, source: ctx.sourceNode, after: ctx.after });
     return { event: { type: 'START', at, sourceReachable: sourceAlive } };
   }
 
