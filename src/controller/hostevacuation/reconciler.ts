@@ -50,7 +50,11 @@ export class HostEvacuationReconciler {
     const node = e.spec.nodeName;
     // Lift the cordon before the status stops saying vmove made it, and record it before making it.
     if (a.node === 'uncordon') await this.setUnschedulable(node, false);
-    if (!sameJson(d.status, e.status ?? {})) e = await this.writeStatus(e, d.status);
+    if (!sameJson(d.status, e.status ?? {})) {
+      const from = e.status?.phase;
+      e = await this.writeStatus(e, d.status);
+      if (d.status.phase !== from) this.log.info({ evacuation: e.metadata.name, node, from, to: d.status.phase, message: d.status.message }, 'phase');
+    }
     if (a.node === 'cordon') await this.setUnschedulable(node, true);
 
     for (const c of a.cancel) {
