@@ -2,7 +2,7 @@
 // the same thing everywhere (Pending, Scheduling, RollingBack, the terminal states), and the
 // rules every acting state follows (step results, progress, timeouts, lost agents, cancel).
 // Each machine file lists its own states with these pieces, top to bottom, as its story.
-import { setup } from 'xstate';
+import { and, setup } from 'xstate';
 import type { MovePhase } from '../api/types';
 import { hasRungAbove, judgePass, rungAt } from './ladder';
 import type { MoveContext, MoveEvent, MoveInput, RollbackOutcome, RollbackPlan, Role, Step, StepWatch } from './vocabulary';
@@ -121,6 +121,17 @@ export const moveSetup = setup({
     hotplugOrStopped: ({ context }) => context.variant === 'Hotplug' || !context.vmRunning,
     sourceUnreachable: ({ context }) => context.unreachable.source,
     mayRetryStep: ({ context, event }) => event.type === 'STEP_FAILED' && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+    /** Progress of the state's step shows no progress for too long, or too slow a step overall. */
+    timedOut: ({ context, event }, params: { state: MovePhase }) =>
+      isOwnProgress(params.state, context, event) && !!context.watch && !!timeoutReason(context, context.watch, event.at),
+    /** Pre-copy no longer shrinks what remains, and the ladder has no rung left. */
+    stuckOnTopRung: ({ context, event }, params: { state: MovePhase }) =>
+      isOwnProgress(params.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
+    /** Pre-copy no longer shrinks what remains: climb a rung. */
+    notConverging: ({ context, event }, params: { state: MovePhase }) =>
+      isOwnProgress(params.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck,
+    /** The lost host is the one the VM runs on now: the target, or the one host of a resize in place. */
+    lostHostRunsVm: ({ context, event }) => event.type === 'AGENT_LOST' && (event.role === 'target' || isSameHost(context)),
   },
 });
 
@@ -218,8 +229,7 @@ const isOwnProgress = (state: MovePhase, context: MoveContext, event: MoveEvent)
 
 const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
   {
-    guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-      isOwnProgress(o.state, context, event) && !!context.watch && !!timeoutReason(context, context.watch, event.at),
+    guard: { type: 'timedOut', params: { state: o.state } } as const,
     target: 'RollingBack' as const,
     actions: [
       beginRollback(spec, (ctx, ev) => ({ outcome: 'Failed', reason: `${o.state}: ${timeoutReason(ctx, ctx.watch!, ev.at)}` })),
@@ -229,8 +239,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
   ...(o.converge
     ? [
         {
-          guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-            isOwnProgress(o.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
+          guard: { type: 'stuckOnTopRung', params: { state: o.state } } as const,
           target: 'RollingBack' as const,
           actions: [
             beginRollback(spec, (ctx) => ({ outcome: 'Failed', reason: `did not converge on the last rung (${rungAt(ctx.policy, ctx.rung).name})` })),
@@ -238,8 +247,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
           ],
         },
         {
-          guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) =>
-            isOwnProgress(o.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck,
+          guard: { type: 'notConverging', params: { state: o.state } } as const,
           actions: [
             assign(({ context, event }) => ({
               rung: context.rung + 1,
@@ -251,7 +259,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
       ]
     : []),
   {
-    guard: ({ context, event }: { context: MoveContext; event: MoveEvent }) => isOwnProgress(o.state, context, event),
+    guard: { type: 'isCurrentStep', params: { state: o.state } } as const,
     actions: assign(({ context, event }) => {
       if (event.type !== 'PROGRESS' || !context.watch) return {};
       const moved = event.processedBytes > context.watch.processedBytes;
@@ -354,7 +362,7 @@ export const committedState = (spec: MachineSpec, o: ActingOptions) =>
       AGENT_LOST: [
         {
           // The target runs the VM now; without its agent nobody can stop it safely elsewhere.
-          guard: ({ context, event }) => event.type === 'AGENT_LOST' && (event.role === 'target' || isSameHost(context)),
+          guard: 'lostHostRunsVm',
           target: 'Failed',
           actions: [
             assign(({ context, event }) => ({
@@ -386,8 +394,7 @@ export const cleaningUpState = () =>
       STEP_SUCCEEDED: { guard: { type: 'isCurrentStep', params: { state: 'CleaningUp' } }, target: 'Succeeded' },
       STEP_FAILED: [
         {
-          guard: ({ context, event }) =>
-            event.type === 'STEP_FAILED' && event.step === stepName('CleaningUp', context) && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+          guard: and([{ type: 'isCurrentStep', params: { state: 'CleaningUp' as MovePhase } }, 'mayRetryStep']),
           actions: [assign(({ context }) => ({ stepTry: context.stepTry + 1 })), note((_, e) => `clean-up failed, retrying: ${failureText(e)}`, true)],
         },
         {
@@ -485,7 +492,7 @@ export const rollingBackState = () =>
     entry: assign(({ event }) => ({ watch: freshWatch(event.at) })),
     always: [
       {
-        guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Retry',
+        guard: and(['rollbackDone', 'isRetry']),
         target: 'Pending',
         actions: [
           note((ctx, ev) => {
@@ -496,7 +503,7 @@ export const rollingBackState = () =>
         ],
       },
       {
-        guard: ({ context }) => !!context.rollback && context.rollback.index >= context.rollback.steps.length && context.rollback.outcome === 'Cancelled',
+        guard: and(['rollbackDone', 'isCancel']),
         target: 'Cancelled',
         actions: note((ctx) => {
           const where = whereaboutsAfterRollback(ctx);
@@ -516,8 +523,7 @@ export const rollingBackState = () =>
       STEP_SUCCEEDED: { guard: { type: 'isCurrentStep', params: { state: 'RollingBack' } }, target: 'RollingBack', reenter: false, actions: advanceRollback },
       STEP_FAILED: [
         {
-          guard: ({ context, event }) =>
-            event.type === 'STEP_FAILED' && event.step === stepName('RollingBack', context) && event.transient && context.stepTry + 1 < MAX_STEP_TRIES,
+          guard: and([{ type: 'isCurrentStep', params: { state: 'RollingBack' as MovePhase } }, 'mayRetryStep']),
           actions: [assign(({ context }) => ({ stepTry: context.stepTry + 1 })), note((_, e) => `rollback step failed, retrying: ${failureText(e)}`, true)],
         },
         {
