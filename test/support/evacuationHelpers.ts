@@ -4,7 +4,8 @@
 import { stringify } from 'yaml';
 import type { HostEvacuation, HostEvacuationSpec, MoveRequest, VirtualMachine } from '../../src/api/types';
 import { isTerminal } from '../../src/machines/vocabulary';
-import { corePath, vmovePath } from '../../src/kube/paths';
+import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
+import { corePath, leasePath, vmovePath } from '../../src/kube/paths';
 import type { VmoveEnv } from './vmoveEnv';
 
 export const OUT_OF_SERVICE = 'node.kubernetes.io/out-of-service';
@@ -136,4 +137,12 @@ export async function runningVms(env: VmoveEnv): Promise<Map<string, string[]>> 
     for (const v of vms) if (v.state === 'Running') out.set(v.id, [...(out.get(v.id) ?? []), node].sort());
   }
   return out;
+}
+
+/** Wait until the node's agent Lease has expired (the controller can no longer count it alive). */
+export async function waitAgentGone(env: VmoveEnv, node: string): Promise<void> {
+  await env.waitFor(`the agent Lease of ${node} to expire`, async () => {
+    const lease = await env.api.find<LeaseObject>(leasePath({ namespace: 'vmove-system', name: `vmove-agent-${node}` }));
+    return !!lease && agentFromLease(lease, Date.now())?.alive === false;
+  }, 60_000);
 }
