@@ -75,12 +75,13 @@ const handlers: Handlers = {
   async deleteVm(req, { driver }) {
     const vm = await find(driver, req.vm.id);
     if (vm && vm.state !== 'Stopped') await driver.stop(req.vm.id);
-    await driver.undefine(req.vm.id, { deleteLocalDisks: req.deleteLocalDisks });
-    return { message: vm ? `VM deleted${req.deleteLocalDisks ? ' with its local disks' : ''}` : 'VM was not here' };
+    await driver.undefine(req.vm.id, { deleteLocalDisks: req.deleteLocalDisks, deleteSharedDisks: req.deleteSharedDisks ?? false });
+    const disks = req.deleteSharedDisks ? ' with all its disks' : req.deleteLocalDisks ? ' with its local disks' : '';
+    return { message: vm ? `VM deleted${disks}` : 'VM was not here' };
   },
 
   async prepareIncoming(req, { driver }) {
-    const endpoint = await driver.prepareIncoming(req.vm, { blockMigration: req.blockMigration });
+    const endpoint = await driver.prepareIncoming(req.vm, { blockMigration: req.blockMigration, ...(req.tuning ? { tuning: req.tuning } : {}) });
     return { message: `waiting for the VM at ${endpoint.migrationUri}`, endpoint };
   },
 

@@ -33,7 +33,8 @@ export type OperationRequest =
   | OpBase<'stopVm'>
   /** Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself). */
   | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean })
-  | (OpBase<'prepareIncoming'> & { blockMigration: boolean })
+  /** `tuning`: the migration's first settings; some (post-copy, auto-converge) must be armed on the target before the stream starts. */
+  | (OpBase<'prepareIncoming'> & { blockMigration: boolean; tuning?: MigrationTuning })
   | (OpBase<'migrate'> & { to: IncomingEndpoint; tuning: MigrationTuning; blockMigration: boolean })
   | OpBase<'abortMigration'>
   | OpBase<'completeIncoming'>

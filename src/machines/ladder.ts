@@ -17,7 +17,8 @@ const DOWNTIME_STEPS = [0.25, 0.5, 1];
 const MIN_DOWNTIME_MS = 20;
 
 export function ladder(policy: ResolvedPolicy): Rung[] {
-  const base = { bandwidthMiBps: policy.bandwidthMiBps, autoConverge: false, postCopy: false };
+  // The allow* flags let a driver arm what a later rung may need (QEMU fixes capabilities at start).
+  const base = { bandwidthMiBps: policy.bandwidthMiBps, autoConverge: false, postCopy: false, allowAutoConverge: policy.allowAutoConverge, allowPostCopy: policy.allowPostCopy };
   const downtimes = [...new Set(DOWNTIME_STEPS.map((f) => Math.max(MIN_DOWNTIME_MS, Math.round(policy.maxDowntimeMs * f))))];
   const rungs: Rung[] = downtimes.map((ms) => ({
     name: `max downtime ${ms} ms`,

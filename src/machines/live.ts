@@ -30,7 +30,7 @@ export const liveSpec: MachineSpec = {
   step(state: MovePhase, c: MoveContext): Step | undefined {
     switch (state) {
       case 'PreparingTarget':
-        return onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c) });
+        return onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c), tuning: rungAt(c.policy, 0).tuning });
       case 'Migrating':
         return onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: rungAt(c.policy, c.rung).tuning, blockMigration: block(c) });
       case 'SwitchingOver':

@@ -5,6 +5,7 @@
 import type { MoveProgress, MoveRequest, MoveRequestStatus, Placement, VirtualMachine } from '../../api/types';
 import { AgentRequestError } from '../../agent/client';
 import type { OperationRequest, OperationStatus } from '../../agent/protocol';
+import { formatBytes } from '../../api/quantity';
 import { isConflict, type KubeApi } from '../../kube/api';
 import type { EventRecorder } from '../../kube/events';
 import { vmovePath } from '../../kube/paths';
@@ -351,7 +352,14 @@ export class MoveRequestReconciler {
     const opId = `${mr.metadata.uid}.${ctx.attempt}.${step.key}`;
     let st: OperationStatus;
     try {
-      st = await this.d.agents.putOperation(agent.endpoint, opId, this.request(step, vm, m), { waitMs: this.d.config.agentWaitMs });
+      const req = this.request(step, vm, m);
+      if (req.kind === 'prepareIncoming') {
+        // The target must start with the layout the VM runs with now (hotplugged CPUs and DIMMs).
+        const source = this.d.view.agent(ctx.sourceNode);
+        const info = source ? (await this.d.agents.listVms(source.endpoint)).find((v) => v.id === req.vm.id) : undefined;
+        if (info?.machine) req.vm = { ...req.vm, machine: info.machine };
+      }
+      st = await this.d.agents.putOperation(agent.endpoint, opId, req, { waitMs: this.d.config.agentWaitMs });
     } catch (err) {
       if (err instanceof AgentRequestError && !err.transient && err.status !== 401 && err.status !== 403) {
         // The agent understood and refused (bad request, a different body for the same opId).
@@ -461,12 +469,15 @@ export class MoveRequestReconciler {
     const vm = this.d.view.vms.get(vmKeyOf(mr));
     if (vm && vm.status?.moveRef?.uid === mr.metadata.uid) {
       const persisted = mr.status?.machine as unknown as PersistedMove | undefined;
-      const moved = mr.status?.phase === 'Succeeded' && persisted && persisted.type !== 'ResizeInPlace' && mr.status.targetNode;
+      const succeeded = mr.status?.phase === 'Succeeded' && persisted;
+      const moved = succeeded && persisted.type !== 'ResizeInPlace' && mr.status?.targetNode;
+      // What the VM runs with now, before its host's next report: the next request starts from it.
+      const size = succeeded ? { cpu: persisted.context.after.cpu, memory: formatBytes(persisted.context.after.memoryBytes) } : {};
       const path = vmovePath('virtualmachines', { namespace: vm.metadata.namespace, name: vm.metadata.name, subresource: 'status' });
       try {
         const updated = await this.d.api.mergePatch<VirtualMachine>(path, {
           metadata: { resourceVersion: vm.metadata.resourceVersion },
-          status: { moveRef: null, ...(moved ? { scheduledNode: mr.status?.targetNode } : {}) },
+          status: { moveRef: null, ...size, ...(moved ? { scheduledNode: mr.status?.targetNode, nodeName: mr.status?.targetNode } : {}) },
         });
         this.d.view.vms.writeThrough(updated);
       } catch (e) {

@@ -171,7 +171,7 @@ export class SimDriver implements Driver {
     await this.store.persist(id);
   }
 
-  async undefine(id: string, opts: { deleteLocalDisks: boolean }): Promise<void> {
+  async undefine(id: string, opts: { deleteLocalDisks: boolean; deleteSharedDisks?: boolean }): Promise<void> {
     const rec = this.store.get(id);
     if (rec) {
       this.inject(rec.spec.annotations, 'deleteVm');
@@ -181,6 +181,10 @@ export class SimDriver implements Driver {
       await this.store.delete(id);
     }
     if (opts.deleteLocalDisks) await removeSimDisks(simDiskDir(this.host, 'Local', id));
+    if (opts.deleteSharedDisks) {
+      await removeSimDisks(simDiskDir(this.host, 'SharedFile', id));
+      await removeSimDisks(simDiskDir(this.host, 'SharedBlock', id));
+    }
   }
 
   async prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean }): Promise<IncomingEndpoint> {
