@@ -20,10 +20,9 @@ import {
   schedulingState,
   type MachineSpec,
 } from './common';
-import { SOURCE_AGENT, type MoveContext, type Step } from './vocabulary';
+import { SOURCE_AGENT, type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
 
 const copiesDisks = (c: MoveContext): boolean => c.variant === 'DiskCopy';
-const VERIFY_WINDOW_MS = 3_000;
 
 export const coldSpec: MachineSpec = {
   step(state: MovePhase, c: MoveContext): Step | undefined {
@@ -37,7 +36,7 @@ export const coldSpec: MachineSpec = {
       case 'SwitchingOver':
         return onTarget('start-target', { kind: 'startVm' });
       case 'Verifying':
-        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS, expectRunning: c.vmRunning });
+        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterBoot, expectRunning: c.vmRunning });
       case 'CleaningUp':
         return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: copiesDisks(c) });
       default:

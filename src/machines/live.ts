@@ -21,10 +21,9 @@ import {
   type MachineSpec,
 } from './common';
 import { rungAt } from './ladder';
-import type { MoveContext, Step } from './vocabulary';
+import { type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
 
 const block = (c: MoveContext): boolean => c.variant === 'BlockMigration';
-const VERIFY_WINDOW_MS = 3_000;
 
 export const liveSpec: MachineSpec = {
   step(state: MovePhase, c: MoveContext): Step | undefined {
@@ -36,7 +35,7 @@ export const liveSpec: MachineSpec = {
       case 'SwitchingOver':
         return onTarget('complete-incoming', { kind: 'completeIncoming' });
       case 'Verifying':
-        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS, expectRunning: true });
+        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterLiveMigration, expectRunning: true });
       case 'CleaningUp':
         return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) });
       default:

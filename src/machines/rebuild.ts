@@ -20,10 +20,9 @@ import {
   schedulingState,
   type MachineSpec,
 } from './common';
-import type { MoveContext, Step } from './vocabulary';
+import { type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
 
 const fromImage = (c: MoveContext): boolean => c.variant === 'FromImage';
-const VERIFY_WINDOW_MS = 3_000;
 
 export const rebuildSpec: MachineSpec = {
   step(state: MovePhase, c: MoveContext): Step | undefined {
@@ -35,7 +34,7 @@ export const rebuildSpec: MachineSpec = {
       case 'SwitchingOver':
         return onTarget('start-target', { kind: 'startVm' });
       case 'Verifying':
-        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS, expectRunning: c.vmRunning });
+        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterBoot, expectRunning: c.vmRunning });
       case 'CleaningUp':
         return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: true });
       default:

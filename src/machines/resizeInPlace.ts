@@ -18,10 +18,9 @@ import {
   schedulingState,
   type MachineSpec,
 } from './common';
-import type { MoveContext, Step } from './vocabulary';
+import { type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
 
 const hotplug = (c: MoveContext): boolean => c.variant === 'Hotplug';
-const VERIFY_WINDOW_MS = 3_000;
 
 export const resizeInPlaceSpec: MachineSpec = {
   step(state: MovePhase, c: MoveContext): Step | undefined {
@@ -35,7 +34,7 @@ export const resizeInPlaceSpec: MachineSpec = {
       case 'SwitchingOver':
         return onSource('start', { kind: 'startVm' }, 'after');
       case 'Verifying':
-        return onSource('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS, expectRunning: c.vmRunning }, 'after');
+        return onSource('verify', { kind: 'verify', windowMs: hotplug(c) ? VERIFY_WINDOW_MS.afterLiveMigration : VERIFY_WINDOW_MS.afterBoot, expectRunning: c.vmRunning }, 'after');
       default:
         return undefined;
     }

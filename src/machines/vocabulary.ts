@@ -131,5 +131,12 @@ export type MoveNote = { type: 'note'; params: { message: string; warning?: bool
 export const TERMINAL: readonly MovePhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isTerminal = (phase: MovePhase): boolean => TERMINAL.includes(phase);
 
+/**
+ * How long Verifying waits for the guest to make progress (it answers as soon as it does). A guest
+ * that just booted needs time to come up (tens of seconds under TCG or for a full OS); one that
+ * arrived by live migration was already running.
+ */
+export const VERIFY_WINDOW_MS = { afterLiveMigration: 15_000, afterBoot: 120_000 } as const;
+
 /** States from which the VM already runs on the target: a cancel can no longer undo the move. */
 export const COMMITTED_TAG = 'committed';
