@@ -1,6 +1,7 @@
 # vmove — conventional entry points (as in kubebuilder projects).
 #   make run     local control plane (unless KUBECONFIG points at a cluster), CRDs, controller, demo nodes
 #   make test    everything CI runs: typecheck, unit, integration (real kube-apiserver + etcd), e2e
+#   make docs    docs/machines.md: the move machines' diagrams, drawn from their definitions
 # Every target installs what it needs itself: Node 24 (from the npm registry when the machine's
 # Node is older), npm packages, and kube-apiserver/etcd built from Go modules (cached in
 # ~/.cache/vmove).
@@ -11,7 +12,7 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_update_notifier := false
 VMOVE := node dist/cli/main.js
 
-.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench clean
+.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench docs clean
 
 all: build
 
@@ -58,6 +59,10 @@ test-integration: build
 
 test-e2e: build guest
 	npm run test:e2e
+
+# A unit test fails when the committed file differs from what this writes.
+docs: build
+	node dist/machines/diagram.js > docs/machines.md
 
 bench: build
 	npm run bench

@@ -1,0 +1,213 @@
+// The convergence ladder of a live move, and the timeouts every step is held to.
+import { ladder, type MoveEvent, type ResolvedPolicy } from '../../../src/machines';
+import { MoveDriver } from './drive';
+import { GiB, POLICY, scenario, SOURCE, TARGET } from './scenarios';
+
+const MiB = 1024 ** 2;
+const policy = (p: Partial<ResolvedPolicy>): ResolvedPolicy => ({ ...POLICY, ...p });
+
+describe('the ladder a policy allows', () => {
+  test('more downtime first, in steps up to the allowed maximum', () => {
+    expect(ladder(policy({ maxDowntimeMs: 300 })).map((r) => r.name)).toEqual(['max downtime 75 ms', 'max downtime 150 ms', 'max downtime 300 ms']);
+  });
+
+  test('then auto-converge, then post-copy, each only when the policy allows it', () => {
+    const names = (p: Partial<ResolvedPolicy>) => ladder(policy({ maxDowntimeMs: 300, ...p })).map((r) => r.name).slice(3);
+    expect(names({ allowAutoConverge: true, allowPostCopy: true })).toEqual(['auto-converge', 'post-copy']);
+    expect(names({ allowAutoConverge: true })).toEqual(['auto-converge']);
+    expect(names({ allowPostCopy: true })).toEqual(['post-copy']);
+    expect(names({})).toEqual([]);
+  });
+
+  test('each rung keeps the bandwidth and turns only its own knob', () => {
+    const rungs = ladder(policy({ maxDowntimeMs: 300, bandwidthMiBps: 200, allowAutoConverge: true, allowPostCopy: true }));
+    expect(rungs.map((r) => r.tuning)).toMatchObject([
+      { bandwidthMiBps: 200, maxDowntimeMs: 75, autoConverge: false, postCopy: false },
+      { bandwidthMiBps: 200, maxDowntimeMs: 150, autoConverge: false, postCopy: false },
+      { bandwidthMiBps: 200, maxDowntimeMs: 300, autoConverge: false, postCopy: false },
+      { bandwidthMiBps: 200, maxDowntimeMs: 300, autoConverge: true, postCopy: false },
+      { bandwidthMiBps: 200, maxDowntimeMs: 300, autoConverge: true, postCopy: true },
+    ]);
+    expect(ladder(policy({ allowPostCopy: true })).at(-1)!.tuning).toMatchObject({ autoConverge: false, postCopy: true });
+  });
+
+  test('downtime steps below 20 ms merge', () => {
+    expect(ladder(policy({ maxDowntimeMs: 40 })).map((r) => r.tuning.maxDowntimeMs)).toEqual([20, 40]);
+    expect(ladder(policy({ maxDowntimeMs: 10 })).map((r) => r.tuning.maxDowntimeMs)).toEqual([20]);
+  });
+});
+
+/** A live move in Migrating, with a ladder of 3 downtime steps, auto-converge and post-copy. */
+function migrating(p: Partial<ResolvedPolicy> = {}): MoveDriver {
+  const full = policy({ maxDowntimeMs: 300, allowAutoConverge: true, allowPostCopy: true, ...p });
+  const d = new MoveDriver(scenario({ type: 'Live', variant: 'BlockMigration', vmRunning: true, policy: full }));
+  d.start().place().succeed();
+  expect(d.phase).toBe('Migrating');
+  return d;
+}
+
+/** One pre-copy pass that leaves `remaining` bytes to send. */
+function pass(d: MoveDriver, remaining = 512 * MiB): string[] {
+  const w = d.ctx.watch!;
+  d.wait(1_000);
+  return d.progress({ processedBytes: w.processedBytes + 256 * MiB, remainingBytes: remaining, iteration: w.lastIteration + 1 }).map((n) => n.message);
+}
+
+/**
+ * Passes that leave as much to send as before, until the judge acts: the first pass on a rung
+ * sets the mark, three more that do not shrink it by a tenth make it climb (or give up).
+ */
+function stall(d: MoveDriver): string[] {
+  const rung = d.ctx.rung;
+  const notes: string[] = [];
+  let passes = 0;
+  while (d.phase === 'Migrating' && d.ctx.rung === rung && passes < 10) {
+    notes.push(...pass(d));
+    passes++;
+  }
+  expect(passes).toBe(4);
+  return notes;
+}
+
+const tuningOf = (d: MoveDriver) => (d.step?.request.kind === 'migrate' ? d.step.request.tuning : undefined);
+
+describe('a live migration whose remaining bytes do not shrink', () => {
+  test('climbs the rungs in order, and the migrate step carries each rung’s tuning', () => {
+    const d = migrating();
+    const rungs = ladder(d.ctx.policy);
+    expect(tuningOf(d)).toEqual(rungs[0]!.tuning);
+    const climbed: string[] = [];
+    for (let rung = 1; rung < rungs.length; rung++) {
+      climbed.push(...stall(d));
+      expect(d.ctx.rung).toBe(rung);
+      expect(tuningOf(d)).toEqual(rungs[rung]!.tuning);
+    }
+    expect(climbed).toEqual([
+      'not converging: convergence ladder up to rung 1 (max downtime 150 ms)',
+      'not converging: convergence ladder up to rung 2 (max downtime 300 ms)',
+      'not converging: convergence ladder up to rung 3 (auto-converge)',
+      'not converging: convergence ladder up to rung 4 (post-copy)',
+    ]);
+    // The step is the same operation all along: only its tuning changes.
+    expect(d.step?.key).toBe('1.migrating');
+  });
+
+  test('rolls back past the top rung, and the VM keeps running on the source', () => {
+    const d = migrating({ allowAutoConverge: false, allowPostCopy: false });
+    stall(d);
+    stall(d);
+    expect(d.ctx.rung).toBe(2);
+    stall(d);
+    expect(d.phase).toBe('RollingBack');
+    expect(d.ctx.failure).toBe('did not converge on the last rung (max downtime 300 ms)');
+    while (d.phase === 'RollingBack') d.succeed();
+    expect(d.phase).toBe('Failed');
+    expect(d.runningOn).toEqual([SOURCE]);
+  });
+
+  test('never turns on auto-converge or post-copy the policy does not allow', () => {
+    const d = migrating({ allowAutoConverge: false, allowPostCopy: false });
+    const seen: unknown[] = [tuningOf(d)];
+    while (d.phase === 'Migrating') {
+      stall(d);
+      if (d.phase === 'Migrating') seen.push(tuningOf(d));
+    }
+    expect(seen).toEqual(ladder(d.ctx.policy).map((r) => r.tuning));
+    expect(seen.some((t) => (t as { autoConverge: boolean }).autoConverge || (t as { postCopy: boolean }).postCopy)).toBe(false);
+  });
+
+  test('a pass that shrinks what remains by a tenth resets the count', () => {
+    const d = migrating();
+    for (let i = 0; i < 3; i++) pass(d, 512 * MiB);
+    pass(d, 460 * MiB);
+    for (let i = 0; i < 2; i++) pass(d, 460 * MiB);
+    expect(d.ctx.rung).toBe(0);
+    pass(d, 460 * MiB);
+    expect(d.ctx.rung).toBe(1);
+  });
+
+  test('samples within one pass are not passes', () => {
+    const d = migrating();
+    const w = d.ctx.watch!;
+    for (let i = 1; i <= 10; i++) d.progress({ processedBytes: w.processedBytes + i * MiB, remainingBytes: 512 * MiB, iteration: w.lastIteration });
+    expect(d.ctx.rung).toBe(0);
+  });
+
+  test('a converging migration never climbs', () => {
+    const d = migrating();
+    let remaining = 2048 * MiB;
+    for (let pass = 1; pass <= 8; pass++) {
+      remaining = Math.floor(remaining / 2);
+      d.wait(1_000).progress({ processedBytes: pass * 512 * MiB, remainingBytes: remaining, iteration: pass });
+    }
+    d.succeed();
+    expect(d.phase).toBe('SwitchingOver');
+    expect(d.notes.filter((n) => n.message.startsWith('not converging'))).toEqual([]);
+  });
+});
+
+describe('timeouts', () => {
+  // POLICY: progressTimeoutSeconds 60, completionTimeoutPerGiB 120; the scenarios move 2 GiB.
+  const tick = (d: MoveDriver, bytes: number, waitMs: number) => {
+    d.wait(waitMs);
+    return d.progress({ processedBytes: bytes, remainingBytes: 0, iteration: 0 });
+  };
+
+  test('a step that makes no progress for longer than progressTimeoutSeconds rolls back', () => {
+    const d = migrating();
+    tick(d, 0, 60_000);
+    expect(d.phase).toBe('Migrating');
+    tick(d, 0, 1_000);
+    expect(d.phase).toBe('RollingBack');
+    expect(d.ctx.failure).toBe('Migrating: no progress for 61 s (progressTimeoutSeconds 60)');
+    expect(d.ctx.rollback?.outcome).toBe('Failed'); // a timeout is not retried
+  });
+
+  test('progress resets that clock', () => {
+    const d = migrating();
+    for (let i = 1; i <= 3; i++) tick(d, i * GiB, 50_000);
+    expect(d.phase).toBe('Migrating');
+  });
+
+  test('a step still moving after completionTimeoutPerGiB × GiB to move rolls back', () => {
+    const d = migrating({ completionTimeoutPerGiB: 60 }); // 2 GiB: 120 s
+    for (let s = 1; s <= 12; s++) tick(d, s * 128 * MiB, 10_000);
+    expect(d.phase).toBe('Migrating');
+    tick(d, 13 * 128 * MiB, 1_000);
+    expect(d.ctx.failure).toBe('Migrating: not finished after 121 s (completion timeout 120 s for 2.00 GiB)');
+    expect(d.phase).toBe('RollingBack');
+  });
+
+  test('moves of less than a GiB get the time of one', () => {
+    const s = scenario({ type: 'Cold', variant: 'DiskCopy', vmRunning: true, policy: { completionTimeoutPerGiB: 30 } });
+    s.input.bytesToMove = GiB / 2;
+    const d = new MoveDriver(s).start().place().succeed();
+    expect(d.phase).toBe('CopyingDisks');
+    for (let s = 1; s <= 3; s++) tick(d, s * MiB, 10_000);
+    expect(d.phase).toBe('CopyingDisks');
+    tick(d, 4 * MiB, 1_000);
+    expect(d.ctx.failure).toBe('CopyingDisks: not finished after 31 s (completion timeout 30 s for 0.50 GiB)');
+  });
+
+  test('past the point of no return a timeout rolls back too: the VM boots again on the source', () => {
+    const d = migrating();
+    d.succeed().succeed();
+    expect(d.phase).toBe('Verifying');
+    tick(d, 0, 61_000);
+    expect(d.phase).toBe('RollingBack');
+    while (d.phase === 'RollingBack') d.succeed();
+    expect(d.phase).toBe('Failed');
+    expect(d.runningOn).toEqual([SOURCE]);
+    expect(d.world.hosts[TARGET]!.vm).toBeUndefined();
+  });
+
+  test('progress about another step neither feeds the ladder nor trips a timeout', () => {
+    const d = migrating();
+    const before = d.ctx.watch;
+    const late: MoveEvent = { type: 'PROGRESS', step: '1.preparing-target', processedBytes: 10 * GiB, remainingBytes: 512 * MiB, iteration: 99, at: '' };
+    for (let i = 0; i < 5; i++) d.wait(61_000).send(late);
+    expect(d.phase).toBe('Migrating');
+    expect(d.ctx.watch).toEqual(before);
+    expect(d.notes.at(-1)?.message).toBe('placed on node-b');
+  });
+});
