@@ -16,10 +16,11 @@ import { isTerminal } from '../../machines/vocabulary';
 import type { HostFacts } from '../clusterView';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
 import { findCondition, setCondition, type ConditionInput } from '../conditions';
-import { classifyHost, fenceHint, type HostState } from './hostState';
-import { attemptOf, moveName } from './names';
+import { classifyHost, fenceHint, howToMove, type HostState } from './hostState';
+import { moveName } from './names';
 import { planEvacuation, plannedMove, type PlanStep } from './planner';
 import { standingOf, type Standing } from './standing';
+import { latestRows, moveRow, newMoveRow, plural, successMessage } from './status';
 import { matchesSelector, vmHost, vmKey } from './vms';
 
 /** Retries per VM when spec.maxRetries is not set. */
@@ -89,7 +90,6 @@ export interface EvacuationDecision {
 const FINAL: readonly EvacuationPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isFinal = (phase: EvacuationPhase | undefined): boolean => !!phase && FINAL.includes(phase);
 const open = (mr: MoveRequest): boolean => !(mr.status?.phase && isTerminal(mr.status.phase));
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const ref = (mr: MoveRequest): MoveRef => ({ namespace: mr.metadata.namespace ?? 'default', name: mr.metadata.name ?? '' });
 
 /** Builds the next status from the previous one; conditions keep their transition times. */
@@ -165,15 +165,7 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
     if (standing) rows.push({ key, vm: vmByKey.get(key), standing });
   }
 
-  // How VMs can move now, if at all.
-  const mode = e.spec.mode ?? 'Auto';
-  let moveMode: MoveMode | undefined;
-  let hold: string | undefined;
-  if (host.state === 'Alive') moveMode = mode;
-  else if (host.state === 'Unreachable') hold = `waiting: ${host.why}`;
-  else if (!host.fenced) hold = `waiting for ${node} to be fenced`;
-  else if (mode === 'Auto' || mode === 'Rebuild') moveMode = 'Rebuild';
-  else hold = `mode ${mode} needs the agent of ${node}, which is dead: waiting for it to return (to recover its VMs now, cancel this evacuation and create one with mode Auto or Rebuild)`;
+  const { mode: moveMode, hold } = howToMove(host, e.spec.mode ?? 'Auto', node);
 
   const ownUids = new Set(f.moves.map((m) => m.metadata.uid));
   const waiting = new Map<string, string>();
@@ -384,58 +376,6 @@ function fencing(f: EvacuationFacts, host: HostState, d: StatusDraft, events: Ev
   }
 }
 
-function successMessage(latest: (MoveRequest | undefined)[], node: string, recovered: boolean, cordoned: Condition | undefined): string {
-  const moved = latest.filter((m): m is MoveRequest => !!m && m.status?.phase === 'Succeeded');
-  const count = (pred: (m: MoveRequest) => boolean) => moved.filter(pred).length;
-  const tail = cordoned?.reason === 'CordonedByVmove' ? `; ${node} stays cordoned while this HostEvacuation exists (delete it to uncordon)` : '';
-  if (moved.length === 0) return `${node} has no VMs to move${tail}`;
-  if (recovered) {
-    const shared = count((m) => m.status?.variant === 'FromSharedDisk');
-    const image = count((m) => m.status?.variant === 'FromImage');
-    const parts = [
-      shared ? `${plural(shared, 'VM')} restarted from ${shared === 1 ? 'its' : 'their'} shared disks` : '',
-      image ? `${plural(image, 'VM')} rebuilt from ${image === 1 ? 'its' : 'their'} image — the data on ${image === 1 ? 'its' : 'their'} local disks was lost` : '',
-      count((m) => m.status?.moveType !== 'Rebuild') ? `${plural(count((m) => m.status?.moveType !== 'Rebuild'), 'VM')} moved before the host died` : '',
-    ].filter(Boolean);
-    return `recovered the VMs of ${node}: ${parts.join('; ')}${tail}`;
-  }
-  const live = count((m) => m.status?.moveType === 'Live');
-  const cold = count((m) => m.status?.moveType === 'Cold');
-  const other = moved.length - live - cold;
-  const how = [live ? `${live} live` : '', cold ? `${cold} cold` : '', other ? `${other} rebuilt` : ''].filter(Boolean).join(', ');
-  return `${node} is empty: ${plural(moved.length, 'VM')} moved off (${how})${tail}`;
-}
-
-function moveRow(mr: MoveRequest, note?: string): EvacuationMove {
-  const s = mr.status;
-  const lost = s?.variant === 'FromImage' ? (s.phase === 'Succeeded' ? 'rebuilt from its image: the data on its local disks was lost' : 'rebuilding from its image: the data on its local disks is lost') : undefined;
-  const message = note ?? (lost && s?.phase !== 'Failed' && s?.phase !== 'Cancelled' ? `${lost}${s?.message ? ` (${s.message})` : ''}` : s?.message);
-  const target = s?.targetNode ?? mr.spec.target?.nodeName;
-  return {
-    namespace: mr.metadata.namespace ?? 'default',
-    name: mr.metadata.name ?? '',
-    vmName: mr.spec.vmName,
-    phase: s?.phase ?? 'Pending',
-    ...(target ? { targetNode: target } : {}),
-    ...(s?.moveType ? { moveType: s.moveType } : {}),
-    attempt: attemptOf(mr),
-    ...(message ? { message } : {}),
-  };
-}
-
-function newMoveRow(m: NewMove): EvacuationMove {
-  return {
-    namespace: m.namespace,
-    name: m.name,
-    vmName: m.vmName,
-    phase: 'Pending',
-    ...(m.step.targetNode ? { targetNode: m.step.targetNode } : {}),
-    ...(m.step.moveType ? { moveType: m.step.moveType } : {}),
-    attempt: m.attempt,
-    message: m.retry ? `retry after: ${m.retry}` : m.step.variant === 'FromImage' ? 'to be rebuilt from its image: the data on its local disks is lost' : `planned: ${m.step.reason}`,
-  };
-}
-
 // ---------------------------------------------------------------- dry run, cancel, delete
 
 function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: EventNote[]): EvacuationDecision {
@@ -513,15 +453,4 @@ function deleting(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions
   const cordonNote = uncordon(f, d, actions, events);
   actions.release = true;
   return { status: { ...d.prev, conditions: d.conditions, ...(cordonNote ? { message: `deleted; ${cordonNote}` } : {}) }, actions, events };
-}
-
-/** One row per VM: its latest MoveRequest. */
-function latestRows(moves: MoveRequest[]): EvacuationMove[] {
-  const latest = new Map<string, MoveRequest>();
-  for (const mr of moves) {
-    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
-    const cur = latest.get(k);
-    if (!cur || attemptOf(mr) > attemptOf(cur)) latest.set(k, mr);
-  }
-  return [...latest.keys()].sort().map((k) => moveRow(latest.get(k)!));
 }

@@ -2,6 +2,7 @@
 // witnesses — the vmove agent stopped renewing its Lease long enough ago, and Kubernetes no longer
 // reports the Node Ready — so a lost network link to the agent alone never starts a recovery.
 // Even a dead host is only recovered once it is fenced (the out-of-service taint).
+import type { MoveMode } from '../../api/types';
 import type { HostFacts } from '../clusterView';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
 
@@ -29,3 +30,12 @@ export function classifyHost(h: HostFacts | undefined, deadHostAfterSeconds: num
 
 export const fenceHint = (node: string): string =>
   `once ${node} is powered off, mark it with \`kubectl taint nodes ${node} ${OUT_OF_SERVICE_TAINT}=nodeshutdown:NoExecute\``;
+
+/** How the VMs of a host in this state move now (the MoveRequests' mode), or why they wait. */
+export function howToMove(host: HostState, mode: MoveMode, node: string): { mode?: MoveMode; hold?: string } {
+  if (host.state === 'Alive') return { mode };
+  if (host.state === 'Unreachable') return { hold: `waiting: ${host.why}` };
+  if (!host.fenced) return { hold: `waiting for ${node} to be fenced` };
+  if (mode === 'Auto' || mode === 'Rebuild') return { mode: 'Rebuild' };
+  return { hold: `mode ${mode} needs the agent of ${node}, which is dead: waiting for it to return (to recover its VMs now, cancel this evacuation and create one with mode Auto or Rebuild)` };
+}
