@@ -2,7 +2,7 @@
 // agents, cancels, timeouts and stalls injected everywhere they can happen (within budgets),
 // each path judged by where it leaves the VM. See explorer.ts for the rules checked on the way.
 import type { MoveType } from '../../../src/api/types';
-import { CAMPAIGNS, explore, transitionTable, type Exploration, type Violation } from './explorer';
+import { CAMPAIGNS, exactJson, explore, transitionTable, type Exploration, type Violation } from './explorer';
 import { SCENARIOS, type Scenario } from './scenarios';
 
 const MACHINES: MoveType[] = ['Live', 'Cold', 'Rebuild', 'ResizeInPlace'];
@@ -59,4 +59,11 @@ describe.each(MACHINES)('%s machine', (type) => {
       );
     }
   });
+});
+
+test('the crash-safety check tells apart what a trip through JSON would change', () => {
+  const trip = (x: unknown) => exactJson(JSON.parse(JSON.stringify(x)));
+  expect(trip({ best: Number.POSITIVE_INFINITY })).not.toBe(exactJson({ best: Number.POSITIVE_INFINITY }));
+  expect(trip({ at: new Date(0) })).not.toBe(exactJson({ at: new Date(0) }));
+  expect(trip({ a: 1, gone: undefined })).toBe(exactJson({ a: 1, gone: undefined }));
 });
