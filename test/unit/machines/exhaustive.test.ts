@@ -55,7 +55,8 @@ describe.each(MACHINES)('%s machine', (type) => {
       const sum = (f: (e: Exploration) => number) => all.reduce((n, e) => n + f(e), 0);
       process.stdout.write(
         `${type}: ${scenarios.length} scenarios, ${sum((e) => e.paths)} paths (${sum((e) => e.excused)} with a lost agent or abandoned rollback step), ` +
-          `${sum((e) => e.visited)} situations, ${table.events.length} state × event pairs and ${table.transitions.length} candidates, all taken\n`,
+          `${sum((e) => e.visited)} situations; taken: ${table.events.length}/${table.events.length} state × event pairs, ` +
+          `${table.transitions.length - unreachable.length}/${table.transitions.length} candidates (the rest unreachable by design)\n`,
       );
     }
   });
