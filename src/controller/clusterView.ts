@@ -123,9 +123,12 @@ export class ClusterView {
       });
   }
 
-  /** Facts about every host that has a Node or an agent. */
-  hosts(now = Date.now()): HostFacts[] {
-    const inFlight = this.movesInFlight();
+  /**
+   * Facts about every host that has a Node or an agent. `inFlight` defaults to the moves the cache
+   * shows; the move reconciler passes its own view, which also knows moves it admitted or placed a
+   * moment ago whose status write has not come back yet.
+   */
+  hosts(now = Date.now(), inFlight: MoveInFlight[] = this.movesInFlight()): HostFacts[] {
     const agents = new Map(this.agents(now).map((a) => [a.node, a]));
     const names = new Set([...this.nodes.list().map((n) => n.metadata.name), ...agents.keys()]);
     const usage = new Map<string, { cpu: number; memoryBytes: number }>();

@@ -67,11 +67,30 @@ export function startController(o: ControllerOptions): RunningController {
   const evacuationTriggers = watchEvacuations(view, evacuationQueue);
   const recovery = new DeadHostRecovery(deps);
 
-  const activeMovesOn = (node?: string): void => {
+  // Which requests each VM has, so a VM's change wakes only its own requests.
+  const requestsOfVm = new Map<string, Set<string>>();
+  const vmKeyOfMove = (mr: { metadata: { namespace?: string }; spec: { vmName: string } }) => `${mr.metadata.namespace}/${mr.spec.vmName}`;
+  const wakeRequestsOf = (vmKey: string): void => {
+    for (const k of requestsOfVm.get(vmKey) ?? []) moveQueue.add(k);
+  };
+  /** Moves in flight on a host (its agent or Node changed). */
+  const activeMovesOn = (node: string): void => {
     for (const mr of view.moves.list()) {
       if (mr.status?.phase && isTerminal(mr.status.phase)) continue;
-      if (!node || mr.status?.sourceNode === node || mr.status?.targetNode === node || !mr.status?.sourceNode) moveQueue.add(keyOf(mr));
+      if (mr.status?.sourceNode === node || mr.status?.targetNode === node) moveQueue.add(keyOf(mr));
     }
+  };
+  /**
+   * A slot or some capacity freed: wake the oldest requests still waiting to start or to be placed.
+   * Waking all of them on every change would cost O(requests²) with a thousand queued; the rest
+   * look again on their own within seconds.
+   */
+  const wakeWaiting = (): void => {
+    const waiting = view.moves
+      .list()
+      .filter((mr) => !mr.status?.phase || mr.status.phase === 'Pending' || mr.status.phase === 'Scheduling')
+      .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
+    for (const mr of waiting.slice(0, o.config.limits.parallelMoves * 2 + 8)) moveQueue.add(keyOf(mr));
   };
   const vmsOn = (node: string): void => {
     for (const vm of view.vms.list()) if (vm.status?.nodeName === node || vm.status?.scheduledNode === node || !vm.status?.scheduledNode) vmQueue.add(keyOf(vm));
@@ -79,20 +98,31 @@ export function startController(o: ControllerOptions): RunningController {
 
   view.moves.on({
     onChange: (mr, old) => {
-      moveQueue.add(keyOf(mr));
-      // A move that ended frees limits and capacity others may be waiting for.
-      if (mr.status?.phase !== old?.status?.phase) activeMovesOn();
+      const key = keyOf(mr);
+      const vmKey = vmKeyOfMove(mr);
+      if (!requestsOfVm.has(vmKey)) requestsOfVm.set(vmKey, new Set());
+      requestsOfVm.get(vmKey)!.add(key);
+      moveQueue.add(key);
+      const phase = mr.status?.phase;
+      if (phase !== old?.status?.phase && (phase === undefined || isTerminal(phase) || old?.status?.phase === 'Pending' || old?.status?.phase === 'Scheduling')) {
+        // Ended, or admitted/placed: limits and capacity changed for the others.
+        wakeWaiting();
+        if (phase && isTerminal(phase)) wakeRequestsOf(vmKey);
+      }
     },
-    onDelete: () => activeMovesOn(),
+    onDelete: (mr) => {
+      const vmKey = vmKeyOfMove(mr);
+      requestsOfVm.get(vmKey)?.delete(keyOf(mr));
+      wakeWaiting();
+      wakeRequestsOf(vmKey);
+    },
   });
   view.vms.on({
     onChange: (vm) => {
       vmQueue.add(keyOf(vm));
-      for (const mr of view.moves.list()) if (mr.metadata.namespace === vm.metadata.namespace && mr.spec.vmName === vm.metadata.name) moveQueue.add(keyOf(mr));
+      wakeRequestsOf(keyOf(vm));
     },
-    onDelete: (vm) => {
-      for (const mr of view.moves.list()) if (mr.metadata.namespace === vm.metadata.namespace && mr.spec.vmName === vm.metadata.name) moveQueue.add(keyOf(mr));
-    },
+    onDelete: (vm) => wakeRequestsOf(keyOf(vm)),
   });
   const hostChanged = (node: string | undefined): void => {
     if (!node) return;

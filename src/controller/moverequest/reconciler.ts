@@ -349,7 +349,7 @@ export class MoveRequestReconciler {
       return { requeueAfterMs: POLL_MS };
     }
     if (!vm) return { event: { type: 'STEP_FAILED', at, step: step.key, message: 'the VirtualMachine object is gone', transient: false } };
-    const opId = `${mr.metadata.uid}.${ctx.attempt}.${step.key}`;
+    const opId = `${mr.metadata.uid}.${step.key}`;
     let st: OperationStatus;
     try {
       const req = this.request(step, vm, m);
@@ -518,30 +518,16 @@ export class MoveRequestReconciler {
 
   // ---------------------------------------------------------------- limits with reservations
 
+  /** Moves in flight: the cache's, overridden by what this process decided but has not seen come back. */
   private inFlight(): MoveInFlight[] {
-    const fromCache = this.d.view.movesInFlight();
-    const seen = new Set(fromCache.map((m) => m.uid));
-    return [...fromCache, ...[...this.reserved.values()].filter((r) => !seen.has(r.uid))];
+    const merged = new Map(this.d.view.movesInFlight().map((m) => [m.uid, m]));
+    for (const r of this.reserved.values()) merged.set(r.uid, { ...merged.get(r.uid), ...r, target: r.target ?? merged.get(r.uid)?.target });
+    return [...merged.values()];
   }
 
-  /** Host facts, counting moves admitted here that the cache does not show yet. */
+  /** Host facts counting every move in flight, including those only this process knows of yet. */
   private hostsWithReservations(now: Date): HostFacts[] {
-    const hosts = this.d.view.hosts(now.getTime());
-    const cached = new Set(this.d.view.movesInFlight().map((m) => m.uid));
-    for (const r of this.reserved.values()) {
-      if (cached.has(r.uid)) continue;
-      if (r.target && r.target !== r.source) {
-        const h = hosts.find((x) => x.node === r.target);
-        if (h) {
-          h.inbound++;
-          h.used = { cpu: h.used.cpu + r.after.cpu, memoryBytes: h.used.memoryBytes + r.after.memoryBytes };
-          h.heldByMoves = { cpu: h.heldByMoves.cpu + r.after.cpu, memoryBytes: h.heldByMoves.memoryBytes + r.after.memoryBytes };
-        }
-      }
-      const s = hosts.find((x) => x.node === r.source);
-      if (s && r.target !== r.source) s.outbound++;
-    }
-    return hosts;
+    return this.d.view.hosts(now.getTime(), this.inFlight());
   }
 }
 

@@ -1,0 +1,157 @@
+// What every control-plane benchmark needs: a real local control plane, sim agents in this
+// process (100 of them cost ~1.3 MiB each), the real controller as its own process, and a watch
+// on MoveRequests that records when each one was created, every write to it, and when it ended.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startAgent, type RunningAgent } from '../agent/agent';
+import type { MoveRequest } from '../api/types';
+import { startControlPlane, type ControlPlane } from '../cluster/controlPlane';
+import { createSimImage } from '../drivers/sim';
+import { KubeApi } from '../kube/api';
+import { corePath, vmovePath } from '../kube/paths';
+import { LocalFleet } from '../local/fleet';
+import { isTerminal } from '../machines/vocabulary';
+
+export interface MoveRecord {
+  name: string;
+  createdAt: number;
+  writes: number;
+  phase?: string;
+  endedAt?: number;
+  sourceNode?: string;
+  targetNode?: string;
+  moveType?: string;
+}
+
+export interface BenchCluster {
+  cp: ControlPlane;
+  api: KubeApi;
+  fleet: LocalFleet;
+  agents: RunningAgent[];
+  moves: Map<string, MoveRecord>;
+  /** Calls `fn` with every MoveRequest event (to sample limits while moves run). */
+  onMove(fn: (mr: MoveRequest) => void): void;
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(o: { nodes: number; cpu?: number; memory?: string; simOptions?: Record<string, unknown> }): Promise<BenchCluster> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vmove-bench-'));
+  const cp = await startControlPlane({ dir: path.join(dir, 'cluster'), crds: true, rbac: true });
+  const api = await KubeApi.fromFile(cp.kubeconfigs.admin);
+  const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cp.kubeconfigs.controller, agentKubeconfig: cp.kubeconfigs.agent });
+  await createSimImage(fleet.imagesDir, 'testguest');
+  const agentKc = new KubeConfig();
+  agentKc.loadFromFile(cp.kubeconfigs.agent);
+  const agents: RunningAgent[] = [];
+  for (let i = 0; i < o.nodes; i++) {
+    const node = `node-${String(i).padStart(3, '0')}`;
+    await fleet.ensureNode(node);
+    agents.push(
+      await startAgent({
+        host: {
+          nodeName: node,
+          stateDir: path.join(dir, 'nodes', node, 'state'),
+          localDir: path.join(dir, 'nodes', node, 'local'),
+          sharedDir: fleet.sharedDir,
+          imagesDir: fleet.imagesDir,
+          migrationAddress: '127.0.0.1',
+          migrationPorts: [30_000 + i * 20, 30_000 + i * 20 + 19],
+          capacity: { cpu: o.cpu ?? 64, memoryBytes: 256 * 2 ** 30 },
+          storage: ['Local', 'SharedFile', 'SharedBlock'],
+        },
+        driver: 'sim',
+        driverOptions: { sim: { bandwidthMiBps: Infinity, diskMiBps: Infinity, ...o.simOptions } },
+        auth: { mode: 'tokenreview' },
+        kubeconfig: agentKc,
+        fsync: false,
+      }),
+    );
+  }
+  const moves = new Map<string, MoveRecord>();
+  const listeners: ((mr: MoveRequest) => void)[] = [];
+  const abort = new AbortController();
+  const watchLoop = async () => {
+    while (!abort.signal.aborted) {
+      try {
+        await api.watch<MoveRequest>(vmovePath('moverequests'), { allowWatchBookmarks: false }, (e) => {
+          if (e.type === 'BOOKMARK' || e.type === 'ERROR') return;
+          const mr = e.object;
+          const name = `${mr.metadata.namespace}/${mr.metadata.name}`;
+          const rec = moves.get(name) ?? { name, createdAt: Date.parse(mr.metadata.creationTimestamp ?? '') || Date.now(), writes: -1 };
+          rec.writes++;
+          rec.phase = mr.status?.phase;
+          rec.sourceNode = mr.status?.sourceNode;
+          rec.targetNode = mr.status?.targetNode;
+          rec.moveType = mr.status?.moveType;
+          if (rec.phase && isTerminal(rec.phase as never) && !rec.endedAt) rec.endedAt = Date.now();
+          moves.set(name, rec);
+          for (const l of listeners) l(mr);
+        }, abort.signal);
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
+  void watchLoop();
+  return {
+    cp,
+    api,
+    fleet,
+    agents,
+    moves,
+    onMove: (fn) => listeners.push(fn),
+    async stop() {
+      abort.abort();
+      await fleet.stop();
+      await Promise.all(agents.map((a) => a.stop()));
+      api.close();
+      await cp.stop();
+    },
+  };
+}
+
+/** Create VMs on the given nodes (by spec.nodeName) and wait until all run. */
+export async function createVms(api: KubeApi, vms: { name: string; node: string }[]): Promise<void> {
+  const limit = 32;
+  for (let i = 0; i < vms.length; i += limit) {
+    await Promise.all(
+      vms.slice(i, i + limit).map((v) =>
+        api.create(vmovePath('virtualmachines', { namespace: 'default' }), {
+          apiVersion: 'vmove.dev/v1alpha1',
+          kind: 'VirtualMachine',
+          metadata: { name: v.name, namespace: 'default' },
+          spec: { image: 'testguest', cpu: 1, memory: '256Mi', nodeName: v.node, disks: [{ name: 'root', size: '1Gi', storage: 'SharedFile' }] },
+        }),
+      ),
+    );
+  }
+  for (;;) {
+    const list = await api.get<{ items: { status?: { phase?: string } }[] }>(vmovePath('virtualmachines', { namespace: 'default' }));
+    if (list.items.filter((v) => v.status?.phase === 'Running').length >= vms.length) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function createMove(api: KubeApi, name: string, vmName: string, spec: Record<string, unknown> = {}): Promise<void> {
+  await api.create(vmovePath('moverequests', { namespace: 'default' }), {
+    apiVersion: 'vmove.dev/v1alpha1',
+    kind: 'MoveRequest',
+    metadata: { name, namespace: 'default' },
+    spec: { vmName, ...spec },
+  });
+}
+
+/** p50/p99 latency of small writes to the API server, measured now (ConfigMap updates). */
+export async function measureApiWrites(api: KubeApi, n = 200): Promise<number[]> {
+  const path0 = corePath('configmaps', { namespace: 'default' });
+  await api.create(path0, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bench-probe' }, data: { n: '0' } }).catch(() => undefined);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await api.mergePatch(corePath('configmaps', { namespace: 'default', name: 'bench-probe' }), { data: { n: String(i) } });
+    out.push(performance.now() - t);
+  }
+  return out;
+}

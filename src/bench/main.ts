@@ -1,0 +1,38 @@
+// `npm run bench -- [NAME …] [--quick]` (what `make bench` runs): each benchmark prints its own
+// figures and ratios. Without names, all of them run.
+import { parseArgs } from 'node:util';
+import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
+
+const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promise<void> }> = {
+  moves: {
+    about: 'move engine: one-move latency, writes per move, API write latency, 1,000 moves over 100 sim hosts',
+    run: (quick) => benchMoves(quick ? { nodes: 20, vmsPerNode: 5, latencySamples: 10, parallelMoves: [5] } : DEFAULT_MOVES_BENCH),
+  },
+};
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    for (const [name, b] of Object.entries(benchmarks)) console.log(`${name.padEnd(12)} ${b.about}`);
+    return 0;
+  }
+  const names = positionals.length ? positionals : Object.keys(benchmarks);
+  for (const name of names) {
+    const b = benchmarks[name];
+    if (!b) {
+      console.error(`unknown benchmark "${name}" (${Object.keys(benchmarks).join(', ')})`);
+      return 2;
+    }
+    console.log(`\n=== ${name} ===`);
+    await b.run(values.quick ?? false);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

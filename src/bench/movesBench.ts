@@ -1,0 +1,119 @@
+// The move engine's own cost, with the sim driver moving bytes instantly: how long one move
+// takes from `create` to `Succeeded`, how many writes it costs the API server (and what one
+// write costs there, in the same run), and how many moves per second 100 hosts sustain with the
+// concurrency limits respected.
+import type { MoveRequest } from '../api/types';
+import { isTerminal } from '../machines/vocabulary';
+import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
+import { fmtMs, mean, percentile, table } from './stats';
+
+export interface MovesBenchOptions {
+  nodes: number;
+  vmsPerNode: number;
+  latencySamples: number;
+  /** Cluster-wide move limits to run the throughput round with (the first is the default, 5). */
+  parallelMoves: number[];
+}
+
+export const DEFAULT_MOVES_BENCH: MovesBenchOptions = { nodes: 100, vmsPerNode: 10, latencySamples: 40, parallelMoves: [5, 50] };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const OUTBOUND = 2;
+const INBOUND = 2;
+
+async function waitEnded(bc: BenchCluster, name: string, timeoutMs = 120_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rec = bc.moves.get(`default/${name}`);
+    if (rec?.endedAt) {
+      if (rec.phase !== 'Succeeded') throw new Error(`${name} ended ${rec.phase}`);
+      return rec.endedAt;
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not finish`);
+    await sleep(2);
+  }
+}
+
+async function restartController(bc: BenchCluster, parallelMoves: number): Promise<void> {
+  await bc.fleet.kill(bc.fleet.controller, 'SIGTERM');
+  bc.fleet.startController(['--identity', 'bench', '--parallel-moves', String(parallelMoves), '--outbound-per-node', String(OUTBOUND), '--inbound-per-node', String(INBOUND), '--workers', '16']);
+}
+
+export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log: (s: string) => void = console.log): Promise<void> {
+  log(`moves: ${o.nodes} sim hosts (instant transfers), real kube-apiserver + etcd, controller in its own process`);
+  const bc = await startBenchCluster({ nodes: o.nodes });
+  try {
+    await restartController(bc, o.parallelMoves[0]!);
+
+    // One move at a time: latency and writes.
+    await createVms(bc.api, [{ name: 'lat', node: 'node-000' }]);
+    const latencies: number[] = [];
+    const writes: number[] = [];
+    for (let i = 0; i < o.latencySamples; i++) {
+      const name = `lat-${i}`;
+      const t0 = Date.now();
+      await createMove(bc.api, name, 'lat', { mode: 'Live', target: { nodeName: i % 2 === 0 ? 'node-001' : 'node-000' } });
+      const end = await waitEnded(bc, name);
+      latencies.push(end - t0);
+      await sleep(300); // let the last writes (finalizer removal) arrive before counting them
+      writes.push(bc.moves.get(`default/${name}`)!.writes);
+    }
+    const apiWrites = await measureApiWrites(bc.api);
+    const sample = await bc.api.get<MoveRequest>(`/apis/vmove.dev/v1alpha1/namespaces/default/moverequests/lat-${o.latencySamples - 1}`);
+    const phaseTimes = (sample.status?.history ?? []).map((h) => `${h.phase} ${h.endedAt ? fmtMs(Date.parse(h.endedAt) - Date.parse(h.startedAt)) : ''}`.trim());
+    log('');
+    log(
+      table([
+        ['one live move at a time', 'p50', 'p99', 'mean'],
+        ['create → Succeeded', fmtMs(percentile(latencies, 50)), fmtMs(percentile(latencies, 99)), fmtMs(mean(latencies))],
+        ['writes per move (status + finalizer)', percentile(writes, 50), percentile(writes, 99), mean(writes).toFixed(1)],
+        ['API server write latency (ConfigMap patch)', fmtMs(percentile(apiWrites, 50)), fmtMs(percentile(apiWrites, 99)), fmtMs(mean(apiWrites))],
+      ]),
+    );
+    log(`  where one move's time goes: ${phaseTimes.join(' · ')}`);
+    log(`  → writes alone account for ≈ ${fmtMs(percentile(writes, 50) * percentile(apiWrites, 50))} of the ${fmtMs(percentile(latencies, 50))} median`);
+
+    // Many moves at once: throughput with the limits respected.
+    const vms = Array.from({ length: o.nodes * o.vmsPerNode }, (_, i) => ({ name: `vm-${i}`, node: `node-${String(i % o.nodes).padStart(3, '0')}` }));
+    log(`\ncreating ${vms.length} VMs …`);
+    const tv = Date.now();
+    await createVms(bc.api, vms);
+    log(`  ${vms.length} VMs running after ${fmtMs(Date.now() - tv)}`);
+
+    const rows: (string | number)[][] = [['parallel moves limit', 'moves', 'makespan', 'moves/s', 'max in flight', 'max out/node', 'max in/node', 'succeeded']];
+    for (const [round, limit] of o.parallelMoves.entries()) {
+      if (round > 0) await restartController(bc, limit);
+      const inFlight = new Map<string, { source?: string; target?: string }>();
+      const max = { all: 0, out: 0, in: 0 };
+      bc.onMove((mr: MoveRequest) => {
+        if (!mr.metadata.name?.startsWith(`r${round}-`)) return;
+        const phase = mr.status?.phase;
+        const key = mr.metadata.name;
+        if (phase && phase !== 'Pending' && !isTerminal(phase) && mr.status?.moveType !== 'ResizeInPlace') inFlight.set(key, { source: mr.status?.sourceNode, target: mr.status?.targetNode });
+        else inFlight.delete(key);
+        const per = (k: 'source' | 'target') => Math.max(0, ...Object.values([...inFlight.values()].reduce<Record<string, number>>((acc, m) => (m[k] ? { ...acc, [m[k]!]: (acc[m[k]!] ?? 0) + 1 } : acc), {})));
+        max.all = Math.max(max.all, inFlight.size);
+        max.out = Math.max(max.out, per('source'));
+        max.in = Math.max(max.in, per('target'));
+      });
+      const names = vms.map((v) => `r${round}-${v.name}`);
+      const t0 = Date.now();
+      for (let i = 0; i < vms.length; i += 50) await Promise.all(vms.slice(i, i + 50).map((v) => createMove(bc.api, `r${round}-${v.name}`, v.name)));
+      const ends = await Promise.all(names.map((n) => waitEnded(bc, n, 3_600_000)));
+      const makespan = Math.max(...ends) - t0;
+      const ok = names.filter((n) => bc.moves.get(`default/${n}`)?.phase === 'Succeeded').length;
+      rows.push([limit, names.length, fmtMs(makespan), (names.length / (makespan / 1000)).toFixed(1), max.all, max.out, max.in, ok]);
+      log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}`);
+    }
+    log('');
+    log(table(rows));
+    const single = percentile(latencies, 50) / 1000;
+    for (const r of rows.slice(1)) {
+      const limit = Number(r[0]);
+      const ideal = Math.min(limit, o.nodes) / single;
+      log(`  limit ${limit}: ${Number(r[3]).toFixed(1)} moves/s = ${(Number(r[3]) / ideal).toFixed(2)} × the ideal ${ideal.toFixed(1)} (limit ÷ one move's median latency); limits ${Number(r[4]) <= limit && Number(r[5]) <= OUTBOUND && Number(r[6]) <= INBOUND ? 'respected' : 'EXCEEDED'}`);
+    }
+  } finally {
+    await bc.stop();
+  }
+}
