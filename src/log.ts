@@ -7,7 +7,12 @@ export const logger = pino({
   level: process.env.VMOVE_LOG_LEVEL ?? 'info',
   base: { pid: process.pid },
   ...(pretty
-    ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+    ? {
+        transport: {
+          target: 'pino-pretty',
+          options: { colorize: true, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,component', messageFormat: '{component}: {msg}' },
+        },
+      }
     : {}),
 });
 

@@ -112,7 +112,9 @@ export class Informer<T extends KubeObject> {
         backoff = MIN_BACKOFF_MS;
       } catch (err) {
         if (this.stopped) break;
-        this.log.warn({ err: String(err), retryInMs: backoff }, 'list/watch failed; retrying');
+        // The first failures are routine (a CRD's storage still initializing, a watch cut short).
+        const level = backoff >= 4 * MIN_BACKOFF_MS ? 'warn' : 'debug';
+        this.log[level]({ err: String(err), retryInMs: backoff }, 'list/watch failed; retrying');
         needList = true;
         await sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
