@@ -1,2 +1,3 @@
-export { LibvirtDriver, type LibvirtDriverOptions, type LibvirtEndpoint } from './libvirtDriver';
+export { LibvirtDriver, type LibvirtDriverOptions } from './libvirtDriver';
+export type { LibvirtEndpoint } from './migrationRecords';
 export { startSandbox, startSandboxHost, stopSandbox, sandboxStatus, type LibvirtSandbox, type SandboxHost } from './sandbox';

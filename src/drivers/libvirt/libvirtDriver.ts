@@ -25,7 +25,7 @@
 // host-specific paths (Local disks, serial log) swapped for the target's, so whatever was
 // hot-plugged travels along. Local disks move with NBD (VIR_MIGRATE_NON_SHARED_DISK) into
 // files the target created in prepareIncoming.
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { componentLogger, type Logger } from '../../log';
@@ -45,10 +45,10 @@ import { createDisk, deleteDisk, exists, readDiskFile, writeDiskFile } from '../
 import { DEFAULT_LIMITS, DIMM_ALIGN_BYTES, MiB, type MachineLimits } from '../qemu/machine';
 import { readHeartbeat } from '../qemu/serialLog';
 import { type DomainFacts, dimmXml, diskTarget, domainFacts, domainUuid, domainXml, retargetXml, vmSpecFromXml } from './domainXml';
-import { imageFiles, incomingRecordPath, outgoingRecordPath, serialLogPath, vmDiskFiles, vmStateDir, vmsStateRoot } from './layout';
+import { imageFiles, serialLogPath, vmDiskFiles, vmStateDir } from './layout';
+import { MigrationRecords, type LibvirtEndpoint, type OutgoingRecord } from './migrationRecords';
 import {
   type ArmedFeatures,
-  type LibvirtIncoming,
   armedFeatures,
   emptyMigrationStatus,
   inPostCopy,
@@ -76,6 +76,7 @@ import {
   type JobStats,
 } from './remote';
 import { LibvirtError, VirErr } from './rpc';
+import { startSandbox } from './sandbox';
 
 export interface LibvirtDriverOptions {
   /** libvirtd's socket; a sandbox host's is `<dir>/run/libvirt/libvirt-sock` (default: the system daemon's). */
@@ -94,27 +95,12 @@ export interface LibvirtDriverOptions {
   shutdownTimeoutMs?: number;
   /** Whether incoming migrations here may use post-copy (QEMU needs userfaultfd); default true. */
   postCopy?: boolean;
-}
-
-/** An IncomingEndpoint from a libvirt host. */
-export type LibvirtEndpoint = IncomingEndpoint & { libvirt: LibvirtIncoming };
-
-/** The outgoing migration this host drives for one VM; persisted so a restarted agent knows it. */
-interface OutgoingRecord {
-  endpoint: LibvirtEndpoint;
-  blockMigration: boolean;
-  tuning: MigrationTuning;
-  armed: ArmedFeatures;
-  startedAt: string;
-  postCopyStarted: boolean;
-  /** abortMigration asked for it: the migration ends cancelled, not failed. */
-  aborting?: boolean;
-  /** The migration is being restarted to arm a feature libvirt cannot switch on mid-way. */
-  restarting?: boolean;
-  /** How the migration call ended, when this driver saw it end. */
-  result?: { ok: true } | { ok: false; error: string; transient: boolean };
-  /** libvirt's statistics of the completed migration, read as it ended (libvirt keeps them in memory only). */
-  final?: MigrationStatus;
+  /**
+   * Run a private libvirtd for this host (hack/libvirt-sandbox.sh) in `<stateDir>/libvirtd`,
+   * with the host's migration port range, and use it: several hosts on one machine (demo, tests).
+   * Overrides socketPath and peerUri.
+   */
+  sandbox?: boolean;
 }
 
 const log = componentLogger('libvirt-driver');
@@ -143,6 +129,7 @@ export class LibvirtDriver implements Driver {
   /** Migration calls in flight from this process, by VM. */
   private readonly performing = new Map<string, Promise<void>>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly records: MigrationRecords;
   private readonly log: Logger;
 
   constructor(
@@ -157,10 +144,15 @@ export class LibvirtDriver implements Driver {
     this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 30_000;
     this.postCopy = opts.postCopy ?? true;
     this.log = log.child({ node: host.nodeName });
+    this.records = new MigrationRecords(host);
   }
 
   /** A driver whose daemon answered (fails fast when libvirtd is not there). */
   static async open(host: HostConfig, opts: LibvirtDriverOptions = {}): Promise<LibvirtDriver> {
+    if (opts.sandbox) {
+      const sandbox = await startSandbox(host.nodeName, path.join(host.stateDir, 'libvirtd'), host.migrationPorts);
+      opts = { ...opts, socketPath: sandbox.socket, peerUri: sandbox.peerUri };
+    }
     const driver = new LibvirtDriver(host, opts);
     await driver.connection();
     return driver;
@@ -184,7 +176,7 @@ export class LibvirtDriver implements Driver {
 
   async list(): Promise<VmInfo[]> {
     const c = await this.connection();
-    const incoming = await this.preparedIncoming();
+    const incoming = await this.records.preparedIncoming();
     const out: VmInfo[] = [];
     for (const d of await c.listAllDomains()) {
       try {
@@ -343,8 +335,8 @@ export class LibvirtDriver implements Driver {
         else if (!(await exists(f.path))) throw permanent(`shared disk ${f.path} of ${vm.id} is not visible on ${this.host.nodeName}`);
       }
       // A migration this host once sent the VM away with says nothing about its coming back.
-      await this.clearOutgoing(vm.id);
-      await this.writeJson(incomingRecordPath(this.host, vm.id), { spec: vm, endpoint });
+      await this.records.clearOutgoing(vm.id);
+      await this.records.markIncoming(vm, endpoint);
       return endpoint;
     });
   }
@@ -370,11 +362,11 @@ export class LibvirtDriver implements Driver {
       const d = await this.lookup(c, id);
       if (d) {
         const { state, reason } = await c.getState(d);
-        if (state === DomainState.Running || state === DomainState.Blocked) return this.clearIncoming(id);
+        if (state === DomainState.Running || state === DomainState.Blocked) return this.records.clearIncoming(id);
         if (state === DomainState.Paused && reason !== PausedReason.Migration && reason !== PausedReason.StartingUp) {
           if (reason === PausedReason.PostcopyFailed) throw permanent(`post-copy migration of ${id} failed; the guest is lost`);
           await c.resume(d);
-          return this.clearIncoming(id);
+          return this.records.clearIncoming(id);
         }
         if (state === DomainState.Shutoff || state === DomainState.Crashed) {
           throw permanent(`${id} is not running on ${this.host.nodeName}: the incoming migration did not complete`);
@@ -392,7 +384,7 @@ export class LibvirtDriver implements Driver {
     return this.locked(id, async () => {
       const c = await this.connection();
       const d = await this.requireDomain(c, id);
-      const rec = await this.readOutgoing(id);
+      const rec = await this.records.outgoing(id);
       const sameTarget = rec?.endpoint.libvirt.peerUri === endpoint.libvirt.peerUri;
       if (await this.outgoingJobActive(c, d)) {
         if (rec && !sameTarget) throw permanent(`${id} is already migrating to ${rec.endpoint.libvirt.peerUri}`);
@@ -440,6 +432,8 @@ export class LibvirtDriver implements Driver {
       armed: m.armed,
       copyDisks,
     });
+    // The migration call lasts as long as the migration; it gets a connection of its own.
+    const mc = await LibvirtConnection.open(this.socketPath);
     // Statistics of an earlier migration would read as this one's result: read them away.
     await c.getJobStats(d, JobStatsFlag.Completed).catch(() => undefined);
     const rec: OutgoingRecord = {
@@ -450,9 +444,7 @@ export class LibvirtDriver implements Driver {
       startedAt: new Date().toISOString(),
       postCopyStarted: false,
     };
-    await this.writeOutgoing(id, rec);
-    // The migration call lasts as long as the migration; it gets a connection of its own.
-    const mc = await LibvirtConnection.open(this.socketPath);
+    await this.records.saveOutgoing(id, rec);
     const call = mc
       .migratePerformP2P(d, inc.peerUri, params, flags)
       .then(
@@ -474,7 +466,7 @@ export class LibvirtDriver implements Driver {
   }
 
   private async settle(id: string, result: NonNullable<OutgoingRecord['result']>): Promise<void> {
-    const rec = await this.readOutgoing(id);
+    const rec = await this.records.outgoing(id);
     if (!rec) return;
     if (rec.restarting) return; // the restart records the outcome of its own attempt
     let final: MigrationStatus | undefined;
@@ -487,7 +479,7 @@ export class LibvirtDriver implements Driver {
         this.log.warn({ vm: id, err: (err as Error).message }, 'could not read the statistics of the completed migration');
       }
     }
-    await this.writeOutgoing(id, { ...rec, result, ...(final ? { final } : {}) });
+    await this.records.saveOutgoing(id, { ...rec, result, ...(final ? { final } : {}) });
     if (result.ok) this.log.info({ vm: id }, 'migration completed');
     else this.log.warn({ vm: id, err: result.error }, rec.aborting ? 'migration cancelled' : 'migration failed');
   }
@@ -501,7 +493,7 @@ export class LibvirtDriver implements Driver {
       if (stats && isActiveJob(stats) && isOutgoingMigration(stats) && toMigrationStatus(stats, { postCopy: false }).state === 'active') {
         await this.locked(id, async () => {
           // A tuneMigration, abort or restart may have come first; the newest tuning wins.
-          const rec = await this.readOutgoing(id);
+          const rec = await this.records.outgoing(id);
           if (rec && !rec.aborting && !rec.restarting && (await this.outgoingJobActive(c, d))) await this.applyTuning(c, d, rec.tuning);
         });
         return;
@@ -549,7 +541,7 @@ export class LibvirtDriver implements Driver {
     return this.locked(id, async () => {
       const c = await this.connection();
       const d = await this.requireDomain(c, id);
-      const rec = await this.readOutgoing(id);
+      const rec = await this.records.outgoing(id);
       if (!(await this.outgoingJobActive(c, d)) || !rec) throw permanent(`${id} has no outgoing migration to tune`);
       const { state, reason } = await c.getState(d);
       const postCopyNow = inPostCopy(state, reason);
@@ -561,7 +553,7 @@ export class LibvirtDriver implements Driver {
         await this.restartMigration(c, d, rec, tuning);
         return;
       }
-      await this.writeOutgoing(id, { ...rec, tuning });
+      await this.records.saveOutgoing(id, { ...rec, tuning });
       await this.applyTuning(c, d, tuning);
     });
   }
@@ -571,11 +563,11 @@ export class LibvirtDriver implements Driver {
     const id = d.name;
     await c.migrateSetMaxSpeed(d, tuning.bandwidthMiBps > 0 ? Math.round(tuning.bandwidthMiBps) : UNLIMITED_BANDWIDTH_MIBPS);
     await c.migrateSetMaxDowntime(d, Math.max(1, Math.round(tuning.maxDowntimeMs)));
-    const rec = await this.readOutgoing(id);
+    const rec = await this.records.outgoing(id);
     if (!rec || !tuning.postCopy || rec.postCopyStarted) return;
     if (!rec.armed.postCopy) throw permanent(`post-copy is not possible for this migration of ${id} (block migration, multifd, or the target cannot)`);
     await c.migrateStartPostCopy(d);
-    await this.writeOutgoing(id, { ...rec, postCopyStarted: true });
+    await this.records.updateOutgoing(id, { postCopyStarted: true });
     this.log.info({ vm: id }, 'switched to post-copy');
   }
 
@@ -587,23 +579,32 @@ export class LibvirtDriver implements Driver {
       postCopy: rec.armed.postCopy || (tuning.postCopy && rec.endpoint.postCopy === true && !rec.blockMigration && rec.armed.parallelConnections === 0),
     };
     this.log.info({ vm: id, armed }, 'restarting the migration to arm features libvirt fixes at start');
-    await this.writeOutgoing(id, { ...rec, restarting: true });
+    await this.records.saveOutgoing(id, { ...rec, restarting: true });
     await c.abortJob(d).catch((err: unknown) => {
       if (!isCode(err, VirErr.OperationInvalid)) throw err;
     });
     await this.waitMigrationEnded(c, d);
-    await this.launchMigration(c, d, { endpoint: rec.endpoint, blockMigration: rec.blockMigration, tuning, armed });
+    try {
+      await this.launchMigration(c, d, { endpoint: rec.endpoint, blockMigration: rec.blockMigration, tuning, armed });
+    } catch (err) {
+      const error = `restarting the migration failed: ${(err as Error).message}`;
+      await this.records.updateOutgoing(id, { restarting: false, result: { ok: false, error, transient: err instanceof DriverError ? err.transient : true } });
+      throw err;
+    }
   }
 
   async migrationStatus(id: string): Promise<MigrationStatus> {
     const c = await this.connection();
     const d = await this.lookup(c, id);
-    const rec = await this.readOutgoing(id);
+    const rec = await this.records.outgoing(id);
     if (!d) return emptyMigrationStatus(rec?.result?.ok ? 'completed' : 'none');
     const { state, reason } = await c.getState(d);
     const active = await this.activeJobStats(c, d);
     if (active && isActiveJob(active) && isOutgoingMigration(active)) return toMigrationStatus(active, { postCopy: inPostCopy(state, reason) });
     if (rec?.restarting) return emptyMigrationStatus('setup');
+    const handedOver = state === DomainState.Shutoff && reason === ShutoffReason.Migrated;
+    // libvirt's statistics of a finished job only speak of a migration this host started.
+    if (!rec && !handedOver) return emptyMigrationStatus('none');
 
     const done = await c.getJobStats(d, JobStatsFlag.Completed | JobStatsFlag.KeepCompleted);
     if (done.type === JobType.Completed || done.type === JobType.Failed || done.type === JobType.Cancelled) {
@@ -621,7 +622,7 @@ export class LibvirtDriver implements Driver {
       status.errorTransient = rec.result.transient;
       return status;
     }
-    if (state === DomainState.Shutoff && reason === ShutoffReason.Migrated) {
+    if (handedOver) {
       // libvirt stops the source a moment before it files the job's statistics; the migration
       // call returns after both. Wait for it when it is ours (its settlement reads them).
       const pending = this.performing.get(id);
@@ -631,16 +632,13 @@ export class LibvirtDriver implements Driver {
       }
       return emptyMigrationStatus('completed'); // statistics died with an earlier libvirtd
     }
-    if (rec) {
-      // The call is out but libvirt shows no job yet; or the migration ended while no driver
-      // watched it and libvirt kept no statistics (it keeps none when aborted before RAM moved).
-      if (this.performing.has(id)) return emptyMigrationStatus('setup');
-      if (rec.aborting) return emptyMigrationStatus('cancelled');
-      const status = emptyMigrationStatus('failed', 'the migration ended while no agent watched it, and libvirt kept no record of why');
-      status.errorTransient = true;
-      return status;
-    }
-    return emptyMigrationStatus('none');
+    // The call is out but libvirt shows no job yet; or the migration ended while no driver
+    // watched it and libvirt kept no statistics (it keeps none when aborted before RAM moved).
+    if (this.performing.has(id)) return emptyMigrationStatus('setup');
+    if (rec?.aborting) return emptyMigrationStatus('cancelled');
+    const status = emptyMigrationStatus('failed', 'the migration ended while no agent watched it, and libvirt kept no record of why');
+    status.errorTransient = true;
+    return status;
   }
 
   async abortMigration(id: string): Promise<void> {
@@ -648,11 +646,11 @@ export class LibvirtDriver implements Driver {
       const c = await this.connection();
       const d = await this.lookup(c, id);
       if (!d) return;
-      const rec = await this.readOutgoing(id);
+      const rec = await this.records.outgoing(id);
       if (!(await this.outgoingJobActive(c, d)) && !this.performing.has(id)) return;
       const { state, reason } = await c.getState(d);
       if (inPostCopy(state, reason)) throw permanent(`${id} switched to post-copy: its state lives on the target now`);
-      if (rec) await this.writeOutgoing(id, { ...rec, aborting: true, restarting: false });
+      if (rec) await this.records.saveOutgoing(id, { ...rec, aborting: true, restarting: false });
       await c.abortJob(d).catch((err: unknown) => {
         if (!isCode(err, VirErr.OperationInvalid)) throw err; // no job: it ended meanwhile
       });
@@ -674,7 +672,7 @@ export class LibvirtDriver implements Driver {
       if (state === DomainState.Paused) {
         if (reason === PausedReason.Postcopy) throw permanent(`${id} switched to post-copy: its state lives on the target now`);
         await c.resume(d);
-        await this.clearOutgoing(id);
+        await this.records.clearOutgoing(id);
         return;
       }
       await this.boot(c, d, id);
@@ -869,8 +867,8 @@ export class LibvirtDriver implements Driver {
       }
     }
     await mkdir(vmStateDir(this.host, id), { recursive: true });
-    await this.clearOutgoing(id);
-    await this.clearIncoming(id);
+    await this.records.clearOutgoing(id);
+    await this.records.clearIncoming(id);
     await c.create(d);
     this.log.info({ vm: id }, 'domain started');
   }
@@ -906,53 +904,6 @@ export class LibvirtDriver implements Driver {
 
   private async diskFiles(vm: VmSpec) {
     return vmDiskFiles(this.host, vm, await exists(imageFiles(this.host, vm.image).baseDisk));
-  }
-
-  private async readOutgoing(id: string): Promise<OutgoingRecord | undefined> {
-    try {
-      return JSON.parse(await readFile(outgoingRecordPath(this.host, id), 'utf8')) as OutgoingRecord;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async writeOutgoing(id: string, rec: OutgoingRecord): Promise<void> {
-    await this.writeJson(outgoingRecordPath(this.host, id), rec);
-  }
-
-  private async clearOutgoing(id: string): Promise<void> {
-    await rm(outgoingRecordPath(this.host, id), { force: true });
-  }
-
-  private async clearIncoming(id: string): Promise<void> {
-    await rm(incomingRecordPath(this.host, id), { force: true });
-  }
-
-  /** VMs this host was prepared to receive and that do not run here yet, by id. */
-  private async preparedIncoming(): Promise<Map<string, VmSpec>> {
-    const out = new Map<string, VmSpec>();
-    let ids: string[];
-    try {
-      ids = await readdir(vmsStateRoot(this.host));
-    } catch {
-      return out;
-    }
-    for (const id of ids) {
-      try {
-        const rec = JSON.parse(await readFile(incomingRecordPath(this.host, id), 'utf8')) as { spec: VmSpec };
-        out.set(id, rec.spec);
-      } catch {
-        // no marker: nothing prepared for this VM
-      }
-    }
-    return out;
-  }
-
-  private async writeJson(file: string, value: unknown): Promise<void> {
-    await mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(value, null, 2));
-    await rename(tmp, file);
   }
 
   /** One mutating operation per VM at a time (status reads do not wait). */

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { HostConfig, MigrationStatus, VmSpec } from '../../../src/drivers/driver';
 import { LibvirtDriver, type LibvirtDriverOptions, type LibvirtEndpoint } from '../../../src/drivers/libvirt';
+import { LibvirtConnection } from '../../../src/drivers/libvirt/remote';
 import { sandboxStatus, startSandbox, startSandboxHost, stopSandbox, type SandboxHost } from '../../../src/drivers/libvirt/sandbox';
 import { serialLogPath } from '../../../src/drivers/libvirt/layout';
 
@@ -273,6 +274,48 @@ test('aborting a migration leaves the VM running on the source', async () => {
   await b.undefine(vm.id, { deleteLocalDisks: true });
   expect(await vmInfo(b, vm.id)).toBeUndefined();
   await a.undefine(vm.id, { deleteLocalDisks: true, deleteSharedDisks: true });
+});
+
+test('a capped migration that cannot converge: auto-converge restarts it armed, post-copy finishes it', async () => {
+  const vm = vmSpec('ladder', 'SharedFile', 'vmove.disk_counter=1 vmove.dirty_mib=64');
+  await createRunning(a, vm);
+  await waitHeartbeat(h1.config, vm.id, 3);
+  const to = await b.prepareIncoming(vm, { blockMigration: false, tuning: defaults });
+  expect(to.postCopy).toBe(true);
+  // 40 MiB/s is slower than this guest dirties its 64 MiB under TCG: pre-copy alone never ends.
+  const capped = { ...defaults, bandwidthMiBps: 40 };
+  await a.startMigration(vm.id, to, capped, { blockMigration: false });
+  await until('a second pre-copy pass', async () => (await a.migrationStatus(vm.id)).iteration >= 2, 120_000);
+
+  // libvirt cannot switch auto-converge on mid-way: the driver starts the migration over, armed.
+  await a.tuneMigration(vm.id, { ...capped, autoConverge: true });
+  const monitor = await LibvirtConnection.open(h1.sandbox.socket);
+  try {
+    const d = await monitor.lookupByName(vm.id);
+    const throttle = await until(
+      'QEMU to throttle the guest',
+      async () => {
+        const s = await a.migrationStatus(vm.id);
+        expect(['setup', 'active']).toContain(s.state);
+        const stats = await monitor.getJobStats(d);
+        return stats.params.get('auto_converge_throttle');
+      },
+      120_000,
+    );
+    expect(throttle).toBeGreaterThan(0);
+  } finally {
+    await monitor.close();
+  }
+
+  await a.tuneMigration(vm.id, { ...capped, autoConverge: true, postCopy: true });
+  const done = await migrationDone(a, vm.id);
+  await b.completeIncoming(vm.id);
+  expect(done.state).toBe('completed');
+  const lastOnSource = lastHeartbeat(h1.config, vm.id)!;
+  await waitHeartbeat(h2.config, vm.id, lastOnSource.n + 1);
+  expect(heartbeats(h2.config, vm.id)[0]!.n).toBe(lastOnSource.n + 1);
+  await a.undefine(vm.id, { deleteLocalDisks: true });
+  await b.undefine(vm.id, { deleteLocalDisks: true, deleteSharedDisks: true });
 });
 
 test('cold move: the stopped disk streams to the other host and boots there', async () => {
