@@ -142,6 +142,10 @@ export function startController(o: ControllerOptions): RunningController {
   liveness.unref();
 
   let server: http.Server | undefined;
+  // Ready = able to take over: a standby waiting for the lease is ready; the leader is not
+  // until its caches have synced. (Readiness meaning "is the leader" would leave a standby
+  // never Ready: a Deployment's rolling update and a PodDisruptionBudget would wait forever.)
+  let leading = false;
   let ready = false;
   if (o.metricsAddress) {
     const [host, port] = splitAddress(o.metricsAddress);
@@ -154,7 +158,8 @@ export function startController(o: ControllerOptions): RunningController {
       } else if (req.url === '/healthz') {
         res.writeHead(200).end('ok');
       } else if (req.url === '/readyz') {
-        res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'not leading yet');
+        const ok = ready || !leading;
+        res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'leading; caches not synced yet');
       } else res.writeHead(404).end();
     });
     server.listen(port, host);
@@ -162,6 +167,7 @@ export function startController(o: ControllerOptions): RunningController {
 
   const elector = new LeaderElector(o.api, { namespace: o.config.namespace, name: 'vmove-controller', identity: o.config.identity });
   const lead = async (): Promise<void> => {
+    leading = true;
     metrics.leader.set(1);
     view.start();
     await view.synced();
