@@ -113,7 +113,7 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
 }
 
 /** Create VMs on the given nodes (by spec.nodeName) and wait until all run. */
-export async function createVms(api: KubeApi, vms: { name: string; node: string }[]): Promise<void> {
+export async function createVms(api: KubeApi, vms: { name: string; node: string }[], o: { memory?: string } = {}): Promise<void> {
   const limit = 32;
   for (let i = 0; i < vms.length; i += limit) {
     await Promise.all(
@@ -122,7 +122,7 @@ export async function createVms(api: KubeApi, vms: { name: string; node: string 
           apiVersion: 'vmove.dev/v1alpha1',
           kind: 'VirtualMachine',
           metadata: { name: v.name, namespace: 'default' },
-          spec: { image: 'testguest', cpu: 1, memory: '256Mi', nodeName: v.node, disks: [{ name: 'root', size: '1Gi', storage: 'SharedFile' }] },
+          spec: { image: 'testguest', cpu: 1, memory: o.memory ?? '256Mi', nodeName: v.node, disks: [{ name: 'root', size: '1Gi', storage: 'SharedFile' }] },
         }),
       ),
     );

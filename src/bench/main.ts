@@ -1,12 +1,17 @@
 // `npm run bench -- [NAME …] [--quick]` (what `make bench` runs): each benchmark prints its own
 // figures and ratios. Without names, all of them run.
 import { parseArgs } from 'node:util';
+import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';
 import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
 
 const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promise<void> }> = {
   moves: {
     about: 'move engine: one-move latency, writes per move, API write latency, 1,000 moves over 100 sim hosts',
     run: (quick) => benchMoves(quick ? { nodes: 20, vmsPerNode: 5, latencySamples: 10, parallelMoves: [5] } : DEFAULT_MOVES_BENCH),
+  },
+  evacuation: {
+    about: 'evacuation makespan for 200 VMs over 20 sim hosts against the lower bound of bytes ÷ usable bandwidth under the limits',
+    run: (quick) => benchEvacuation(quick ? { ...DEFAULT_EVACUATION_BENCH, hosts: 6, vms: 24 } : DEFAULT_EVACUATION_BENCH),
   },
 };
 
