@@ -23,6 +23,12 @@ const USAGE = `usage: vmove controller [options]
   --auto-evacuate-dead-hosts create a HostEvacuation for a dead, fenced host (default off)
   --dead-host-after-seconds N a host is dead N s after its agent's Lease expired, if its Node is not Ready (default 40)
   --no-leader-election       act without the lease (a single replica only)
+
+Cluster defaults for what a MoveRequest's spec.policy leaves unsaid:
+  --default-max-downtime-ms N              (300)    --default-bandwidth-mibps N (0 = unlimited)
+  --default-progress-timeout-seconds N     (150)    --default-completion-timeout-per-gib N (150)
+  --default-max-attempts N                 (3)      --default-allow-auto-converge true|false (true)
+  --default-allow-post-copy true|false     (false)
 `;
 
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -43,6 +49,13 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'auto-evacuate-dead-hosts': { type: 'boolean', default: false },
       'dead-host-after-seconds': { type: 'string' },
       'no-leader-election': { type: 'boolean', default: false },
+      'default-max-downtime-ms': { type: 'string' },
+      'default-bandwidth-mibps': { type: 'string' },
+      'default-progress-timeout-seconds': { type: 'string' },
+      'default-completion-timeout-per-gib': { type: 'string' },
+      'default-max-attempts': { type: 'string' },
+      'default-allow-auto-converge': { type: 'string' },
+      'default-allow-post-copy': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -53,7 +66,14 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const log = componentLogger('controller');
   const api = await KubeApi.fromFile(values.kubeconfig);
   const base = defaultConfig();
-  const num = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
+  const num = (v: string | undefined, d: number): number => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`expected a number ≥ 0, got "${v}"`);
+    return n;
+  };
+  const bool = (v: string | undefined, d: boolean): boolean => (v === undefined ? d : v === 'true');
+  const p = base.policyDefaults;
   const config = defaultConfig({
     namespace: values.namespace!,
     identity: values.identity ?? `${hostname()}-${process.pid}`,
@@ -65,6 +85,16 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     workers: num(values.workers, base.workers),
     autoEvacuateDeadHosts: values['auto-evacuate-dead-hosts']!,
     deadHostAfterSeconds: num(values['dead-host-after-seconds'], base.deadHostAfterSeconds),
+    // What a MoveRequest's spec.policy leaves unsaid.
+    policyDefaults: {
+      maxDowntimeMs: num(values['default-max-downtime-ms'], p.maxDowntimeMs),
+      bandwidthMiBps: num(values['default-bandwidth-mibps'], p.bandwidthMiBps),
+      progressTimeoutSeconds: num(values['default-progress-timeout-seconds'], p.progressTimeoutSeconds),
+      completionTimeoutPerGiB: num(values['default-completion-timeout-per-gib'], p.completionTimeoutPerGiB),
+      maxAttempts: num(values['default-max-attempts'], p.maxAttempts),
+      allowAutoConverge: bool(values['default-allow-auto-converge'], p.allowAutoConverge),
+      allowPostCopy: bool(values['default-allow-post-copy'], p.allowPostCopy),
+    },
   });
   const tokenFile = values['agent-token-file'];
   const kubeToken = api.bearerToken();
