@@ -4,7 +4,7 @@
 // Each machine file lists its own states with these pieces, top to bottom, as its story.
 import { and, setup } from 'xstate';
 import type { MovePhase } from '../api/types';
-import { hasRungAbove, judgePass, rungAt } from './ladder';
+import { hasRungAbove, judgePass, patienceOf, rungAt } from './ladder';
 import type { MoveContext, MoveEvent, MoveInput, RollbackOutcome, RollbackPlan, Role, Step, StepWatch } from './vocabulary';
 import { COMMITTED_TAG } from './vocabulary';
 
@@ -126,10 +126,10 @@ export const moveSetup = setup({
       isOwnProgress(params.state, context, event) && !!context.watch && !!timeoutReason(context, context.watch, event.at),
     /** Pre-copy no longer shrinks what remains, and the ladder has no rung left. */
     stuckOnTopRung: ({ context, event }, params: { state: MovePhase }) =>
-      isOwnProgress(params.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck && !hasRungAbove(context.policy, context.rung),
+      isOwnProgress(params.state, context, event) && !!context.watch && judgeOnRung(context, event).stuck && !hasRungAbove(context.policy, context.rung),
     /** Pre-copy no longer shrinks what remains: climb a rung. */
     notConverging: ({ context, event }, params: { state: MovePhase }) =>
-      isOwnProgress(params.state, context, event) && !!context.watch && judgePass(context.watch, event).stuck,
+      isOwnProgress(params.state, context, event) && !!context.watch && judgeOnRung(context, event).stuck,
     /** The lost host is the one the VM runs on now: the target, or the one host of a resize in place. */
     lostHostRunsVm: ({ context, event }) => event.type === 'AGENT_LOST' && (event.role === 'target' || isSameHost(context)),
   },
@@ -223,6 +223,10 @@ interface ActingOptions {
   converge?: boolean;
 }
 
+/** The ladder's judge of a pass, as patient as the current rung needs. */
+const judgeOnRung = (context: MoveContext, event: Extract<MoveEvent, { type: 'PROGRESS' }>) =>
+  judgePass(context.watch!, event, patienceOf(rungAt(context.policy, context.rung)));
+
 /** Progress of the step this state runs; reports about any other step (stale, or an earlier attempt's) are ignored. */
 const isOwnProgress = (state: MovePhase, context: MoveContext, event: MoveEvent): event is Extract<MoveEvent, { type: 'PROGRESS' }> =>
   event.type === 'PROGRESS' && event.step === stepName(state, context);
@@ -251,7 +255,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
           actions: [
             assign(({ context, event }) => ({
               rung: context.rung + 1,
-              watch: { ...judgePass(context.watch!, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
+              watch: { ...judgeOnRung(context, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
             })),
             note((ctx) => `not converging: convergence ladder up to rung ${ctx.rung} (${rungAt(ctx.policy, ctx.rung).name})`),
           ],
@@ -263,7 +267,7 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
     actions: assign(({ context, event }) => {
       if (event.type !== 'PROGRESS' || !context.watch) return {};
       const moved = event.processedBytes > context.watch.processedBytes;
-      const judged = o.converge ? judgePass(context.watch, event).watch : context.watch;
+      const judged = o.converge ? judgeOnRung(context, event).watch : context.watch;
       return {
         watch: {
           ...judged,

@@ -43,15 +43,28 @@ export const hasRungAbove = (policy: ResolvedPolicy, rung: number): boolean => r
 
 /** Passes in a row without `remaining` shrinking by at least SHRINK before the judge calls it stuck. */
 export const STALLED_PASSES = 3;
+/**
+ * Auto-converge works by degrees: QEMU throttles the guest by 20 % at first and by 10 % more at
+ * most every other pass while it still dirties too fast, up to 99 % — 16 passes to full
+ * strength. Measured under TCG: a 256 MiB guest rewriting 64 MiB over 32 MiB/s reached 99 % at
+ * pass 19 and converged at pass 29, with up to 12 passes in a row without a new low on the way.
+ * Its rung gets that ramp on top of the usual patience before it counts as stuck.
+ */
+export const AUTO_CONVERGE_STALLED_PASSES = 16 + STALLED_PASSES;
 const SHRINK = 0.9;
+
+/** Stalled passes a rung is allowed before the judge calls it stuck. */
+export const patienceOf = (rung: Rung): number =>
+  rung.tuning.autoConverge && !rung.tuning.postCopy ? AUTO_CONVERGE_STALLED_PASSES : STALLED_PASSES;
 
 /**
  * Update the watch with a new progress sample (a new pre-copy pass when `iteration` grew) and
- * say whether the migration is stuck on its current rung.
+ * say whether the migration is stuck on its current rung (`patience`: see patienceOf).
  */
 export function judgePass(
   watch: StepWatch,
   sample: { remainingBytes: number; iteration: number },
+  patience = STALLED_PASSES,
 ): { watch: StepWatch; stuck: boolean } {
   if (sample.iteration <= watch.lastIteration) return { watch, stuck: false };
   const shrank = sample.remainingBytes < watch.bestRemainingBytes * SHRINK;
@@ -61,5 +74,5 @@ export function judgePass(
     bestRemainingBytes: Math.min(watch.bestRemainingBytes, sample.remainingBytes),
     stalledPasses: shrank ? 0 : watch.stalledPasses + 1,
   };
-  return { watch: next, stuck: next.stalledPasses >= STALLED_PASSES };
+  return { watch: next, stuck: next.stalledPasses >= patience };
 }

@@ -1,5 +1,6 @@
 // The convergence ladder of a live move, and the timeouts every step is held to.
-import { ladder, type MoveEvent, type ResolvedPolicy } from '../../../src/machines';
+import { ladder, rungAt, type MoveEvent, type ResolvedPolicy } from '../../../src/machines';
+import { AUTO_CONVERGE_STALLED_PASSES, patienceOf, STALLED_PASSES } from '../../../src/machines/ladder';
 import { MoveDriver } from './drive';
 import { GiB, POLICY, scenario, SOURCE, TARGET } from './scenarios';
 
@@ -55,17 +56,18 @@ function pass(d: MoveDriver, remaining = 512 * MiB): string[] {
 
 /**
  * Passes that leave as much to send as before, until the judge acts: the first pass on a rung
- * sets the mark, three more that do not shrink it by a tenth make it climb (or give up).
+ * sets the mark, three more that do not shrink it by a tenth make it climb (or give up); on the
+ * auto-converge rung, nineteen more (the throttle's ramp).
  */
 function stall(d: MoveDriver): string[] {
   const rung = d.ctx.rung;
   const notes: string[] = [];
   let passes = 0;
-  while (d.phase === 'Migrating' && d.ctx.rung === rung && passes < 10) {
+  while (d.phase === 'Migrating' && d.ctx.rung === rung && passes < 40) {
     notes.push(...pass(d));
     passes++;
   }
-  expect(passes).toBe(4);
+  expect(passes).toBe(patienceOf(rungAt(d.ctx.policy, rung)) + 1);
   return notes;
 }
 
@@ -114,6 +116,20 @@ describe('a live migration whose remaining bytes do not shrink', () => {
     }
     expect(seen).toEqual(ladder(d.ctx.policy).map((r) => r.tuning));
     expect(seen.some((t) => (t as { autoConverge: boolean }).autoConverge || (t as { postCopy: boolean }).postCopy)).toBe(false);
+  });
+
+  test('auto-converge gets passes for its throttle to ramp up before it counts as stuck', () => {
+    expect([STALLED_PASSES, AUTO_CONVERGE_STALLED_PASSES]).toEqual([3, 19]);
+    const d = migrating({ allowPostCopy: false });
+    for (let i = 0; i < 3; i++) stall(d);
+    expect(rungAt(d.ctx.policy, d.ctx.rung).name).toBe('auto-converge');
+    for (let i = 0; i < 1 + STALLED_PASSES; i++) pass(d);
+    expect(d.phase).toBe('Migrating');
+    for (let i = 0; i < AUTO_CONVERGE_STALLED_PASSES - STALLED_PASSES - 1; i++) pass(d);
+    expect(d.phase).toBe('Migrating');
+    pass(d);
+    expect(d.phase).toBe('RollingBack');
+    expect(d.ctx.failure).toBe('did not converge on the last rung (auto-converge)');
   });
 
   test('a pass that shrinks what remains by a tenth resets the count', () => {
