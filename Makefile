@@ -12,7 +12,7 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_update_notifier := false
 VMOVE := node dist/cli/main.js
 
-.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench docs clean
+.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench docs clean helm chart-sync chart-lint
 
 all: build
 
@@ -48,6 +48,7 @@ run: build $(if $(filter sim,$(DRIVER)),,guest)
 
 test: typecheck build guest
 	hack/build-control-plane.sh >/dev/null
+	hack/build-helm.sh >/dev/null
 	npm test
 
 test-unit: deps
@@ -55,6 +56,7 @@ test-unit: deps
 
 test-integration: build
 	hack/build-control-plane.sh >/dev/null
+	hack/build-helm.sh >/dev/null
 	npm run test:integration
 
 test-e2e: build guest
@@ -66,6 +68,20 @@ docs: build
 
 bench: build
 	npm run bench
+
+# The Helm chart (charts/vmove). `make helm` prints the helm binary: one on PATH (v3.19+) or
+# built from helm.sh/helm/v3 and cached in ~/.cache/vmove. The chart's crds/ and files/rbac/
+# are copies of crds/ and config/rbac/; a unit test fails when they drift.
+helm:
+	@hack/build-helm.sh
+
+chart-sync:
+	rm -f charts/vmove/crds/*.yaml charts/vmove/files/rbac/*.yaml
+	cp crds/*.yaml charts/vmove/crds/
+	cp config/rbac/*.yaml charts/vmove/files/rbac/
+
+chart-lint:
+	"$$(hack/build-helm.sh)" lint --strict charts/vmove
 
 clean:
 	rm -rf dist
