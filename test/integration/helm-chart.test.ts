@@ -1,0 +1,475 @@
+// The Helm chart (charts/vmove) as a cluster operator meets it: `helm lint`; `helm template`
+// with the values people change; the rendered manifests through the real API server's own
+// validation (server-side dry run); a real `helm install` into a control plane holding nothing of
+// vmove yet; then vmove's real controller and agents, with no permissions but the chart's, move
+// a VM. There is no kubelet: pods never run, so the objects and permissions are what is checked.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import type { MoveRequest, VirtualMachine } from '../../src/api/types';
+import { KubeApi } from '../../src/kube/api';
+import { vmovePath } from '../../src/kube/paths';
+import { LocalFleet } from '../../src/local/fleet';
+import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
+import { moveYaml, vmYaml } from '../support/vmoveEnv';
+
+const REPO = resolve(__dirname, '..', '..');
+const CHART = join(REPO, 'charts', 'vmove');
+const NS = 'vmove-system';
+/** A first build of helm from its Go module takes minutes; later runs find it cached. */
+const HELM_BUILD_TIMEOUT_MS = 15 * 60_000;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+// ---------------------------------------------------------------- helm
+
+function helmBinary(): Promise<string> {
+  return new Promise((ok, fail) => {
+    execFile('bash', [join(REPO, 'hack', 'build-helm.sh')], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) fail(new Error(`hack/build-helm.sh failed:\n${stderr.trim().split('\n').slice(-20).join('\n')}`));
+      else ok(stdout.trim().split('\n').pop()!);
+    });
+  });
+}
+
+let helmPath: string;
+/** Helm's own config, cache and data folders: this test's, not the user's. */
+let helmHome: string;
+
+function helm(args: string[], input?: string): Promise<Run> {
+  return new Promise((ok, fail) => {
+    const child = spawn(helmPath, args, {
+      env: { ...process.env, HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') },
+      timeout: 120_000,
+      killSignal: 'SIGKILL',
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.once('error', fail);
+    child.once('close', (code) => ok({ code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+async function helmOk(args: string[]): Promise<string> {
+  const r = await helm(args);
+  if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return r.stdout;
+}
+
+// ---------------------------------------------------------------- rendered manifests
+
+interface Container {
+  name: string;
+  args: string[];
+  env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet: { path: string; port: string } };
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+
+interface PodSpec {
+  serviceAccountName: string;
+  hostNetwork?: boolean;
+  nodeSelector?: Record<string, string>;
+  containers: Container[];
+  volumes?: { name: string; hostPath?: { path: string }; secret?: { secretName: string } }[];
+  affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] } };
+}
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: {
+    replicas?: number;
+    selector?: { matchLabels?: Record<string, string> } & Record<string, string>;
+    template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+    updateStrategy?: { type: string };
+    minAvailable?: number;
+    ports?: { name: string; targetPort: string }[];
+    endpoints?: { port: string; path: string }[];
+  };
+  rules?: unknown[];
+  roleRef?: { kind: string; name: string };
+  subjects?: { kind: string; name: string; namespace: string }[];
+}
+
+class Rendered {
+  constructor(readonly objects: Manifest[]) {}
+
+  /** kind/name of every object, sorted. */
+  names(): string[] {
+    return this.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+  }
+
+  get(kind: string, name: string): Manifest {
+    const o = this.objects.find((m) => m.kind === kind && m.metadata.name === name);
+    if (!o) throw new Error(`no ${kind} ${name} rendered; have ${this.names().join(', ')}`);
+    return o;
+  }
+
+  ofKind(kind: string): Manifest[] {
+    return this.objects.filter((o) => o.kind === kind);
+  }
+}
+
+interface RenderOptions {
+  release?: string;
+  namespace?: string;
+  set?: string[];
+}
+
+const renderArgs = (o: RenderOptions): string[] => [
+  'template', o.release ?? 'vmove', CHART, '--namespace', o.namespace ?? NS, ...(o.set ?? []).flatMap((s) => ['--set', s]),
+];
+
+async function render(o: RenderOptions = {}): Promise<Rendered> {
+  const text = await helmOk(renderArgs(o));
+  return new Rendered(parseAllDocuments(text).map((d) => d.toJS() as Manifest | null).filter((m): m is Manifest => m !== null));
+}
+
+const container = (workload: Manifest): Container => workload.spec!.template!.spec.containers[0]!;
+const podSpec = (workload: Manifest): PodSpec => workload.spec!.template!.spec;
+const flag = (c: Container, name: string): string | undefined =>
+  c.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const fieldRef = (c: Container, env: string): string | undefined => c.env?.find((e) => e.name === env)?.valueFrom?.fieldRef?.fieldPath;
+/** Every label of `selector` is on `labels`. */
+const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** The objects of config/rbac/<component>.yaml, the permissions' source of truth. */
+function configRbac(component: string): Manifest[] {
+  return parseAllDocuments(readFileSync(join(REPO, 'config', 'rbac', `${component}.yaml`), 'utf8'))
+    .map((d) => d.toJS() as Manifest | null)
+    .filter((m): m is Manifest => m !== null);
+}
+
+// ---------------------------------------------------------------- the cluster
+
+let cluster: TestCluster;
+let api: KubeApi;
+
+beforeAll(async () => {
+  helmHome = mkdtempSync(join(tmpdir(), 'vmove-helm-'));
+  // The control plane starts without vmove's CRDs and RBAC: the chart brings them.
+  [helmPath, cluster] = await Promise.all([helmBinary(), startTestCluster({ crds: false, rbac: false })]);
+  api = await KubeApi.fromFile(cluster.kubeconfig);
+}, HELM_BUILD_TIMEOUT_MS + CLUSTER_START_TIMEOUT_MS);
+
+afterAll(async () => {
+  api?.close();
+  await cluster?.stop();
+  rmSync(helmHome, { recursive: true, force: true });
+}, 60_000);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------- tests
+
+describe('helm lint and helm template', () => {
+  test.each(['sim', 'qemu', 'libvirt'])('helm lint --strict passes with agent.driver=%s', async (driver) => {
+    const r = await helm(['lint', '--strict', CHART, '--set', `agent.driver=${driver}`]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+  });
+
+  test('default values: two leader-elected controllers and an agent on every labelled hypervisor host', async () => {
+    const r = await render();
+    expect(r.names()).toEqual([
+      'ClusterRole/vmove-agent', 'ClusterRole/vmove-controller',
+      'ClusterRoleBinding/vmove-agent', 'ClusterRoleBinding/vmove-controller',
+      'DaemonSet/vmove-agent',
+      'Deployment/vmove-controller',
+      'PodDisruptionBudget/vmove-controller',
+      'Role/vmove-agent', 'Role/vmove-controller',
+      'RoleBinding/vmove-agent', 'RoleBinding/vmove-controller',
+      'Service/vmove-controller-metrics',
+      'ServiceAccount/vmove-agent', 'ServiceAccount/vmove-controller',
+    ]);
+
+    const deploy = r.get('Deployment', 'vmove-controller');
+    const ctl = container(deploy);
+    expect(deploy.spec!.replicas).toBe(2);
+    expect(ctl.args[0]).toBe('controller');
+    expect({ namespace: flag(ctl, 'namespace'), metrics: flag(ctl, 'metrics-address'), parallel: flag(ctl, 'parallel-moves') })
+      .toEqual({ namespace: NS, metrics: ':8080', parallel: '5' });
+    expect(ctl.args).not.toContain('--auto-evacuate-dead-hosts');
+    expect(ctl.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(ctl.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(ctl.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
+    expect(ctl.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+    expect(podSpec(deploy).affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution[0]!.podAffinityTerm.topologyKey)
+      .toBe('kubernetes.io/hostname');
+
+    // The PDB and the metrics Service find the controller's pods, and only them.
+    const ctlPods = deploy.spec!.template!.metadata.labels;
+    const agentPods = r.get('DaemonSet', 'vmove-agent').spec!.template!.metadata.labels;
+    const pdb = r.get('PodDisruptionBudget', 'vmove-controller');
+    expect(pdb.spec!.minAvailable).toBe(1);
+    expect(selects(pdb.spec!.selector!.matchLabels!, ctlPods)).toBe(true);
+    const svc = r.get('Service', 'vmove-controller-metrics');
+    expect(selects(svc.spec!.selector as Record<string, string>, ctlPods)).toBe(true);
+    expect(selects(svc.spec!.selector as Record<string, string>, agentPods)).toBe(false);
+    expect(svc.spec!.ports!.map((p) => p.targetPort)).toEqual(['metrics']);
+
+    const ds = r.get('DaemonSet', 'vmove-agent');
+    const agent = container(ds);
+    expect(podSpec(ds).hostNetwork).toBe(true);
+    expect(podSpec(ds).nodeSelector).toEqual({ 'vmove.dev/hypervisor': 'true' });
+    expect({ node: fieldRef(agent, 'NODE_NAME'), ip: fieldRef(agent, 'NODE_IP') }).toEqual({ node: 'spec.nodeName', ip: 'status.hostIP' });
+    expect({
+      node: flag(agent, 'node'),
+      driver: flag(agent, 'driver'),
+      endpoint: flag(agent, 'endpoint'),
+      migration: flag(agent, 'migration-address'),
+      auth: flag(agent, 'auth'),
+      storage: flag(agent, 'storage'),
+    }).toEqual({ node: '$(NODE_NAME)', driver: 'sim', endpoint: 'http://$(NODE_IP):9440', migration: '$(NODE_IP)', auth: 'tokenreview', storage: 'Local' });
+    expect(ds.spec!.updateStrategy!.type).toBe('RollingUpdate');
+    expect(agent.securityContext!.privileged).toBeUndefined();
+    // Host folders are mounted where they are on the host (libvirtd opens the same paths).
+    for (const dir of ['state', 'local', 'shared', 'images']) {
+      const path = flag(agent, `${dir}-dir`);
+      const volume = podSpec(ds).volumes!.find((v) => v.hostPath?.path === path);
+      expect({ dir, mountedAt: agent.volumeMounts!.find((m) => m.name === volume?.name)?.mountPath }).toEqual({ dir, mountedAt: path });
+    }
+  });
+
+  test('agents accept calls from the controller the chart installs, whatever the release and namespace', async () => {
+    const r = await render({ release: 'edge', namespace: 'virt' });
+    const ctl = r.get('Deployment', 'edge-vmove-controller');
+    const ds = r.get('DaemonSet', 'edge-vmove-agent');
+    const agent = container(ds);
+    expect(flag(agent, 'allow-controller')).toBe(`system:serviceaccount:virt:${podSpec(ctl).serviceAccountName}`);
+    expect(flag(agent, 'allow-agent')).toBe(`system:serviceaccount:virt:${podSpec(ds).serviceAccountName}`);
+    // Leases (leader and agents) live where the Roles grant them.
+    expect(flag(container(ctl), 'namespace')).toBe('virt');
+    expect(flag(agent, 'lease-namespace')).toBe('virt');
+    for (const binding of r.ofKind('RoleBinding').concat(r.ofKind('ClusterRoleBinding'))) {
+      const sa = r.get('ServiceAccount', binding.subjects![0]!.name);
+      expect({ binding: binding.metadata.name, subject: binding.subjects, roleExists: !!r.get(binding.roleRef!.kind, binding.roleRef!.name) })
+        .toEqual({ binding: binding.metadata.name, subject: [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'virt' }], roleExists: true });
+    }
+  });
+
+  test.each(['controller', 'agent'])('the %s roles grant exactly the rules of config/rbac/', async (component) => {
+    const r = await render();
+    for (const kind of ['ClusterRole', 'Role']) {
+      const source = configRbac(component).find((o) => o.kind === kind)!;
+      expect({ kind, rules: r.get(kind, `vmove-${component}`).rules }).toEqual({ kind, rules: source.rules });
+    }
+  });
+
+  test('agent.enabled=false renders the controller alone', async () => {
+    const r = await render({ set: ['agent.enabled=false'] });
+    expect(r.names().filter((n) => n.includes('agent'))).toEqual([]);
+    expect(r.get('Deployment', 'vmove-controller').spec!.replicas).toBe(2);
+  });
+
+  test('driver qemu: privileged agents that update only when their pod is deleted (their VMs stop with it)', async () => {
+    const r = await render({ set: ['agent.driver=qemu', 'agent.accelerator=kvm'] });
+    const ds = r.get('DaemonSet', 'vmove-agent');
+    expect(flag(container(ds), 'driver')).toBe('qemu');
+    expect(flag(container(ds), 'accelerator')).toBe('kvm');
+    expect(container(ds).securityContext).toMatchObject({ privileged: true, runAsUser: 0 });
+    expect(ds.spec!.updateStrategy).toEqual({ type: 'OnDelete' });
+  });
+
+  test("driver libvirt: the host's libvirtd socket, no privileged container", async () => {
+    const r = await render({ set: ['agent.driver=libvirt', 'agent.libvirtSocketDir=/var/run/libvirt'] });
+    const ds = r.get('DaemonSet', 'vmove-agent');
+    const socket = podSpec(ds).volumes!.find((v) => v.name === 'libvirt-socket');
+    expect(socket?.hostPath?.path).toBe('/var/run/libvirt');
+    // The agent's default --libvirt-socket is /run/libvirt/libvirt-sock.
+    expect(container(ds).volumeMounts).toContainEqual({ name: 'libvirt-socket', mountPath: '/run/libvirt' });
+    expect(container(ds).securityContext!.privileged).toBeUndefined();
+    expect(ds.spec!.updateStrategy!.type).toBe('RollingUpdate');
+  });
+
+  test('auth shared-secret: the controller presents, and the agents expect, the same Secret key', async () => {
+    const r = await render({ set: ['auth.mode=shared-secret', 'auth.existingSecret=vmove-agent-token'] });
+    const ctl = container(r.get('Deployment', 'vmove-controller'));
+    const agent = container(r.get('DaemonSet', 'vmove-agent'));
+    expect(flag(agent, 'auth')).toBe('shared-secret');
+    expect(flag(agent, 'secret-file')).toBe(flag(ctl, 'agent-token-file'));
+    for (const w of [r.get('Deployment', 'vmove-controller'), r.get('DaemonSet', 'vmove-agent')]) {
+      expect(podSpec(w).volumes!.find((v) => v.secret)?.secret?.secretName).toBe('vmove-agent-token');
+    }
+  });
+
+  test('values that cannot work are refused with what to fix', async () => {
+    const noSecret = await helm(renderArgs({ set: ['auth.mode=shared-secret'] }));
+    expect(noSecret.code).not.toBe(0);
+    expect(noSecret.stderr).toContain('auth.mode shared-secret needs auth.existingSecret');
+    const driver = await helm(renderArgs({ set: ['agent.driver=xen'] }));
+    expect(driver.code).not.toBe(0);
+    expect(driver.stderr).toMatch(/\/agent\/driver': value must be one of 'sim', 'qemu', 'libvirt'/);
+    const typo = await helm(renderArgs({ set: ['agent.nodeselector.x=y'] }));
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr).toContain("additional properties 'nodeselector' not allowed");
+  });
+
+  test('one replica: no PodDisruptionBudget (it would block every drain of its node)', async () => {
+    const r = await render({ set: ['controller.replicas=1'] });
+    expect(r.ofKind('PodDisruptionBudget')).toEqual([]);
+  });
+
+  test('metrics.serviceMonitor.enabled adds a ServiceMonitor scraping the metrics Service', async () => {
+    const r = await render({ set: ['metrics.serviceMonitor.enabled=true'] });
+    const sm = r.get('ServiceMonitor', 'vmove-controller');
+    const svc = r.get('Service', 'vmove-controller-metrics');
+    expect(selects(sm.spec!.selector!.matchLabels!, svc.metadata.labels!)).toBe(true);
+    expect(sm.spec!.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
+  });
+});
+
+// One story, in order: dry runs, install, permissions, vmove at work, upgrade, uninstall.
+describe('in a real API server', () => {
+  // What users install, checked by the API server itself (schemas, CEL, strict fields), CRDs
+  // included, without persisting anything.
+  test.each<[string, string[]]>([
+    ['default values', []],
+    ['agent disabled', ['agent.enabled=false']],
+    ['driver qemu', ['agent.driver=qemu']],
+    ['driver libvirt, auth shared-secret, one replica', ['agent.driver=libvirt', 'auth.mode=shared-secret', 'auth.existingSecret=s', 'controller.replicas=1']],
+  ])('the API server accepts the rendered manifests: %s', async (_name, set) => {
+    const manifests = await helmOk([...renderArgs({ set }), '--include-crds']);
+    const r = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=helm-chart-test', '-f', '-'], { input: manifests });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toContain('deployment.apps/vmove-controller serverside-applied (server dry run)');
+  });
+
+  test('helm install creates the CRDs, the controller Deployment, the agent DaemonSet and their RBAC', async () => {
+    const installed = await helmOk(['install', 'vmove', CHART, '--namespace', NS, '--create-namespace', '--kubeconfig', cluster.kubeconfig]);
+    // The notes say how to give the agents their hosts.
+    expect(installed).toContain('kubectl label node <NODE> vmove.dev/hypervisor=true');
+    const status = parse(await helmOk(['status', 'vmove', '--namespace', NS, '--kubeconfig', cluster.kubeconfig, '-o', 'yaml'])) as { info: { status: string } };
+    expect(status.info.status).toBe('deployed');
+
+    for (const crd of ['virtualmachines.vmove.dev', 'moverequests.vmove.dev', 'hostevacuations.vmove.dev']) {
+      const r = await cluster.kubectl(['get', 'crd', crd, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+      expect({ crd, established: r.stdout }).toEqual({ crd, established: 'True' });
+    }
+    const get = async (what: string, namespaced = true): Promise<string[]> => {
+      const r = await cluster.kubectl(['get', what, ...(namespaced ? ['-n', NS] : []), '-l', 'app.kubernetes.io/instance=vmove', '-o', 'name']);
+      expect(r.stderr).toBe('');
+      return r.stdout.trim().split('\n').filter(Boolean).sort();
+    };
+    expect(await get('deployments')).toEqual(['deployment.apps/vmove-controller']);
+    expect(await get('daemonsets')).toEqual(['daemonset.apps/vmove-agent']);
+    expect(await get('serviceaccounts')).toEqual(['serviceaccount/vmove-agent', 'serviceaccount/vmove-controller']);
+    expect(await get('roles,rolebindings')).toEqual([
+      'role.rbac.authorization.k8s.io/vmove-agent', 'role.rbac.authorization.k8s.io/vmove-controller',
+      'rolebinding.rbac.authorization.k8s.io/vmove-agent', 'rolebinding.rbac.authorization.k8s.io/vmove-controller',
+    ]);
+    expect(await get('clusterroles,clusterrolebindings', false)).toEqual([
+      'clusterrole.rbac.authorization.k8s.io/vmove-agent', 'clusterrole.rbac.authorization.k8s.io/vmove-controller',
+      'clusterrolebinding.rbac.authorization.k8s.io/vmove-agent', 'clusterrolebinding.rbac.authorization.k8s.io/vmove-controller',
+    ]);
+    expect(await get('services,poddisruptionbudgets')).toEqual(['poddisruptionbudget.policy/vmove-controller', 'service/vmove-controller-metrics']);
+  });
+
+  // [who, verb, resource, scope, allowed]: what each component does, and what it must not.
+  const ACCESS: [string, string, string, string[], boolean][] = [
+    ['controller', 'watch', 'moverequests.vmove.dev', ['-A'], true],
+    ['controller', 'create', 'moverequests.vmove.dev', ['-n', 'default'], true],
+    ['controller', 'patch', 'moverequests.vmove.dev', ['--subresource=status', '-A'], true],
+    ['controller', 'update', 'virtualmachines.vmove.dev', ['--subresource=finalizers', '-A'], true],
+    ['controller', 'patch', 'hostevacuations.vmove.dev', ['--subresource=status'], true],
+    ['controller', 'patch', 'nodes', [], true],
+    ['controller', 'create', 'events.events.k8s.io', ['-n', 'default'], true],
+    ['controller', 'update', 'leases.coordination.k8s.io', ['-n', NS], true],
+    ['controller', 'update', 'leases.coordination.k8s.io', ['-n', 'kube-system'], false],
+    ['controller', 'delete', 'nodes', [], false],
+    ['controller', 'get', 'secrets', ['-A'], false],
+    ['agent', 'patch', 'virtualmachines.vmove.dev', ['--subresource=status', '-A'], true],
+    ['agent', 'create', 'tokenreviews.authentication.k8s.io', [], true],
+    ['agent', 'create', 'leases.coordination.k8s.io', ['-n', NS], true],
+    ['agent', 'patch', 'virtualmachines.vmove.dev', ['-A'], false],
+    ['agent', 'create', 'moverequests.vmove.dev', ['-n', 'default'], false],
+    ['agent', 'patch', 'nodes', [], false],
+  ];
+
+  test('the ServiceAccounts may do what vmove does, and nothing it does not', async () => {
+    const answer = async (who: string, verb: string, resource: string, scope: string[]): Promise<boolean> => {
+      const r = await cluster.kubectl(['auth', 'can-i', verb, resource, ...scope, '--as', `system:serviceaccount:${NS}:vmove-${who}`]);
+      return r.stdout.trim() === 'yes';
+    };
+    const wanted = ACCESS.map(([who, verb, resource, scope, allowed]) => `${who} ${verb} ${resource} ${scope.join(' ')}: ${allowed}`);
+    // The authorizer sees new bindings through a cache: ask until it agrees (or time runs out).
+    let seen: string[] = [];
+    await waitFor('RBAC to be in force', async () => {
+      seen = await Promise.all(ACCESS.map(async ([who, verb, resource, scope]) => `${who} ${verb} ${resource} ${scope.join(' ')}: ${await answer(who, verb, resource, scope)}`));
+      return seen.join() === wanted.join() ? true : undefined;
+    }, 15_000).catch(() => undefined);
+    expect(seen).toEqual(wanted);
+  });
+
+  test("vmove's controller and agents, with only the chart's permissions, move a VM", async () => {
+    // Same identities as the ServiceAccounts (static tokens of the local control plane).
+    const dir = mkdtempSync(join(tmpdir(), 'vmove-helm-fleet-'));
+    const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cluster.controllerKubeconfig, agentKubeconfig: cluster.agentKubeconfig });
+    try {
+      await fleet.addNode('hv-a');
+      await fleet.addNode('hv-b');
+      fleet.startController();
+      const apply = async (yaml: string) => {
+        const r = await cluster.kubectl(['apply', '-f', '-'], { input: yaml });
+        if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
+      };
+      await apply(vmYaml('web', { node: 'hv-a' }));
+      const vm = () => api.find<VirtualMachine>(vmovePath('virtualmachines', { namespace: 'default', name: 'web' }));
+      await waitFor('VM web running on hv-a', async () => ((await vm())?.status?.phase === 'Running' ? true : undefined));
+      await apply(moveYaml('web-to-b', 'web', { mode: 'Live', target: { nodeName: 'hv-b' } }));
+      const done = await waitFor('the move to finish', async () => {
+        const mr = await api.find<MoveRequest>(vmovePath('moverequests', { namespace: 'default', name: 'web-to-b' }));
+        const phase = mr?.status?.phase;
+        return phase === 'Succeeded' || phase === 'Failed' || phase === 'Cancelled' ? mr : undefined;
+      }, 60_000);
+      expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode }).toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b' });
+      expect((await vm())?.status).toMatchObject({ nodeName: 'hv-b', phase: 'Running' });
+      // The leader's Lease sits where the chart's Role lets it.
+      const lease = await cluster.kubectl(['get', 'lease', 'vmove-controller', '-n', NS, '-o', 'jsonpath={.spec.holderIdentity}']);
+      expect(lease.stdout).not.toBe('');
+    } finally {
+      await fleet.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test('helm upgrade agent.enabled=false removes the agents; helm uninstall leaves the CRDs and the VMs', async () => {
+    await helmOk(['upgrade', 'vmove', CHART, '--namespace', NS, '--reuse-values', '--set', 'agent.enabled=false', '--kubeconfig', cluster.kubeconfig]);
+    const agentObjects = await cluster.kubectl(['get', 'daemonsets,serviceaccounts,roles', '-n', NS, '-l', 'app.kubernetes.io/component=vmove-agent', '-o', 'name']);
+    expect(agentObjects).toMatchObject({ code: 0, stdout: '' });
+    const ctl = await cluster.kubectl(['get', 'deployment', 'vmove-controller', '-n', NS, '-o', 'name']);
+    expect(ctl.stdout.trim()).toBe('deployment.apps/vmove-controller');
+
+    await helmOk(['uninstall', 'vmove', '--namespace', NS, '--kubeconfig', cluster.kubeconfig]);
+    const gone = await cluster.kubectl(['get', 'deployment,clusterroles', '-A', '-l', 'app.kubernetes.io/instance=vmove', '-o', 'name']);
+    expect(gone).toMatchObject({ code: 0, stdout: '' });
+    // Helm never deletes CRDs, so uninstalling vmove deletes no VirtualMachine.
+    const vms = await cluster.kubectl(['get', 'virtualmachines', '-n', 'default', '-o', 'name']);
+    expect(vms).toMatchObject({ code: 0, stdout: 'virtualmachine.vmove.dev/web\n' });
+  });
+});
