@@ -1,14 +1,30 @@
-// The libvirt driver passes the driver conformance battery (through real agents), against two
-// sandboxed libvirtd daemons on this machine running vmove's test guest under TCG.
+// The libvirt driver passes the driver conformance battery (through real agents), each host with
+// its own sandboxed libvirtd (LibvirtDriverOptions.sandbox) on this machine, running vmove's
+// test guest under TCG.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import type { HostConfig } from '../../../src/drivers/driver';
 import { LibvirtDriver, type LibvirtDriverOptions } from '../../../src/drivers/libvirt';
-import { startSandboxHost, stopSandbox, type SandboxHost } from '../../../src/drivers/libvirt/sandbox';
+import { stopSandbox } from '../../../src/drivers/libvirt/sandbox';
 import { describeDriverConformance, type ConformanceHost } from '../../support/driverConformance';
 
 const MiB = 1024 * 1024;
 const imageDir = execFileSync(path.resolve(__dirname, '../../../hack/build-guest.sh'), { encoding: 'utf8' }).trim();
-const driverOptions: LibvirtDriverOptions = { accelerator: 'tcg', shutdownTimeoutMs: 10_000 };
+const driverOptions: LibvirtDriverOptions = { accelerator: 'tcg', shutdownTimeoutMs: 10_000, sandbox: true };
+
+function hostConfig(workDir: string, node: string, ports: [number, number]): HostConfig {
+  return {
+    nodeName: node,
+    stateDir: path.join(workDir, node, 'state'),
+    localDir: path.join(workDir, node, 'local'),
+    sharedDir: path.join(workDir, 'shared'),
+    imagesDir: path.dirname(imageDir),
+    migrationAddress: '127.0.0.1',
+    migrationPorts: ports,
+    capacity: { cpu: 2, memoryBytes: 4096 * MiB },
+    storage: ['Local', 'SharedFile'],
+  };
+}
 
 /** The guest's disk counter sits in sector 0 behind a magic: a disk the guest has used carries it, a fresh one does not. */
 function sector0Magic(file: string): string {
@@ -20,20 +36,14 @@ describeDriverConformance(
   'libvirt',
   async (workDir) => {
     const base = 50000 + (process.pid % 20) * 20;
-    const common = { root: workDir, sharedDir: path.join(workDir, 'shared'), imagesDir: path.dirname(imageDir) };
-    const sandboxes: SandboxHost[] = [
-      await startSandboxHost({ ...common, name: 'la', ports: [base, base + 9] }),
-      await startSandboxHost({ ...common, name: 'lb', ports: [base + 10, base + 19] }),
-    ];
-    const hosts = await Promise.all(
-      sandboxes.map(async (s): Promise<ConformanceHost> => ({ config: s.config, driver: await LibvirtDriver.open(s.config, { ...driverOptions, socketPath: s.sandbox.socket }) })),
-    );
+    const configs = [hostConfig(workDir, 'la', [base, base + 9]), hostConfig(workDir, 'lb', [base + 10, base + 19])];
+    const hosts = await Promise.all(configs.map(async (config): Promise<ConformanceHost> => ({ config, driver: await LibvirtDriver.open(config, driverOptions) })));
     return {
       hosts: [hosts[0]!, hosts[1]!],
       image: path.basename(imageDir),
       cleanup: async () => {
         await Promise.all(hosts.map((h) => h.driver.close()));
-        for (const s of sandboxes) await stopSandbox(s.sandbox.name, s.sandbox.dir, { killGuests: true });
+        for (const c of configs) await stopSandbox(c.nodeName, path.join(c.stateDir, 'libvirtd'), { killGuests: true });
       },
     };
   },
@@ -47,9 +57,10 @@ describeDriverConformance(
     kernelArgs: 'vmove.disk_counter=1',
     hotplug: { cpu: 2, memoryBytes: 512 * MiB },
     diskFingerprint: async (host, vm, disk) => sector0Magic(path.join(host.config.localDir, vm.id, `${disk.name}.qcow2`)),
+    // The sandbox is started again (it runs already: nothing happens) and the driver re-adopts.
     reopenDriver: async (host) => {
       await host.driver.close();
-      return LibvirtDriver.open(host.config, { ...driverOptions, socketPath: (host.driver as LibvirtDriver).socketPath });
+      return LibvirtDriver.open(host.config, driverOptions);
     },
   },
 );
