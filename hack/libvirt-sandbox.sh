@@ -171,7 +171,7 @@ start() {
   # setsid: the daemon outlives this script and the caller's session; unshare and sh exec, so
   # the pid started here is libvirtd's own.
   setsid unshare --mount --propagation private -- /bin/sh -c "$script" \
-    </dev/null >>"$dir/log/libvirtd.stderr" 2>&1 &
+    </dev/null >>"$dir/log/libvirtd.stderr" 2>&1 9>&- &
   pid=$!
   echo "$name" >"$dir/name"
   wait_for_socket "$pid"
@@ -231,9 +231,11 @@ status() {
   return 3
 }
 
+# One start or stop of a sandbox at a time (two agents opening the same host, say).
+exec 9>"$dir/.sandbox.lock"
 case "$cmd" in
-  start) start "$@" ;;
-  stop) stop "$@" ;;
+  start) flock 9 && start "$@" ;;
+  stop) flock 9 && stop "$@" ;;
   status) status "$@" ;;
   *) usage ;;
 esac
