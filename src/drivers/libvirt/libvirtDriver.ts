@@ -11,9 +11,10 @@
 //    session, and a process per `domjobinfo` poll costs a fork+exec and a connection each time.
 //  - Events: the same connection could subscribe to lifecycle and job events; vmove's agent
 //    polls, so the driver does not need them (the migration call's own reply says it ended).
-//  - Cost of the first connection: the ≈8 s is libvirtd probing QEMU's capabilities on first
-//    use, cached per daemon state folder afterwards (hack/libvirt-sandbox.sh keeps it), so it
-//    is paid once per host whichever client connects; a kept-open connection pays no more.
+//  - Cost of the first connection: connecting takes milliseconds; the 4–8 s measured here is
+//    libvirtd probing QEMU's capabilities on the first call that needs them, cached in the
+//    daemon's state folder afterwards (also across restarts), so it is paid once per host
+//    whichever client connects. A kept-open connection also spares the per-call connect.
 //  - Testable here: the e2e tests run it against real libvirtd daemons (the sandbox); libvirt's
 //    test:/// driver cannot migrate or hot-add DIMMs, so it would prove little either way.
 //  The price is owning a small XDR codec and the table of procedure numbers we call (stable:
