@@ -78,6 +78,7 @@ import {
 } from './remote';
 import { LibvirtError, VirErr } from './rpc';
 import { startSandbox } from './sandbox';
+import { hostCapabilities } from '../hostCapabilities';
 
 export interface LibvirtDriverOptions {
   /** libvirtd's socket; a sandbox host's is `<dir>/run/libvirt/libvirt-sock` (default: the system daemon's). */
@@ -160,17 +161,7 @@ export class LibvirtDriver implements Driver {
   }
 
   capabilities(): HostCapabilities {
-    return {
-      driver: 'libvirt',
-      storage: [...this.host.storage],
-      cpu: this.host.capacity.cpu,
-      memoryBytes: this.host.capacity.memoryBytes,
-      liveMigration: true,
-      blockMigration: true,
-      hotplug: true,
-      migrationAddress: this.host.migrationAddress,
-      accelerator: this.accelerator,
-    };
+    return hostCapabilities(this.host, 'libvirt', this.accelerator);
   }
 
   // ------------------------------------------------------------------ inventory

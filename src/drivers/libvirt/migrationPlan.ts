@@ -156,18 +156,7 @@ export function toMigrationStatus(stats: JobStats, opts: { postCopy: boolean }):
   return status;
 }
 
-export const emptyMigrationStatus = (state: MigrationState, error?: string): MigrationStatus => ({
-  state,
-  memoryTotalBytes: 0,
-  memoryTransferredBytes: 0,
-  memoryRemainingBytes: 0,
-  diskTotalBytes: 0,
-  diskTransferredBytes: 0,
-  diskRemainingBytes: 0,
-  dirtyRateBytesPerSecond: 0,
-  iteration: 0,
-  ...(error ? { error } : {}),
-});
+export { emptyMigrationStatus } from '../hostCapabilities';
 
 /**
  * vmove's VmState for a libvirt domain state and reason. A target waiting for (or receiving)

@@ -55,6 +55,7 @@ import { freePorts } from './ports';
 import { findQemu, spawnDetached, terminate, waitGone } from './processes';
 import { QmpClient, QmpCommandError, type QmpEvent } from './qmp';
 import { readHeartbeat } from './serialLog';
+import { hostCapabilities } from '../hostCapabilities';
 
 const log = componentLogger('qemu-driver');
 
@@ -131,17 +132,7 @@ export class QemuDriver implements Driver {
   }
 
   capabilities(): HostCapabilities {
-    return {
-      driver: 'qemu',
-      storage: [...this.host.storage],
-      cpu: this.host.capacity.cpu,
-      memoryBytes: this.host.capacity.memoryBytes,
-      liveMigration: true,
-      blockMigration: true,
-      hotplug: true,
-      migrationAddress: this.host.migrationAddress,
-      accelerator: this.accelerator,
-    };
+    return hostCapabilities(this.host, 'qemu', this.accelerator);
   }
 
   // ------------------------------------------------------------------ inventory

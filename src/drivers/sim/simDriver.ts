@@ -38,6 +38,7 @@ import {
   writeSimDisk,
 } from './simDisk';
 import { SimVmStore, type SimVmRecord } from './vmStore';
+import { emptyMigrationStatus, hostCapabilities } from '../hostCapabilities';
 
 const log = componentLogger('sim-driver');
 
@@ -45,17 +46,7 @@ const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:+-]*$/;
 /** Chunks a paced disk stream is cut into (progress granularity of a sim disk copy). */
 const DISK_STREAM_CHUNKS = 64;
 
-const idle: MigrationStatus = {
-  state: 'none',
-  memoryTotalBytes: 0,
-  memoryTransferredBytes: 0,
-  memoryRemainingBytes: 0,
-  diskTotalBytes: 0,
-  diskTransferredBytes: 0,
-  diskRemainingBytes: 0,
-  dirtyRateBytesPerSecond: 0,
-  iteration: 0,
-};
+const idle: MigrationStatus = emptyMigrationStatus('none');
 
 /** Make `name` an image the sim driver accepts (it only checks that the image exists). */
 export async function createSimImage(imagesDir: string, name: string): Promise<void> {
@@ -86,17 +77,7 @@ export class SimDriver implements Driver {
   }
 
   capabilities(): HostCapabilities {
-    return {
-      driver: 'sim',
-      storage: [...this.host.storage],
-      cpu: this.host.capacity.cpu,
-      memoryBytes: this.host.capacity.memoryBytes,
-      liveMigration: true,
-      blockMigration: true,
-      hotplug: true,
-      migrationAddress: this.host.migrationAddress,
-      accelerator: 'sim',
-    };
+    return hostCapabilities(this.host, 'sim', 'sim');
   }
 
   async list(): Promise<VmInfo[]> {
