@@ -1,7 +1,8 @@
 // Where the qemu driver keeps things on a host. Pure: paths only, no I/O.
 import path from 'node:path';
 import type { StorageKind } from '../../api/types';
-import type { HostConfig } from '../driver';
+import type { HostConfig, VmSpec } from '../driver';
+import type { DiskFile } from './disks';
 
 /** Per-VM runtime files in the host's state folder. */
 export interface VmFiles {
@@ -63,4 +64,15 @@ export function imageFiles(host: HostConfig, image: string): ImageFiles {
     baseDisk: path.join(dir, 'disk.qcow2'),
     cmdline: path.join(dir, 'cmdline'),
   };
+}
+
+/** The VM's disk files on this host; the first disk overlays the image's base disk when there is one. */
+export function vmDiskFiles(host: HostConfig, vm: VmSpec, baseExists: boolean): DiskFile[] {
+  const base = imageFiles(host, vm.image).baseDisk;
+  return vm.disks.map((d, i) => ({
+    path: diskPath(host, vm.id, d.name, d.storage),
+    format: diskFormat(d.storage),
+    sizeBytes: d.sizeBytes,
+    ...(i === 0 && baseExists ? { base } : {}),
+  }));
 }

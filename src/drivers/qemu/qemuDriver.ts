@@ -50,7 +50,7 @@ import {
   migrationState,
   toMigrationStatus,
 } from './migrationPlan';
-import { diskFormat, diskPath, imageFiles, vmFiles, vmsRoot } from './paths';
+import { imageFiles, vmDiskFiles, vmFiles, vmsRoot } from './paths';
 import { freePorts } from './ports';
 import { findQemu, spawnDetached, terminate, waitGone } from './processes';
 import { QmpClient, QmpCommandError, type QmpEvent } from './qmp';
@@ -655,13 +655,8 @@ export class QemuDriver implements Driver {
   }
 
   private async diskFiles(vm: VmSpec): Promise<DiskFile[]> {
-    const image = imageFiles(this.host, vm.image);
     await this.noteImage(vm.image);
-    return vm.disks.map((d, i) => {
-      const f: DiskFile = { path: diskPath(this.host, vm.id, d.name, d.storage), format: diskFormat(d.storage), sizeBytes: d.sizeBytes };
-      if (i === 0 && this.imageHasBase.get(vm.image)) f.base = image.baseDisk;
-      return f;
-    });
+    return vmDiskFiles(this.host, vm, !!this.imageHasBase.get(vm.image));
   }
 
   /** Whether each image ships a base disk (looked up once per image; see launch/ensure). */
