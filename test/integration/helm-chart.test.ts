@@ -1,17 +1,18 @@
 // The Helm chart (charts/vmove) as a cluster operator meets it: `helm lint`; `helm template`
 // with the values people change; the rendered manifests through the real API server's own
 // validation (server-side dry run); a real `helm install` into a control plane holding nothing of
-// vmove yet; then vmove's real controller and agents, with no permissions but the chart's, move
-// a VM. There is no kubelet: pods never run, so the objects and permissions are what is checked.
+// vmove yet; then the chart's own controller and agent commands, run here with no permissions but
+// the chart's, move a VM. There is no kubelet: pods never run in the API server.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
+import { freePort } from '../../src/cluster/ports';
 import { KubeApi } from '../../src/kube/api';
 import { vmovePath } from '../../src/kube/paths';
-import { LocalFleet } from '../../src/local/fleet';
+import { cliPath } from '../../src/local/fleet';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
 import { moveYaml, vmYaml } from '../support/vmoveEnv';
 
@@ -20,6 +21,8 @@ const CHART = join(REPO, 'charts', 'vmove');
 const NS = 'vmove-system';
 /** A first build of helm from its Go module takes minutes; later runs find it cached. */
 const HELM_BUILD_TIMEOUT_MS = 15 * 60_000;
+// Each helm or kubectl call takes a fraction of a second, more on a machine busy with others.
+jest.setTimeout(60_000);
 
 interface Run {
   code: number;
@@ -70,7 +73,7 @@ async function helmOk(args: string[]): Promise<string> {
 interface Container {
   name: string;
   args: string[];
-  env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   ports?: { name: string; containerPort: number }[];
   livenessProbe?: { httpGet: { path: string; port: string } };
   readinessProbe?: { httpGet: { path: string; port: string } };
@@ -155,6 +158,63 @@ function configRbac(component: string): Manifest[] {
     .filter((m): m is Manifest => m !== null);
 }
 
+// ---------------------------------------------------------------- the chart's commands, run here
+
+interface ChartProcess {
+  logFile: string;
+  /** Throws, with the log's tail, if the process has exited (e.g. refused a flag). */
+  assertRunning(): void;
+  stop(): Promise<void>;
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/**
+ * Runs a rendered container's command with the compiled CLI: `$(VAR)` in its args replaced as
+ * the kubelet would, its literal env, and `--kubeconfig` for the identity its ServiceAccount has.
+ */
+function startChartProcess(c: Container, vars: Record<string, string>, kubeconfig: string, logFile: string): ChartProcess {
+  const args = c.args.map((a) =>
+    a.replace(/\$\((\w+)\)/g, (_m, name: string) => {
+      const v = vars[name];
+      if (v === undefined) throw new Error(`the chart's ${c.name} args use $(${name}), which this test does not set`);
+      return v;
+    }),
+  );
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  const argv = [process.execPath, cliPath(), ...args, `--kubeconfig=${kubeconfig}`];
+  // setpriv --pdeathsig: the process ends with this test process, however that ends.
+  const [command, ...rest] = SETPRIV ? [SETPRIV, '--pdeathsig', 'TERM', '--', ...argv] : argv;
+  const out = openSync(logFile, 'a');
+  const child = spawn(command!, rest, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+  closeSync(out);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    logFile,
+    assertRunning() {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`vmove ${args[0]} exited (${child.exitCode ?? child.signalCode}):\n${tail(logFile)}`);
+      }
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A log's first lines (why a process refused to start) and its last ones. */
+function tail(file: string): string {
+  let lines: string[];
+  try {
+    lines = readFileSync(file, 'utf8').trim().split('\n');
+  } catch {
+    return '(no log)';
+  }
+  return lines.length <= 40 ? lines.join('\n') : [...lines.slice(0, 5), '…', ...lines.slice(-30)].join('\n');
+}
+
 // ---------------------------------------------------------------- the cluster
 
 let cluster: TestCluster;
@@ -175,9 +235,10 @@ afterAll(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, running: ChartProcess[] = []): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    for (const p of running) p.assertRunning();
     const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -426,34 +487,63 @@ describe('in a real API server', () => {
     expect(seen).toEqual(wanted);
   });
 
-  test("vmove's controller and agents, with only the chart's permissions, move a VM", async () => {
-    // Same identities as the ServiceAccounts (static tokens of the local control plane).
-    const dir = mkdtempSync(join(tmpdir(), 'vmove-helm-fleet-'));
-    const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cluster.controllerKubeconfig, agentKubeconfig: cluster.agentKubeconfig });
+  // The chart's own container commands, run here as the kubelet would run them (its $(VAR)
+  // substitution; a kubeconfig of the same identity in place of the in-cluster one): the flags
+  // the chart passes are flags the program knows, the probes' paths answer, and the permissions
+  // the chart grants are enough for vmove to do its job.
+  test("the chart's controller and agent commands, with only the chart's permissions, move a VM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmove-helm-run-'));
+    mkdirSync(join(dir, 'images', 'testguest'), { recursive: true }); // the sim driver's image
+    const processes: ChartProcess[] = [];
     try {
-      await fleet.addNode('hv-a');
-      await fleet.addNode('hv-b');
-      fleet.startController();
+      for (const node of ['hv-a', 'hv-b']) {
+        const r = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { 'vmove.dev/hypervisor': 'true' } } }) });
+        expect(r.stderr).toBe('');
+        const port = await freePort();
+        const chart = await render({ set: [
+          `agent.port=${port}`,
+          `agent.hostDirs.state=${join(dir, node, 'state')}`,
+          `agent.hostDirs.local=${join(dir, node, 'local')}`,
+          `agent.hostDirs.shared=${join(dir, 'shared')}`,
+          `agent.hostDirs.images=${join(dir, 'images')}`,
+        ] });
+        processes.push(startChartProcess(container(chart.get('DaemonSet', 'vmove-agent')), { NODE_NAME: node, NODE_IP: '127.0.0.1' }, cluster.agentKubeconfig, join(dir, `agent-${node}.log`)));
+      }
+      const metricsPort = await freePort();
+      const deployment = (await render({ set: [`metrics.port=${metricsPort}`, 'controller.policyDefaults.maxDowntimeMs=500', 'controller.policyDefaults.allowPostCopy=false'] }))
+        .get('Deployment', 'vmove-controller');
+      const controller = startChartProcess(container(deployment), { POD_NAME: 'vmove-controller-0' }, cluster.controllerKubeconfig, join(dir, 'controller.log'));
+      processes.push(controller);
+      const logs = () => processes.map((p) => `--- ${p.logFile}\n${tail(p.logFile)}`).join('\n');
+
+      // The probes the Deployment declares: alive at once; ready once it leads with synced caches.
+      const probe = async (path: string) => (await fetch(`http://127.0.0.1:${metricsPort}${path}`).catch(() => undefined))?.status;
+      await waitFor('the controller to answer its readiness probe', async () => ((await probe(container(deployment).readinessProbe!.httpGet.path)) === 200 ? true : undefined), 30_000, processes)
+        .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+      expect(await probe(container(deployment).livenessProbe!.httpGet.path)).toBe(200);
+      const lease = await cluster.kubectl(['get', 'lease', 'vmove-controller', '-n', NS, '-o', 'jsonpath={.spec.holderIdentity}']);
+      expect(lease.stdout).toBe('vmove-controller-0');
+
       const apply = async (yaml: string) => {
         const r = await cluster.kubectl(['apply', '-f', '-'], { input: yaml });
         if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
       };
-      await apply(vmYaml('web', { node: 'hv-a' }));
+      // The chart's agents offer Local storage unless told otherwise.
+      await apply(vmYaml('web', { node: 'hv-a', storage: 'Local' }));
       const vm = () => api.find<VirtualMachine>(vmovePath('virtualmachines', { namespace: 'default', name: 'web' }));
-      await waitFor('VM web running on hv-a', async () => ((await vm())?.status?.phase === 'Running' ? true : undefined));
+      await waitFor('VM web running on hv-a', async () => ((await vm())?.status?.phase === 'Running' ? true : undefined), 30_000, processes)
+        .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
       await apply(moveYaml('web-to-b', 'web', { mode: 'Live', target: { nodeName: 'hv-b' } }));
       const done = await waitFor('the move to finish', async () => {
         const mr = await api.find<MoveRequest>(vmovePath('moverequests', { namespace: 'default', name: 'web-to-b' }));
         const phase = mr?.status?.phase;
         return phase === 'Succeeded' || phase === 'Failed' || phase === 'Cancelled' ? mr : undefined;
-      }, 60_000);
-      expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode }).toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b' });
+      }, 60_000, processes).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+      expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode })
+        .toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b' });
       expect((await vm())?.status).toMatchObject({ nodeName: 'hv-b', phase: 'Running' });
-      // The leader's Lease sits where the chart's Role lets it.
-      const lease = await cluster.kubectl(['get', 'lease', 'vmove-controller', '-n', NS, '-o', 'jsonpath={.spec.holderIdentity}']);
-      expect(lease.stdout).not.toBe('');
     } finally {
-      await fleet.stop();
+      await Promise.all(processes.map((p) => p.stop()));
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
