@@ -62,7 +62,11 @@ test('the target agent dies mid-migration: the move rolls back and the VM keeps 
   expect(mr.status?.phase).toBe('Failed');
   expect(mr.status?.conditions?.find((c) => c.type === 'RolledBack')).toMatchObject({ status: 'True' });
   expect(await env.runningOn('big')).toEqual(['node-a']);
-  expect((await env.vm('big'))?.status).toMatchObject({ nodeName: 'node-a', phase: 'Running' });
+  // Its host reports it Running again (no longer Moving) once the move lets go of it.
+  await env.waitFor('big reported Running on node-a', async () => {
+    const s = (await env.vm('big'))?.status;
+    return s?.nodeName === 'node-a' && s.phase === 'Running';
+  });
   // The dead host comes back: it holds no copy that runs.
   await env.fleet.restartAgent('node-c', { agentArgs: slowLink });
   await env.waitFor('node-c agent back', async () => (await env.hostInventory()).has('node-c'));
