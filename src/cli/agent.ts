@@ -39,6 +39,9 @@ const USAGE = `usage: vmove agent --node NAME [options]
   --sim-bandwidth-mibps N     sim: migration link bandwidth, or Infinity
   --sim-disk-mibps N          sim: disk copy rate, or Infinity
   --sim-time-scale N          sim: simulated seconds per real second
+  --accelerator tcg|kvm       qemu, libvirt: accelerator guests run with (default tcg; chosen
+                              explicitly, never by QEMU's kvm:tcg fallback)
+  --libvirt-socket PATH       libvirt: libvirtd's socket (default /run/libvirt/libvirt-sock)
 `;
 
 function number(name: string, raw: string | undefined): number | undefined {
@@ -105,6 +108,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
         'sim-bandwidth-mibps': { type: 'string' },
         'sim-disk-mibps': { type: 'string' },
         'sim-time-scale': { type: 'string' },
+        accelerator: { type: 'string' },
+        'libvirt-socket': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -153,6 +158,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     const simBandwidth = number('sim-bandwidth-mibps', values['sim-bandwidth-mibps']);
     const simDisk = number('sim-disk-mibps', values['sim-disk-mibps']);
     const simScale = number('sim-time-scale', values['sim-time-scale']);
+    const accelerator = values.accelerator;
+    if (accelerator !== undefined && accelerator !== 'tcg' && accelerator !== 'kvm') throw new Error(`--accelerator: tcg or kvm, got "${accelerator}"`);
     options = {
       host,
       driver,
@@ -161,6 +168,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
           ...(simBandwidth !== undefined ? { bandwidthMiBps: simBandwidth } : {}),
           ...(simDisk !== undefined ? { diskMiBps: simDisk } : {}),
           ...(simScale !== undefined ? { timeScale: simScale } : {}),
+        },
+        qemu: { ...(accelerator ? { accelerator } : {}) },
+        libvirt: {
+          ...(accelerator ? { accelerator } : {}),
+          ...(values['libvirt-socket'] ? { socketPath: values['libvirt-socket'] } : {}),
         },
       },
       listen: values.listen,

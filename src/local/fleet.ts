@@ -1,14 +1,20 @@
 // A fleet of hosts on one machine: Node objects in the API server, one agent process per node
-// (each with its own state and "local" storage folder, all sharing one "shared" folder and one
-// image folder), and the controller process. The demo (`make run`), the tests and the
-// benchmarks run vmove this way; every process is the real `vmove` program.
+// (each with its own state and "local" storage folder and migration port range, all sharing one
+// "shared" folder and one image folder), and the controller process. The demo (`make run`), the
+// tests and the benchmarks run vmove this way; every process is the real `vmove` program.
+// Nodes with the libvirt driver get a private libvirtd each (hack/libvirt-sandbox.sh), started
+// with the node and stopped with the fleet; real guests (QEMU processes) end with the fleet too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StorageKind } from '../api/types';
-import type { DriverKind } from '../drivers/driver';
+import { formatBytes, parseBytes } from '../api/quantity';
+import type { DriverKind, HostConfig } from '../drivers/driver';
+import { startSandbox, stopSandbox, type LibvirtSandbox } from '../drivers/libvirt/sandbox';
+import { vmFiles, vmsRoot } from '../drivers/qemu/paths';
+import { findQemu, terminate } from '../drivers/qemu/processes';
 import { isAlreadyExists, type KubeApi } from '../kube/api';
 import { corePath } from '../kube/paths';
 
@@ -35,12 +41,24 @@ export interface NodeOptions {
   createNode?: boolean;
 }
 
+/** A node's driver and host layout, fixed when the node is first added (a restarted agent reuses them). */
+export interface FleetNode {
+  name: string;
+  driver: DriverKind;
+  /** What its agent is told: folders, migration address and ports, capacity, storage. */
+  host: HostConfig;
+  /** The node's private libvirtd (libvirt driver). */
+  libvirt?: LibvirtSandbox;
+}
+
 export interface FleetProcess {
   name: string;
   child: ChildProcess;
   logFile: string;
   exited: Promise<number | null>;
 }
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 /** Where the compiled CLI lives, from src/ (tests) or dist/ (the CLI itself). */
 export function cliPath(): string {
@@ -53,6 +71,7 @@ export function cliPath(): string {
 
 export class LocalFleet {
   readonly agents = new Map<string, FleetProcess>();
+  readonly nodes = new Map<string, FleetNode>();
   controller?: FleetProcess;
   private nodeIndex = 0;
   private readonly portBase: number;
@@ -78,23 +97,24 @@ export class LocalFleet {
   async addNode(name: string, o: NodeOptions = {}): Promise<FleetProcess> {
     const opts = { ...this.defaults, ...o, labels: { ...this.defaults.labels, ...o.labels } };
     if (opts.createNode !== false) await this.ensureNode(name, opts.labels);
-    const index = this.nodeIndex++;
-    const ports = `${this.portBase + index * 20}-${this.portBase + index * 20 + 19}`;
-    const nodeDir = path.join(this.p.dir, 'nodes', name);
+    const node = this.nodeLayout(name, opts);
+    const { host } = node;
+    if (node.driver === 'libvirt') node.libvirt = await startSandbox(name, path.join(this.p.dir, 'nodes', name, 'libvirt'), host.migrationPorts);
     const args = [
       'agent',
       '--node', name,
-      '--driver', opts.driver ?? 'sim',
+      '--driver', node.driver,
       '--listen', '127.0.0.1:0',
-      '--state-dir', path.join(nodeDir, 'state'),
-      '--local-dir', path.join(nodeDir, 'local'),
-      '--shared-dir', this.sharedDir,
-      '--images-dir', this.imagesDir,
-      '--migration-address', '127.0.0.1',
-      '--migration-ports', ports,
-      '--cpu', String(opts.cpu ?? 8),
-      '--memory', opts.memory ?? '16Gi',
-      '--storage', (opts.storage ?? ['Local', 'SharedFile', 'SharedBlock']).join(','),
+      '--state-dir', host.stateDir,
+      '--local-dir', host.localDir,
+      '--shared-dir', host.sharedDir,
+      '--images-dir', host.imagesDir,
+      '--migration-address', host.migrationAddress,
+      '--migration-ports', host.migrationPorts.join('-'),
+      ...(node.libvirt ? ['--libvirt-socket', node.libvirt.socket] : []),
+      '--cpu', String(opts.cpu ?? host.capacity.cpu),
+      '--memory', opts.memory ?? formatBytes(host.capacity.memoryBytes),
+      '--storage', (opts.storage ?? host.storage).join(','),
       '--kubeconfig', this.p.agentKubeconfig,
       '--auth', 'tokenreview',
       ...(opts.agentArgs ?? []),
@@ -102,6 +122,35 @@ export class LocalFleet {
     const proc = this.spawn(`agent-${name}`, args);
     this.agents.set(name, proc);
     return proc;
+  }
+
+  /** The node's folders and ports: chosen on first use, the same for every later agent of it. */
+  private nodeLayout(name: string, opts: NodeOptions): FleetNode {
+    const driver = opts.driver ?? 'sim';
+    const known = this.nodes.get(name);
+    if (known) {
+      if (known.driver !== driver) throw new Error(`node ${name} runs the ${known.driver} driver; it cannot switch to ${driver}`);
+      return known;
+    }
+    const index = this.nodeIndex++;
+    const nodeDir = path.join(this.p.dir, 'nodes', name);
+    const node: FleetNode = {
+      name,
+      driver,
+      host: {
+        nodeName: name,
+        stateDir: path.join(nodeDir, 'state'),
+        localDir: path.join(nodeDir, 'local'),
+        sharedDir: this.sharedDir,
+        imagesDir: this.imagesDir,
+        migrationAddress: '127.0.0.1',
+        migrationPorts: [this.portBase + index * 20, this.portBase + index * 20 + 19],
+        capacity: { cpu: opts.cpu ?? 8, memoryBytes: parseBytes(opts.memory ?? '16Gi') },
+        storage: opts.storage ?? ['Local', 'SharedFile', 'SharedBlock'],
+      },
+    };
+    this.nodes.set(name, node);
+    return node;
   }
 
   async ensureNode(name: string, labels: Record<string, string> = {}): Promise<void> {
@@ -130,9 +179,35 @@ export class LocalFleet {
     return this.addNode(name, { ...o, createNode: false });
   }
 
+  /** Stop the controller and the agents, then the guests and libvirtd daemons of real-driver nodes. */
   async stop(): Promise<void> {
     await this.kill(this.controller, 'SIGTERM');
     await Promise.all([...this.agents.values()].map((a) => this.kill(a, 'SIGTERM')));
+    for (const node of this.nodes.values()) await this.endGuests(node);
+  }
+
+  /**
+   * Real guests are processes of this machine that outlive their agent (as VMs outlive a
+   * restarted agent on a real host); the fleet owns them, so they end with it. A libvirt node's
+   * domains stay defined (shut off), and its next agent starts them again.
+   */
+  private async endGuests(node: FleetNode): Promise<void> {
+    if (node.driver === 'libvirt') {
+      await stopSandbox(node.name, path.join(this.p.dir, 'nodes', node.name, 'libvirt'), { killGuests: true });
+      return;
+    }
+    if (node.driver !== 'qemu') return;
+    let ids: string[] = [];
+    try {
+      ids = readdirSync(vmsRoot(node.host));
+    } catch {
+      return;
+    }
+    for (const id of ids) {
+      const files = vmFiles(node.host, id);
+      const pid = await findQemu(files.pidFile, files.qmpSocket);
+      if (pid !== undefined) await terminate(pid, 3000);
+    }
   }
 
   private spawn(name: string, args: string[]): FleetProcess {
@@ -140,7 +215,11 @@ export class LocalFleet {
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${name}.log`);
     const out = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [cliPath(), ...args], {
+    // setpriv --pdeathsig: the kernel stops the process if the one that started it dies
+    // (a test worker torn down, the demo killed), so no agent or controller outlives its fleet.
+    const argv = [process.execPath, cliPath(), ...args];
+    const [command, ...rest] = SETPRIV ? [SETPRIV, '--pdeathsig', 'TERM', '--', ...argv] : argv;
+    const child = spawn(command!, rest, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, VMOVE_LOG_LEVEL: process.env.VMOVE_FLEET_LOG_LEVEL ?? 'info', ...(this.p.echo ? { VMOVE_LOG_PRETTY: '1' } : {}) },
     });

@@ -42,13 +42,15 @@ export interface EnvOptions {
   nodeDefaults?: NodeOptions;
   controller?: boolean;
   controllerArgs?: string[];
+  /** Images folder the agents share (the guest kit's for the qemu and libvirt drivers). */
+  imagesDir?: string;
 }
 
 export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
   const cluster = await startTestCluster();
   const dir = mkdtempSync(path.join(tmpdir(), 'vmove-env-'));
   const api = await KubeApi.fromFile(cluster.kubeconfig);
-  const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cluster.controllerKubeconfig, agentKubeconfig: cluster.agentKubeconfig }, o.nodeDefaults);
+  const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cluster.controllerKubeconfig, agentKubeconfig: cluster.agentKubeconfig, ...(o.imagesDir ? { imagesDir: o.imagesDir } : {}) }, o.nodeDefaults);
   const controllerKc = new KubeConfig();
   controllerKc.loadFromFile(cluster.controllerKubeconfig);
   const controllerToken = controllerKc.getCurrentUser()?.token ?? '';
