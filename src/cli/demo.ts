@@ -1,7 +1,9 @@
 // `vmove demo` (what `make run` runs): the local control plane (unless --kubeconfig points at a
 // cluster), the CRDs and RBAC, the controller, three demo nodes with one agent each, and two demo
-// VMs — with readable logs — so a user can `kubectl apply` a move and watch it.
-import { existsSync, mkdirSync } from 'node:fs';
+// VMs — with readable logs — so a user can `kubectl apply` a move and watch it. With the qemu or
+// libvirt driver the VMs are real guests (vmove's test guest kit under TCG; libvirt nodes run a
+// private libvirtd each); Ctrl-C ends them with the agents.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clusterUp, defaultClusterDir } from '../cluster/localCluster';
@@ -11,12 +13,14 @@ import { instancePaths } from '../cluster/state';
 import { isDriverKind } from '../drivers/registry';
 import { KubeApi } from '../kube/api';
 import { LocalFleet } from '../local/fleet';
+import { guestKitImagesDir } from '../local/guestKit';
 
 const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms]
 
 Starts (or reuses) the local control plane, installs the CRDs and RBAC, runs the controller and
-one agent per demo node, and creates the demo VMs from examples/. Ctrl-C stops the controller and
-agents; the control plane keeps running (make cluster-down stops it).
+one agent per demo node, and creates the demo VMs from examples/. With --driver qemu or libvirt
+the VMs are real guests (hack/build-guest.sh's kit under TCG). Ctrl-C stops the controller, the
+agents and their guests; the control plane keeps running (make cluster-down stops it).
 `;
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
@@ -47,18 +51,32 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const api = await KubeApi.fromFile(kc.admin);
   const demoDir = repoPath('.cache', 'demo');
   mkdirSync(demoDir, { recursive: true });
-  const fleet = new LocalFleet(api, { dir: demoDir, controllerKubeconfig: kc.controller, agentKubeconfig: kc.agent, echo: process.stdout }, { driver });
+  // The hosts' state belongs to the driver that made it: another driver starts from empty hosts,
+  // and the demo VMs the previous driver ran are created again.
+  const driverFile = path.join(demoDir, 'driver');
+  // Hosts from before the demo recorded its driver ran the sim driver.
+  const previous = existsSync(driverFile) ? readFileSync(driverFile, 'utf8').trim() : existsSync(path.join(demoDir, 'nodes')) ? 'sim' : driver;
+  const switched = previous !== driver;
+  if (switched) {
+    say(`the demo ran the ${previous} driver before: starting the ${driver} hosts empty`);
+    for (const d of ['nodes', 'shared']) rmSync(path.join(demoDir, d), { recursive: true, force: true });
+  }
+  const imagesDir = driver === 'sim' ? undefined : guestKitImagesDir();
+  const fleet = new LocalFleet(api, { dir: demoDir, controllerKubeconfig: kc.controller, agentKubeconfig: kc.agent, echo: process.stdout, ...(imagesDir ? { imagesDir } : {}) }, { driver });
 
   const zones = ['east', 'west', 'west'];
   const nodes = values.nodes!.split(',').filter(Boolean);
   for (const [i, node] of nodes.entries()) await fleet.addNode(node, { labels: { 'topology.kubernetes.io/zone': zones[i % zones.length]! } });
   fleet.startController();
 
+  const demoVms = ['vm-shared.yaml', 'vm-local.yaml'].map((f) => repoPath('examples', f)).filter((f) => existsSync(f));
+  if (switched) {
+    say('deleting the demo VMs of the previous driver …');
+    await kubectlOrThrow(kc.admin, ['delete', '--ignore-not-found', '--wait=true', '--timeout=120s', ...demoVms.flatMap((f) => ['-f', f])]);
+  }
+  writeFileSync(driverFile, `${driver}\n`);
   if (!values['no-vms']) {
-    for (const f of ['vm-shared.yaml', 'vm-local.yaml']) {
-      const file = repoPath('examples', f);
-      if (existsSync(file)) await kubectlOrThrow(kc.admin, ['apply', '-f', file]);
-    }
+    for (const file of demoVms) await kubectlOrThrow(kc.admin, ['apply', '-f', file]);
   }
 
   say('');
@@ -67,7 +85,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say(`  export KUBECONFIG=${kc.admin}`);
   say('  kubectl get vmv,nodes');
   say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
-  say('Ctrl-C stops the controller and agents (make cluster-down stops the control plane).');
+  if (driver !== 'sim') say(`  tail -f ${path.relative(process.cwd(), demoDir) || demoDir}/nodes/*/state/${driver}/vms/default_web/serial.log   # the guest's console`);
+  say('Ctrl-C stops the controller, the agents and their guests (make cluster-down stops the control plane).');
   say('');
 
   await new Promise<void>((resolve) => {
