@@ -15,7 +15,9 @@ import type { ControllerConfig } from './config';
 import { DeadHostRecovery } from './hostevacuation/autoEvacuate';
 import { HostEvacuationReconciler } from './hostevacuation/reconciler';
 import { watchEvacuations } from './hostevacuation/triggers';
+import type { ControllerDeps } from './deps';
 import { ControllerMetrics } from './metrics';
+import { writersFor } from './writers';
 import { MoveRequestReconciler } from './moverequest/reconciler';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler';
 
@@ -45,7 +47,7 @@ export function startController(o: ControllerOptions): RunningController {
   const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs);
   const agents = o.agents ?? new AgentClient({ token: o.agentToken });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
-  const deps = { api: o.api, view, agents, events, config: o.config, metrics };
+  const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
 
   const counted = (kind: string, r: Reconcile): Reconcile => async (key) => {
     try {

@@ -67,11 +67,6 @@ test(`${VMS * MOVES_PER_VM} moves survive the controller being killed at random 
   const moves = await all();
   const byPhase = moves.reduce<Record<string, number>>((acc, m) => ({ ...acc, [m.status!.phase!]: (acc[m.status!.phase!] ?? 0) + 1 }), {});
   console.log(`crash test: ${moves.length} moves, ${kills} controller kills, ${elapsed.toFixed(0)} s, phases ${JSON.stringify(byPhase)}`);
-  const failed = moves.filter((m) => m.status?.phase !== 'Succeeded').map((m) => `${m.metadata.name}: ${m.status?.phase} ${m.status?.message}`);
-  expect(failed).toEqual([]);
-  expect(moves).toHaveLength(VMS * MOVES_PER_VM);
-  expect(kills).toBeGreaterThanOrEqual(50);
-
   // Where each VM runs, according to the hosts themselves.
   const inventory = await env.hostInventory();
   for (const name of vms) {
@@ -80,4 +75,20 @@ test(`${VMS * MOVES_PER_VM} moves survive the controller being killed at random 
     expect({ name, running }).toEqual({ name, running: [vm?.status?.nodeName] });
     expect(vm?.status?.moveRef).toBeUndefined();
   }
+
+  const failed = moves.filter((m) => m.status?.phase !== 'Succeeded').map((m) => `${m.metadata.name}: ${m.status?.phase} ${m.status?.message}`);
+  if (failed.length && process.env.VMOVE_CRASH_DEBUG) {
+    for (const f of moves.filter((m) => m.status?.phase !== 'Succeeded')) {
+      const chain = moves.filter((m) => m.spec.vmName === f.spec.vmName).sort((a, b) => a.metadata.name!.localeCompare(b.metadata.name!, undefined, { numeric: true }));
+      for (const m of chain) {
+        const c = (m.status?.machine as { context?: { before?: unknown; after?: unknown; variant?: string } } | undefined)?.context;
+        console.log(m.metadata.name, m.status?.phase, m.status?.moveType, c?.variant, JSON.stringify(c?.before), JSON.stringify(c?.after), m.status?.sourceNode, m.status?.targetNode);
+      }
+    }
+  }
+  expect(failed).toEqual([]);
+  expect(moves).toHaveLength(VMS * MOVES_PER_VM);
+  expect(kills).toBeGreaterThanOrEqual(50);
+
+
 });

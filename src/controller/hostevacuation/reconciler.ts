@@ -4,25 +4,18 @@
 // MoveRequest names are fixed by evacuation, VM and attempt, and the cordon is recorded in status
 // before it is made (and lifted before that record is cleared), so a controller killed at any
 // instant resumes from what the API server holds.
-import type { HostEvacuation, HostEvacuationStatus, MoveRequest } from '../../api/types';
+import type { HostEvacuation, MoveRequest } from '../../api/types';
 import { API_VERSION } from '../../api/types';
-import { isAlreadyExists, isConflict, isNotFound, type KubeApi } from '../../kube/api';
-import type { EventRecorder } from '../../kube/events';
-import { corePath, vmovePath } from '../../kube/paths';
+import { isAlreadyExists, isNotFound } from '../../kube/api';
+import { vmovePath } from '../../kube/paths';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
-import type { ClusterView, NodeObject } from '../clusterView';
-import type { ControllerConfig } from '../config';
+import type { ControllerDeps } from '../deps';
 import { decideEvacuation, isFinal, type EvacuationDecision, type NewMove } from './decide';
 import { observeEvacuation } from './facts';
 import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, VM_LABEL } from './names';
 
-export interface EvacuationDeps {
-  api: KubeApi;
-  view: ClusterView;
-  events: EventRecorder;
-  config: ControllerConfig;
-}
+export type EvacuationDeps = Pick<ControllerDeps, 'api' | 'view' | 'writers' | 'events' | 'config'>;
 
 const hasFinalizer = (e: HostEvacuation): boolean => !!e.metadata.finalizers?.includes(EVACUATION_FINALIZER);
 
@@ -35,9 +28,7 @@ export class HostEvacuationReconciler {
     let e = this.d.view.evacuations.get(key);
     if (!e) return {};
     if (e.metadata.deletionTimestamp && !hasFinalizer(e)) return {};
-    if (!e.metadata.deletionTimestamp && !hasFinalizer(e) && !isFinal(e.status?.phase)) {
-      e = await this.patchMeta(e, { finalizers: [...(e.metadata.finalizers ?? []), EVACUATION_FINALIZER] });
-    }
+    if (!e.metadata.deletionTimestamp && !isFinal(e.status?.phase)) e = await this.d.writers.evacuations.addFinalizer(e, EVACUATION_FINALIZER);
     const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds));
     await this.act(e, decision);
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
@@ -52,19 +43,15 @@ export class HostEvacuationReconciler {
     if (a.node === 'uncordon') await this.setUnschedulable(node, false);
     if (!sameJson(d.status, e.status ?? {})) {
       const from = e.status?.phase;
-      e = await this.writeStatus(e, d.status);
+      e = await this.d.writers.evacuations.replaceStatus(e, d.status);
       if (d.status.phase !== from) this.log.info({ evacuation: e.metadata.name, node, from, to: d.status.phase, message: d.status.message }, 'phase');
     }
     if (a.node === 'cordon') await this.setUnschedulable(node, true);
 
     for (const c of a.cancel) {
-      const path = vmovePath('moverequests', { namespace: c.namespace, name: c.name });
-      try {
-        const updated = await this.d.api.mergePatch<MoveRequest>(path, { metadata: { annotations: { [CANCELLED_BY_ANNOTATION]: c.why } }, spec: { cancel: true } });
-        this.d.view.moves.writeThrough(updated);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const target = { metadata: { namespace: c.namespace, name: c.name } } as MoveRequest;
+      // Unconditional: a cancel holds whatever else changed in the MoveRequest meanwhile.
+      await this.d.writers.moves.patch(target, { metadata: { annotations: { [CANCELLED_BY_ANNOTATION]: c.why } }, spec: { cancel: true } }, { unconditional: true }).catch(ignoreNotFound);
     }
     for (const m of a.create) {
       // A creation's Events only when it happened now (not when a restart found it made).
@@ -79,7 +66,7 @@ export class HostEvacuationReconciler {
     }
     for (const ev of d.events) this.d.events.record(e, ev.type, ev.reason, ev.message);
     if (a.release && hasFinalizer(e)) {
-      await this.patchMeta(e, { finalizers: (e.metadata.finalizers ?? []).filter((f) => f !== EVACUATION_FINALIZER) });
+      await this.d.writers.evacuations.removeFinalizer(e, EVACUATION_FINALIZER);
       this.log.info({ evacuation: e.metadata.name, node }, 'released');
     }
   }
@@ -105,8 +92,7 @@ export class HostEvacuationReconciler {
       return true;
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      const existing = await this.d.api.find<MoveRequest>(vmovePath('moverequests', { namespace: m.namespace, name: m.name }));
-      if (existing) this.d.view.moves.writeThrough(existing);
+      const existing = await this.d.writers.moves.refresh(body);
       if (existing && !isOwnedBy(existing, e)) {
         this.d.events.record(e, 'Warning', 'NameTaken', `MoveRequest ${m.namespace}/${m.name} exists and is not this evacuation's; ${m.namespace}/${m.vmName} waits until it is removed`);
       }
@@ -115,47 +101,17 @@ export class HostEvacuationReconciler {
   }
 
   private async setUnschedulable(node: string, unschedulable: boolean): Promise<void> {
-    try {
-      const updated = await this.d.api.mergePatch<NodeObject>(corePath('nodes', { name: node }), { spec: { unschedulable } });
-      this.d.view.nodes.writeThrough(updated);
+    const target = this.d.view.nodes.get(node) ?? { metadata: { name: node } };
+    if (await this.d.writers.nodes.patch(target, { spec: { unschedulable } }, { unconditional: true }).catch(ignoreNotFound)) {
       this.log.info({ node, unschedulable }, unschedulable ? 'cordoned' : 'uncordoned');
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
     }
-  }
-
-  // ---------------------------------------------------------------- record
-
-  private async writeStatus(e: HostEvacuation, status: HostEvacuationStatus): Promise<HostEvacuation> {
-    const path = vmovePath('hostevacuations', { name: e.metadata.name, subresource: 'status' });
-    try {
-      const updated = await this.d.api.replace<HostEvacuation>(path, { ...e, status });
-      this.d.view.evacuations.writeThrough(updated);
-      return updated;
-    } catch (err) {
-      if (isConflict(err)) await this.refresh(e);
-      throw err;
-    }
-  }
-
-  private async patchMeta(e: HostEvacuation, meta: { finalizers: string[] }): Promise<HostEvacuation> {
-    try {
-      const updated = await this.d.api.mergePatch<HostEvacuation>(vmovePath('hostevacuations', { name: e.metadata.name }), {
-        metadata: { resourceVersion: e.metadata.resourceVersion, ...meta },
-      });
-      this.d.view.evacuations.writeThrough(updated);
-      return updated;
-    } catch (err) {
-      if (isConflict(err)) await this.refresh(e);
-      throw err;
-    }
-  }
-
-  private async refresh(e: HostEvacuation): Promise<void> {
-    const fresh = await this.d.api.find<HostEvacuation>(vmovePath('hostevacuations', { name: e.metadata.name }));
-    if (fresh) this.d.view.evacuations.writeThrough(fresh);
   }
 }
+
+const ignoreNotFound = (err: unknown): undefined => {
+  if (!isNotFound(err)) throw err;
+  return undefined;
+};
 
 /** Equal as JSON regardless of key order (the API server sorts keys; we do not). */
 export function sameJson(a: unknown, b: unknown): boolean {

@@ -6,41 +6,29 @@
 import type { VirtualMachine, VirtualMachineStatus } from '../../api/types';
 
 import type { OperationRequest, OperationStatus } from '../../agent/protocol';
-import { isConflict, type KubeApi } from '../../kube/api';
-import type { EventRecorder } from '../../kube/events';
-import { vmovePath } from '../../kube/paths';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
-import type { AgentOps } from '../agentOps';
 import { vmRunning, vmStorage, currentResources } from '../chooseMove';
-import type { ClusterView } from '../clusterView';
-import type { ControllerConfig } from '../config';
+import type { ControllerDeps } from '../deps';
 import { findCondition, setCondition, type ConditionInput } from '../conditions';
 import { placeVm } from '../placement';
 import { vmSpecFor } from '../vmSpec';
 
 export const VM_FINALIZER = 'vmove.dev/vm-protection';
 
-export interface VmDeps {
-  api: KubeApi;
-  view: ClusterView;
-  agents: AgentOps;
-  events: EventRecorder;
-  config: ControllerConfig;
-}
 
 const hasFinalizer = (vm: VirtualMachine): boolean => !!vm.metadata.finalizers?.includes(VM_FINALIZER);
 
 export class VirtualMachineReconciler {
   private readonly log = componentLogger('virtualmachine');
 
-  constructor(private readonly d: VmDeps) {}
+  constructor(private readonly d: ControllerDeps) {}
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
     let vm = this.d.view.vms.get(key);
     if (!vm) return {};
     if (vm.metadata.deletionTimestamp) return this.delete(vm);
-    if (!hasFinalizer(vm)) vm = await this.patchMeta(vm, { finalizers: [...(vm.metadata.finalizers ?? []), VM_FINALIZER] });
+    vm = await this.d.writers.vms.addFinalizer(vm, VM_FINALIZER);
 
     const ref = vm.status?.moveRef;
     if (ref) {
@@ -180,32 +168,12 @@ export class VirtualMachineReconciler {
         this.d.events.record(vm, 'Warning', 'HostGone', `${node} is gone: whatever the VM left there is not cleaned up`);
       }
     }
-    await this.patchMeta(vm, { finalizers: (vm.metadata.finalizers ?? []).filter((f) => f !== VM_FINALIZER) });
+    await this.d.writers.vms.removeFinalizer(vm, VM_FINALIZER);
     return {};
   }
 
-  private async patchStatus(vm: VirtualMachine, status: VirtualMachineStatus): Promise<VirtualMachine> {
-    const path = vmovePath('virtualmachines', { namespace: vm.metadata.namespace, name: vm.metadata.name, subresource: 'status' });
-    return this.patch(vm, path, { metadata: { resourceVersion: vm.metadata.resourceVersion }, status });
-  }
-
-  private async patchMeta(vm: VirtualMachine, meta: { finalizers: string[] }): Promise<VirtualMachine> {
-    const path = vmovePath('virtualmachines', { namespace: vm.metadata.namespace, name: vm.metadata.name });
-    return this.patch(vm, path, { metadata: { resourceVersion: vm.metadata.resourceVersion, ...meta } });
-  }
-
-  private async patch(vm: VirtualMachine, path: string, body: unknown): Promise<VirtualMachine> {
-    try {
-      const updated = await this.d.api.mergePatch<VirtualMachine>(path, body);
-      this.d.view.vms.writeThrough(updated);
-      return updated;
-    } catch (e) {
-      if (isConflict(e)) {
-        const fresh = await this.d.api.find<VirtualMachine>(vmovePath('virtualmachines', { namespace: vm.metadata.namespace, name: vm.metadata.name }));
-        if (fresh) this.d.view.vms.writeThrough(fresh);
-      }
-      throw e;
-    }
+  private patchStatus(vm: VirtualMachine, status: VirtualMachineStatus): Promise<VirtualMachine> {
+    return this.d.writers.vms.patch(vm, { status }, { subresource: 'status' });
   }
 }
 
