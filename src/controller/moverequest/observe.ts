@@ -150,15 +150,23 @@ export class MoveObserver {
   private async step(mr: MoveRequest, m: MoveState, vm: VirtualMachine | undefined, step: Step & { key: string }, now: Date): Promise<Observation> {
     const ctx = contextOf(m);
     const at = now.toISOString();
-    const node = step.role === 'source' ? ctx.sourceNode : ctx.targetNode;
+    const nodeOf = (role: Step['role']) => (role === 'source' ? ctx.sourceNode : ctx.targetNode);
+    /** AGENT_LOST when the agent of the host in `role` is gone for good. */
+    const lost = (role: Step['role']): Observation | undefined => {
+      const node = nodeOf(role);
+      const agent = node ? this.d.view.agent(node, now.getTime()) : undefined;
+      if (agent && (agent.alive || agent.expiredForSeconds < this.d.config.agentLostAfterSeconds)) return undefined;
+      const why = agent ? `its agent's lease expired ${Math.round(agent.expiredForSeconds)} s ago` : 'it has no agent';
+      return { event: { type: 'AGENT_LOST', at, role, message: `${role} host ${node}: ${why}` } };
+    };
+    // A live migration streams into a hypervisor process on the target that outlives the target's
+    // agent (QEMU, libvirtd): the stream may go on, but nothing could finish the move there. So a
+    // migrate step watches the target's agent as well as the source's it runs on.
+    const loss = lost(step.role) ?? (step.request.kind === 'migrate' && step.role === 'source' ? lost('target') : undefined);
+    if (loss) return loss;
+    const node = nodeOf(step.role);
     const agent = node ? this.d.view.agent(node, now.getTime()) : undefined;
-    if (!agent || !agent.alive) {
-      if (!agent || agent.expiredForSeconds >= this.d.config.agentLostAfterSeconds) {
-        const why = agent ? `its agent's lease expired ${Math.round(agent.expiredForSeconds)} s ago` : 'it has no agent';
-        return { event: { type: 'AGENT_LOST', at, role: step.role, message: `${step.role} host ${node}: ${why}` } };
-      }
-      return { requeueAfterMs: POLL_MS };
-    }
+    if (!agent || !agent.alive) return { requeueAfterMs: POLL_MS };
     if (!vm) return { event: { type: 'STEP_FAILED', at, step: step.key, message: 'the VirtualMachine object is gone', transient: false } };
     const opId = `${mr.metadata.uid}.${step.key}`;
     let st: OperationStatus;
