@@ -1,6 +1,7 @@
 // `npm run bench -- [NAME …] [--quick]` (what `make bench` runs): each benchmark prints its own
 // figures and ratios. Without names, all of them run.
 import { parseArgs } from 'node:util';
+import { benchDataplane } from './dataplane';
 import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';
 import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
 
@@ -12,6 +13,10 @@ const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promi
   evacuation: {
     about: 'evacuation makespan for 200 VMs over 20 sim hosts against the lower bound of bytes ÷ usable bandwidth under the limits',
     run: (quick) => benchEvacuation(quick ? { ...DEFAULT_EVACUATION_BENCH, hosts: 6, vms: 24 } : DEFAULT_EVACUATION_BENCH),
+  },
+  dataplane: {
+    about: 'live migration of real guests (TCG): vmove (qemu driver, ladder) vs virsh migrate --live with libvirt defaults, unlimited and capped links',
+    run: (quick) => benchDataplane({ quick }),
   },
 };
 
