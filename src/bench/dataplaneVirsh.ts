@@ -19,9 +19,9 @@ import { DEFAULT_LIMITS } from '../drivers/qemu/machine';
 import { diskPath, imageFiles } from '../drivers/qemu/paths';
 import type { MigrationRun, Scenario } from './dataplaneScenarios';
 import { HeartbeatClock, guestPause } from './dataplaneConsole';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
 
 /** What `virsh domjobinfo` prints that the benchmark reads. */

@@ -19,8 +19,8 @@ import { LocalFleet } from '../local/fleet';
 import { isTerminal } from '../machines/vocabulary';
 import { HeartbeatClock, guestPause } from './dataplaneConsole';
 import type { MigrationRun, Scenario } from './dataplaneScenarios';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SOURCE = 'node-a';
 const TARGET = 'node-b';
 const NS = 'default';

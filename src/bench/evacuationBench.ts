@@ -8,6 +8,7 @@ import type { HostEvacuation } from '../api/types';
 import { vmovePath } from '../kube/paths';
 import { createVms, startBenchCluster } from './benchCluster';
 import { fmtMs, table } from './stats';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface EvacuationBenchOptions {
   hosts: number;
@@ -29,8 +30,6 @@ export const DEFAULT_EVACUATION_BENCH: EvacuationBenchOptions = {
   parallelMoves: 10,
   perNode: 2,
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchEvacuation(o: EvacuationBenchOptions = DEFAULT_EVACUATION_BENCH, log: (s: string) => void = console.log): Promise<void> {
   const sources = Math.floor(o.hosts / 2);

@@ -6,6 +6,7 @@ import type { MoveRequest } from '../api/types';
 import { isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
 import { fmtMs, mean, percentile, table } from './stats';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface MovesBenchOptions {
   nodes: number;
@@ -17,7 +18,6 @@ export interface MovesBenchOptions {
 
 export const DEFAULT_MOVES_BENCH: MovesBenchOptions = { nodes: 100, vmsPerNode: 10, latencySamples: 40, parallelMoves: [5, 50] };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const OUTBOUND = 2;
 const INBOUND = 2;
 

@@ -13,6 +13,7 @@ import { installVmoveManifests } from './manifests';
 import { freePort } from './ports';
 import { isRunning, killNow, startDaemon, stopDaemon, type Daemon, type Lifetime } from './processes';
 import { instancePaths, readState, readTokens, writeState, type ControlPlaneState, type InstancePaths, type ProcessRecord } from './state';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const log = componentLogger('cluster');
 
@@ -247,8 +248,6 @@ function writeKubeconfigs(paths: InstancePaths, server: string, caPem: string, t
 interface Started {
   daemon: Daemon;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function logTail(file: string, lines = 15): string {
   try {

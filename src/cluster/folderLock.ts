@@ -3,8 +3,7 @@
 import { openSync, closeSync, readFileSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { processExists } from './processes';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function withFolderLock<T>(dir: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { SYSTEM_NAMESPACE, type IdentityName } from './identities';
 import { kubectl, kubectlOrThrow } from './kubectl';
 import { repoPath } from './repo';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CRD_DIR = repoPath('crds');
 export const RBAC_DIR = repoPath('config', 'rbac');
@@ -58,8 +59,6 @@ async function installManifests(adminKubeconfig: string, opts: { crdFiles: strin
     ]);
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Waits until the API server's RBAC authorizer has seen the new bindings (it works from an

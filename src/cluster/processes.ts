@@ -10,6 +10,7 @@
 // Either way the child leads its own process group, so stopping signals the whole group.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type Lifetime = 'parent' | 'detached';
 
@@ -84,8 +85,6 @@ export function readPidFile(file: string): number | undefined {
     return undefined;
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {

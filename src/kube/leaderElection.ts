@@ -5,6 +5,7 @@ import { componentLogger } from '../log';
 import { isAlreadyExists, isConflict, isNotFound, type KubeApi } from './api';
 import { leasePath } from './paths';
 import { microTime } from './time';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -134,4 +135,3 @@ export class LeaderElector {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

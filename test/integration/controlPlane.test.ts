@@ -10,11 +10,10 @@ import { AGENT_USERNAME, CONTROLLER_USERNAME } from '../../src/cluster/identitie
 import { isRunning } from '../../src/cluster/processes';
 import { readState, instancePaths } from '../../src/cluster/state';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const REPO = resolve(__dirname, '..', '..');
 const CLI = join(REPO, 'dist', 'cli', 'main.js');
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

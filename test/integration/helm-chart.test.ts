@@ -15,6 +15,7 @@ import { vmovePath } from '../../src/kube/paths';
 import { cliPath } from '../../src/local/fleet';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
 import { moveYaml, vmYaml } from '../support/vmoveEnv';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const REPO = resolve(__dirname, '..', '..');
 const CHART = join(REPO, 'charts', 'vmove');
@@ -232,8 +233,6 @@ afterAll(async () => {
   await cluster?.stop();
   rmSync(helmHome, { recursive: true, force: true });
 }, 60_000);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, running: ChartProcess[] = []): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -79,6 +79,7 @@ import {
 import { LibvirtError, VirErr } from './rpc';
 import { startSandbox } from './sandbox';
 import { hostCapabilities } from '../hostCapabilities';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LibvirtDriverOptions {
   /** libvirtd's socket; a sandbox host's is `<dir>/run/libvirt/libvirt-sock` (default: the system daemon's). */
@@ -109,7 +110,6 @@ const log = componentLogger('libvirt-driver');
 
 const permanent = (message: string, cause?: unknown): DriverError => new DriverError(message, false, cause === undefined ? undefined : { cause });
 const transient = (message: string, cause?: unknown): DriverError => new DriverError(message, true, cause === undefined ? undefined : { cause });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const isCode = (err: unknown, code: number): boolean => err instanceof LibvirtError && err.code === code;
 
 /** How long the driver waits for a migration to show up, arrive, or wind down. */

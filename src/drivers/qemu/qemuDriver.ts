@@ -56,6 +56,7 @@ import { findQemu, spawnDetached, terminate, waitGone } from './processes';
 import { QmpClient, QmpCommandError, type QmpEvent } from './qmp';
 import { readHeartbeat } from './serialLog';
 import { hostCapabilities } from '../hostCapabilities';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const log = componentLogger('qemu-driver');
 
@@ -105,7 +106,6 @@ const TLS_SERVER = 'vmove-tls-server';
 const TLS_CLIENT = 'vmove-tls-client';
 const mirrorNode = (i: number): string => `mirror${i}`;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const permanent = (message: string, cause?: unknown): DriverError => new DriverError(message, false, cause === undefined ? undefined : { cause });
 const transient = (message: string, cause?: unknown): DriverError => new DriverError(message, true, cause === undefined ? undefined : { cause });
 

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { componentLogger } from '../../log';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const log = componentLogger('qmp');
 
@@ -74,8 +75,6 @@ export class QmpLineDecoder {
     return out;
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * One QMP session to one QEMU process. Emits 'event' (QmpEvent) for every asynchronous event,

@@ -12,6 +12,7 @@ import { LibvirtDriver, type LibvirtDriverOptions, type LibvirtEndpoint } from '
 import { LibvirtConnection } from '../../../src/drivers/libvirt/remote';
 import { sandboxStatus, startSandbox, startSandboxHost, stopSandbox, type SandboxHost } from '../../../src/drivers/libvirt/sandbox';
 import { serialLogPath } from '../../../src/drivers/libvirt/layout';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 jest.setTimeout(240_000);
 
@@ -42,8 +43,6 @@ function vmSpec(name: string, storage: 'Local' | 'SharedFile', kernelArgs = 'vmo
   vms.push(vm);
   return vm;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Heartbeat {
   n: number;

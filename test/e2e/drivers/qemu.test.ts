@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { HostConfig, MigrationStatus, VmSpec } from '../../../src/drivers/driver';
 import { QemuDriver, type QemuDriverOptions } from '../../../src/drivers/qemu';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 jest.setTimeout(180_000);
 
@@ -50,8 +51,6 @@ function vmSpec(name: string, storage: 'Local' | 'SharedFile', kernelArgs = 'vmo
     kernelArgs,
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Heartbeat lines of a VM's serial log on a host. */
 function heartbeats(host: HostConfig, id: string): { n: number; cpus: number; memKiB: number; disk: number }[] {
