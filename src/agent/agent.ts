@@ -4,7 +4,9 @@
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Driver, DriverKind, HostConfig } from '../drivers/driver';
+import type { Driver, DriverKind, HostConfig, VmInfo } from '../drivers/driver';
+import { KubeApi } from '../kube/api';
+import { EventRecorder } from '../kube/events';
 import { createDriver, type DriverOptions } from '../drivers/registry';
 import { componentLogger } from '../log';
 import {
@@ -17,6 +19,7 @@ import {
 } from './auth';
 import { AgentClient, type TokenProvider } from './client';
 import { AgentLease } from './lease';
+import { LeftoverCollector } from './leftovers';
 import { OperationExecutor } from './operations';
 import { createAgentServer } from './server';
 import { VmStatusReporter } from './vmReporter';
@@ -39,6 +42,8 @@ export interface AgentOptions {
   leaseNamespace?: string;
   leaseRenewMs?: number;
   reportIntervalMs?: number;
+  /** How long a copy of a VM must look left over (leftovers.ts) before it is removed. Default 30 s. */
+  leftoverGraceMs?: number;
   /** Migration poll interval (ms). */
   pollMs?: number;
   /** fsync operation records (default true). */
@@ -87,6 +92,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     closeServer?: () => Promise<void>;
     reporter?: VmStatusReporter;
     lease?: AgentLease;
+    api?: KubeApi;
   } = {};
   // Heartbeat and reports stop first; then operations (waking long polls, which answers them),
   // then the server; the driver last — its VMs keep running.
@@ -97,6 +103,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     await step('reporter', () => parts.reporter?.stop());
     await step('executor', () => parts.executor?.close());
     await step('server', () => parts.closeServer?.());
+    parts.api?.close();
     if (ownsDriver) await step('driver', () => driver.close());
   };
   try {
@@ -136,10 +143,29 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const endpoint = opts.endpoint ?? `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
 
     if (opts.kubeconfig) {
-      const reporter = new VmStatusReporter({
+      const api = await KubeApi.fromKubeConfig(opts.kubeconfig);
+      parts.api = api;
+      const events = new EventRecorder(api, 'vmove-agent', node);
+      const graceMs = opts.leftoverGraceMs ?? 30_000;
+      // Re-checked under the VM's lock: nothing may have run on it since the collector decided.
+      const removeLeftover = (info: VmInfo, reason: string) =>
+        executor.housekeep(info.id, async () => {
+          const now = (await driver.list()).find((v) => v.id === info.id);
+          if (!now || now.uid !== info.uid || now.state === 'Running' || now.state === 'Paused') return;
+          if ((executor.lastActivity(info.id) ?? 0) > Date.now() - graceMs) return;
+          if (now.state !== 'Stopped') await driver.stop(info.id);
+          await driver.undefine(info.id, { deleteLocalDisks: true, deleteSharedDisks: false });
+          log.info({ vm: info.id, state: now.state, reason }, 'removed a leftover copy of a VM');
+          const vm = reporter.current(info.id);
+          if (vm?.metadata.uid === info.uid) {
+            events.record(vm, 'Normal', 'LeftoverRemoved', `${node} removed its ${now.state.toLowerCase()} copy of the VM (definition and local disks): ${reason}`);
+          }
+        });
+      const reporter: VmStatusReporter = new VmStatusReporter({
         kubeconfig: opts.kubeconfig,
         node,
         driver,
+        leftovers: new LeftoverCollector({ node, graceMs, lastActivity: (id) => executor.lastActivity(id), remove: removeLeftover }),
         ...(opts.reportIntervalMs !== undefined ? { intervalMs: opts.reportIntervalMs } : {}),
       });
       executor.on('finished', () => reporter.kick());

@@ -161,6 +161,27 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
     }
   }
 
+  /** When an operation on VM `vmId` last ran here (ms since epoch), Infinity while one runs. */
+  lastActivity(vmId: string): number | undefined {
+    let last: number | undefined;
+    for (const rec of this.records.values()) {
+      if (rec.request.vm.id !== vmId) continue;
+      if (rec.status.state === 'Running') return Infinity;
+      last = Math.max(last ?? 0, Date.parse(rec.status.finishedAt ?? rec.status.startedAt));
+    }
+    return last;
+  }
+
+  /** Runs the agent's own housekeeping on a VM in turn with the operations on it. */
+  async housekeep<T>(vmId: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const release = await this.locks.acquire(vmId);
+    try {
+      return this.closing ? undefined : await fn();
+    } finally {
+      release();
+    }
+  }
+
   private launch(rec: OperationRecord): void {
     const p = this.execute(rec).finally(() => this.running.delete(p));
     this.running.add(p);

@@ -3,13 +3,15 @@
 // VirtualMachine changes, it compares what the driver says with what the status says and
 // merge-patches the status subresource only when something differs. It writes nothing but
 // nodeName, phase, cpu and memory (the controller owns scheduledNode and moveRef), and
-// nothing for VMs in the middle of a hand-over (Incoming, Paused, Migrated).
+// nothing for VMs in the middle of a hand-over (Incoming, Paused, Migrated). Each pass also
+// shows the host's copies to the leftover collector (leftovers.ts), which sees the same VMs.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { formatBytes } from '../api/quantity';
 import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
 import type { Driver, VmInfo } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
+import type { LeftoverCollector } from './leftovers';
 import { VirtualMachineWatch, type VirtualMachineWatchHandle } from './vmWatch';
 
 export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
@@ -57,6 +59,7 @@ export interface VmReporterOptions {
   node: string;
   driver: Driver;
   intervalMs?: number;
+  leftovers?: LeftoverCollector;
 }
 
 export class VmStatusReporter {
@@ -93,6 +96,12 @@ export class VmStatusReporter {
     await this.watch?.release();
   }
 
+  /** The VirtualMachine of a copy on this host, as last seen. */
+  current(vmId: string): VirtualMachine | undefined {
+    const ref = parseVmId(vmId);
+    return ref && (this.written.get(`${ref.namespace}/${ref.name}`) ?? this.watch?.get(ref.namespace, ref.name));
+  }
+
   /** Report soon (coalesces bursts of kicks into one pass). */
   kick(): void {
     if (this.stopped || this.kickTimer) return;
@@ -123,15 +132,13 @@ export class VmStatusReporter {
   private async pass(): Promise<void> {
     const watch = this.watch;
     if (!watch?.isSynced) return;
-    for (const info of await this.opts.driver.list()) {
-      const ref = parseVmId(info.id);
-      if (!ref) continue;
-      const key = `${ref.namespace}/${ref.name}`;
-      const vm = this.written.get(key) ?? watch.get(ref.namespace, ref.name);
-      if (!vm) continue;
-      const changes = statusChanges(vm, info, this.opts.node);
-      if (changes) await this.patch(key, vm, changes);
+    const copies = (await this.opts.driver.list()).filter((info) => parseVmId(info.id));
+    for (const info of copies) {
+      const vm = this.current(info.id);
+      const changes = vm && statusChanges(vm, info, this.opts.node);
+      if (vm && changes) await this.patch(`${vm.metadata.namespace}/${vm.metadata.name}`, vm, changes);
     }
+    await this.opts.leftovers?.sweep(copies, (info) => this.current(info.id));
   }
 
   private async patch(key: string, vm: VirtualMachine, changes: Partial<ReportedStatus>): Promise<void> {

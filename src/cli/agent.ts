@@ -36,6 +36,8 @@ const USAGE = `usage: vmove agent --node NAME [options]
   --allow-controller USER     identity allowed to call everything (repeatable)
   --allow-agent USER          identity allowed to read disks (repeatable)
   --lease-namespace NS        namespace of the agent Lease (default vmove-system)
+  --leftover-grace-seconds N  remove a copy of a VM that stays here, not running, after the VM
+                              went on elsewhere, once it has looked so for N seconds (default 30)
   --sim-bandwidth-mibps N     sim: migration link bandwidth, or Infinity
   --sim-disk-mibps N          sim: disk copy rate, or Infinity
   --sim-time-scale N          sim: simulated seconds per real second
@@ -105,6 +107,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         'allow-controller': { type: 'string', multiple: true },
         'allow-agent': { type: 'string', multiple: true },
         'lease-namespace': { type: 'string' },
+        'leftover-grace-seconds': { type: 'string' },
         'sim-bandwidth-mibps': { type: 'string' },
         'sim-disk-mibps': { type: 'string' },
         'sim-time-scale': { type: 'string' },
@@ -155,6 +158,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     } else {
       throw new Error('--auth: tokenreview or shared-secret');
     }
+    const leftoverGrace = number('leftover-grace-seconds', values['leftover-grace-seconds']);
     const simBandwidth = number('sim-bandwidth-mibps', values['sim-bandwidth-mibps']);
     const simDisk = number('sim-disk-mibps', values['sim-disk-mibps']);
     const simScale = number('sim-time-scale', values['sim-time-scale']);
@@ -184,6 +188,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       },
       ...(kubeconfig ? { kubeconfig } : {}),
       ...(values['lease-namespace'] ? { leaseNamespace: values['lease-namespace'] } : {}),
+      ...(leftoverGrace !== undefined ? { leftoverGraceMs: leftoverGrace * 1000 } : {}),
     };
     endpointFile = values['endpoint-file'];
   } catch (err) {

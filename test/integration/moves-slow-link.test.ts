@@ -67,9 +67,14 @@ test('the target agent dies mid-migration: the move rolls back and the VM keeps 
     const s = (await env.vm('big'))?.status;
     return s?.nodeName === 'node-a' && s.phase === 'Running';
   });
-  // The dead host comes back: it holds no copy that runs.
-  await env.fleet.restartAgent('node-c', { agentArgs: slowLink });
+  // The dead host comes back: it holds no copy that runs, and it removes the copy it had
+  // prepared once that copy has looked left over for the grace period (5 s here, 30 by default).
+  await env.fleet.restartAgent('node-c', { agentArgs: [...slowLink, '--leftover-grace-seconds', '5'] });
   await env.waitFor('node-c agent back', async () => (await env.hostInventory()).has('node-c'));
+  expect(await env.runningOn('big')).toEqual(['node-a']);
+  await env.waitFor('node-c to remove its leftover copy of big', async () => !((await env.hostInventory()).get('node-c') ?? []).some((v) => v.id === 'default_big'));
+  const events = await env.kubectl(['get', 'events', '--field-selector', 'involvedObject.kind=VirtualMachine,involvedObject.name=big,reason=LeftoverRemoved', '-o', 'jsonpath={.items[*].message}']);
+  expect(events.stdout).toContain('node-c removed its incoming copy of the VM (definition and local disks): the VM runs on node-a');
   expect(await env.runningOn('big')).toEqual(['node-a']);
 });
 
