@@ -19,6 +19,7 @@ import type { CopyProgress, OperationRequest } from './protocol';
 export interface OperationOutcome {
   message: string;
   endpoint?: IncomingEndpoint;
+  guestHeartbeat?: number;
 }
 
 export interface OperationContext {
@@ -97,8 +98,14 @@ const handlers: Handlers = {
       const st = await driver.migrationStatus(id);
       ctx.progress({ migration: st });
       switch (st.state) {
-        case 'completed':
-          return { message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes` };
+        case 'completed': {
+          // Where the guest's heartbeat stood when it left: the target's must go on from there.
+          const heartbeat = (await find(driver, id))?.heartbeat;
+          return {
+            message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes`,
+            ...(heartbeat !== undefined ? { guestHeartbeat: heartbeat } : {}),
+          };
+        }
         case 'failed':
           throw new OperationFailure(`migration failed: ${st.error ?? 'no reason given'}`, st.errorTransient ?? true);
         case 'cancelled':
@@ -167,7 +174,13 @@ const handlers: Handlers = {
     for (let vm = first; ; vm = await find(driver, req.vm.id)) {
       if (!vm) throw new OperationFailure('VM is not defined here', false);
       if (vm.state !== 'Running') throw new OperationFailure(`VM is ${vm.state}, expected Running`, false);
-      if (vm.heartbeat !== undefined && (first?.heartbeat === undefined || vm.heartbeat > first.heartbeat)) {
+      const above = req.heartbeatAbove;
+      if (above !== undefined && vm.heartbeat !== undefined && vm.heartbeat < above) {
+        // Trying again can help: the source still has the guest's disk.
+        throw new OperationFailure(`the guest restarted here: heartbeat ${vm.heartbeat}, it was at ${above} on the source`, true);
+      }
+      const beyond = Math.max(first?.heartbeat ?? -1, above ?? -1);
+      if (vm.heartbeat !== undefined && vm.heartbeat > beyond) {
         return { message: `VM running; guest heartbeat ${vm.heartbeat}` };
       }
       const left = deadline - Date.now();

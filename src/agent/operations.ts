@@ -217,7 +217,7 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
         fetchDisk: this.opts.fetchDisk,
       });
       if (this.closing) return;
-      rec.status = { ...rec.status, state: 'Succeeded', message: outcome.message, ...(outcome.endpoint ? { endpoint: outcome.endpoint } : {}) };
+      rec.status = { ...rec.status, state: 'Succeeded', message: outcome.message, ...(outcome.endpoint ? { endpoint: outcome.endpoint } : {}), ...(outcome.guestHeartbeat !== undefined ? { guestHeartbeat: outcome.guestHeartbeat } : {}) };
     } catch (err) {
       // Shutting down: leave it Running so the next agent resumes it.
       if (this.closing) return;

@@ -42,8 +42,12 @@ export type OperationRequest =
   /** Pull every Local disk of the VM from another agent (cold move with disk copy). */
   | (OpBase<'copyDisks'> & { from: { endpoint: string } })
   | (OpBase<'hotplug'> & { cpu: number; memoryBytes: number })
-  /** Check the VM runs here and its guest makes progress (heartbeat advances) within `windowMs`. */
-  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean });
+  /**
+   * Check the VM runs here and its guest makes progress (heartbeat advances) within `windowMs`;
+   * with `heartbeatAbove` (a live move: the guest's last heartbeat on the source), the guest must
+   * go on from there — a lower heartbeat means it restarted.
+   */
+  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean; heartbeatAbove?: number });
 
 export type OperationKind = OperationRequest['kind'];
 
@@ -75,6 +79,8 @@ export interface OperationStatus {
   copy?: CopyProgress;
   /** prepareIncoming answers where to send the VM. */
   endpoint?: IncomingEndpoint;
+  /** migrate: the guest's last heartbeat here when the migration completed. */
+  guestHeartbeat?: number;
   error?: OperationError;
   /** A short human sentence (shown in MoveRequest history). */
   message?: string;

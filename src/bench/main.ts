@@ -1,5 +1,6 @@
 // `npm run bench -- [NAME …] [--quick]` (what `make bench` runs): each benchmark prints its own
 // figures and ratios. Without names, all of them run.
+import './quietLogs';
 import { parseArgs } from 'node:util';
 import { benchDataplane } from './dataplane';
 import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';

@@ -294,6 +294,7 @@ export const actingState = (spec: MachineSpec, o: ActingOptions) =>
         target: o.next,
         actions: assign(({ context, event }) => ({
           endpoint: event.type === 'STEP_SUCCEEDED' && event.endpoint ? event.endpoint : context.endpoint,
+          guestHeartbeat: event.type === 'STEP_SUCCEEDED' && event.guestHeartbeat !== undefined ? event.guestHeartbeat : context.guestHeartbeat,
         })),
       },
       STEP_FAILED: {
@@ -454,6 +455,7 @@ const resetAttempt = assign(({ context, event }) => ({
   notBefore: nextAttemptAt(context, event.at),
   targetNode: undefined,
   endpoint: undefined,
+  guestHeartbeat: undefined,
   rung: 0,
   watch: undefined,
   rollback: undefined,

@@ -35,7 +35,13 @@ export const liveSpec: MachineSpec = {
       case 'SwitchingOver':
         return onTarget('complete-incoming', { kind: 'completeIncoming' });
       case 'Verifying':
-        return onTarget('verify', { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterLiveMigration, expectRunning: true });
+        // The guest must go on from where it left the source: a restart on the target fails too.
+        return onTarget('verify', {
+          kind: 'verify',
+          windowMs: VERIFY_WINDOW_MS.afterLiveMigration,
+          expectRunning: true,
+          ...(c.guestHeartbeat !== undefined ? { heartbeatAbove: c.guestHeartbeat } : {}),
+        });
       case 'CleaningUp':
         return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) });
       default:

@@ -82,6 +82,8 @@ export interface MoveContext extends MoveInput {
   targetNode?: string;
   /** Where the source sends the VM (answer of the target's prepareIncoming). */
   endpoint?: IncomingEndpoint;
+  /** The guest's last heartbeat on the source when the live migration completed (this attempt). */
+  guestHeartbeat?: number;
   /** Position on the convergence ladder (live moves). */
   rung: number;
   watch?: StepWatch;
@@ -116,7 +118,7 @@ export type MoveEvent = Timed &
     | { type: 'START'; sourceReachable?: boolean }
     | { type: 'PLACED'; targetNode: string }
     | { type: 'REJECTED'; message: string }
-    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint }
+    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint; guestHeartbeat?: number }
     | { type: 'STEP_FAILED'; step: string; message: string; transient: boolean }
     | { type: 'PROGRESS'; step: string; processedBytes: number; remainingBytes: number; iteration: number }
     | { type: 'AGENT_LOST'; role: Role; message: string }

@@ -189,7 +189,10 @@ export class MoveObserver {
     const progress = progressOf(st);
     switch (st.state) {
       case 'Succeeded':
-        return { event: { type: 'STEP_SUCCEEDED', at, step: step.key, ...(st.endpoint ? { endpoint: st.endpoint } : {}) }, progress };
+        return {
+          event: { type: 'STEP_SUCCEEDED', at, step: step.key, ...(st.endpoint ? { endpoint: st.endpoint } : {}), ...(st.guestHeartbeat !== undefined ? { guestHeartbeat: st.guestHeartbeat } : {}) },
+          progress,
+        };
       case 'Failed':
         return { event: { type: 'STEP_FAILED', at, step: step.key, message: st.error?.message ?? st.message ?? 'failed', transient: st.error?.transient ?? false }, progress };
       default:

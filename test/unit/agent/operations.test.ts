@@ -127,6 +127,25 @@ test('another body for a known opId is a conflict; a migration may change only i
   expect(st).toMatchObject({ state: 'Succeeded', migration: { state: 'completed' } });
 });
 
+test('after a live migration the guest must go on from its heartbeat on the source; a restarted guest fails verification', async () => {
+  const [ha, hb] = [host('a'), host('b')];
+  const [a, b] = [await sim(ha), await sim(hb)];
+  const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
+  const spec = vm();
+  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
+  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  const mig = await submitDone(exA, 'mig', { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning(), blockMigration: false });
+  expect(mig).toMatchObject({ state: 'Succeeded', guestHeartbeat: expect.any(Number) });
+  await submitDone(exB, 'complete', { kind: 'completeIncoming', vm: spec });
+  const verify = { kind: 'verify', vm: spec, windowMs: 5_000, expectRunning: true } as const;
+  expect(await submitDone(exB, 'verify', { ...verify, heartbeatAbove: mig.guestHeartbeat! })).toMatchObject({ state: 'Succeeded' });
+  // The same guest, had it booted again on the target, would count from the start.
+  expect(await submitDone(exB, 'verify-restarted', { ...verify, heartbeatAbove: mig.guestHeartbeat! + 1_000 })).toMatchObject({
+    state: 'Failed',
+    error: { transient: true, message: expect.stringMatching(/restarted here/) },
+  });
+});
+
 test('after a restart, an operation recorded as Running runs (again)', async () => {
   const h = host('a');
   const d = await sim(h);

@@ -98,14 +98,14 @@ export class MoveDriver {
   }
 
   /** The current step succeeds: its effect lands in the world (it must be possible there). */
-  succeed(): this {
+  succeed(answer: { guestHeartbeat?: number } = {}): this {
     const step = this.mustStep();
     const host = this.hostOf(step.role);
     const outcome = applyStep(this.world, host, step.request, this.ctx[step.resources]);
     if (!outcome.ok) throw new Error(`${step.key} (${step.request.kind}) cannot succeed on ${host}: ${outcome.reason}`);
     this.world = outcome.world;
     const endpoint = step.request.kind === 'prepareIncoming' ? { endpoint: { migrationUri: `tcp:${host}:49152` } } : {};
-    this.send({ type: 'STEP_SUCCEEDED', step: step.key, ...endpoint });
+    this.send({ type: 'STEP_SUCCEEDED', step: step.key, ...endpoint, ...answer });
     return this;
   }
 

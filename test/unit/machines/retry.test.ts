@@ -75,6 +75,17 @@ test("results of an earlier attempt's steps are ignored", () => {
   expect(d.ctx.endpoint).toBeUndefined();
 });
 
+test("the target's verification of a live move asks the guest to go on from its heartbeat on the source; a retry forgets it", () => {
+  const d = live(3).start().place().succeed().succeed({ guestHeartbeat: 57 }).succeed();
+  expect(d.phase).toBe('Verifying');
+  expect(d.step?.request).toMatchObject({ kind: 'verify', heartbeatAbove: 57 });
+  d.fail(true, 'the guest restarted here: heartbeat 2, it was at 57 on the source');
+  finishRollback(d);
+  d.wait(60_000).start().place().succeed().succeed().succeed();
+  expect(d.step?.key).toBe('2.verifying');
+  expect(d.step?.request).not.toHaveProperty('heartbeatAbove');
+});
+
 test('a cancel while rolling back for a retry ends Cancelled instead', () => {
   const d = live(3).start().place().succeed();
   d.fail(true);
