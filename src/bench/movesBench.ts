@@ -103,7 +103,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const makespan = Math.max(...ends) - t0;
       const ok = names.filter((n) => bc.moves.get(`default/${n}`)?.phase === 'Succeeded').length;
       rows.push([limit, names.length, fmtMs(makespan), (names.length / (makespan / 1000)).toFixed(1), max.all, max.out, max.in, ok]);
-      log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}`);
+      log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}; at most ${max.all} in flight, ${max.out} out of and ${max.in} into one node; ${ok} succeeded`);
     }
     log('');
     log(table(rows));

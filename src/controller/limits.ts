@@ -16,8 +16,6 @@ export const moveGroup = (labels: Record<string, string> | undefined): string =>
   return evacuation ? `evacuation/${evacuation}` : STANDALONE_GROUP;
 };
 
-const describeGroup = (group: string): string => (group === STANDALONE_GROUP ? 'standalone requests' : `evacuation ${group.slice('evacuation/'.length)}`);
-
 /** A move ready to start but for the limits: it competes for the next free slot. */
 export interface Contender {
   uid: string;
@@ -49,11 +47,11 @@ export function admitMove(
   if (!transfers(candidate)) return { ok: true };
   const others = inFlight.filter((m) => m.uid !== candidate.uid && transfers(m));
   if (others.length >= limits.parallelMoves) {
-    return { ok: false, reason: `${others.length} moves are in flight in the cluster (limit ${limits.parallelMoves})` };
+    return { ok: false, reason: waitingForSlot(limits) };
   }
   const outbound = others.filter((m) => m.source === candidate.source && m.target !== candidate.source).length;
   if (outbound >= limits.outboundPerNode) {
-    return { ok: false, reason: `${outbound} moves are leaving ${candidate.source} (limit ${limits.outboundPerNode} per node)` };
+    return { ok: false, reason: `waiting for a free slot on ${candidate.source}: ${limits.outboundPerNode} moves at a time may leave a node` };
   }
   return competition ? fairTurn(candidate, others, limits, competition) : { ok: true };
 }
@@ -92,12 +90,16 @@ function fairTurn(candidate: { uid: string; source: string; moveType: string }, 
     inFlightOf.set(best.group, (inFlightOf.get(best.group) ?? 0) + 1);
     leaving.set(best.source, (leaving.get(best.source) ?? 0) + 1);
   }
-  const first = [...new Set(served.map((s) => describeGroup(s.group)))].join(', ');
-  return {
-    ok: false,
-    reason: `waiting for a fair share of the limits: the free slots go first to moves of ${first || 'other groups'}, with fewer moves in flight than ${describeGroup(candidateGroup)} (${inFlightOf.get(candidateGroup) ?? 0})`,
-  };
+  return { ok: false, reason: waitingForSlot(limits) };
 }
+
+/**
+ * One sentence for every wait on the cluster's limit, whether the slots are all taken or free
+ * ones went to others: every waiting MoveRequest shows it in its status, and a sentence that
+ * changed with each move starting or ending would rewrite all of them each time.
+ */
+const waitingForSlot = (limits: MoveLimits): string =>
+  `waiting for a free slot: ${limits.parallelMoves} moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)`;
 
 function before(a: Contender, b: Contender, inFlightOf: Map<string, number>): boolean {
   const na = inFlightOf.get(a.group) ?? 0;

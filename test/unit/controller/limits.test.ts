@@ -7,11 +7,11 @@ const flight = (uid: string, source: string, target: string, moveType = 'Live'):
 describe('admitMove', () => {
   test('cluster-wide limit', () => {
     const r = admitMove({ uid: 'x', source: 'd', moveType: 'Live' }, [flight('1', 'a', 'b'), flight('2', 'b', 'c'), flight('3', 'c', 'a')], limits);
-    expect(r).toEqual({ ok: false, reason: '3 moves are in flight in the cluster (limit 3)' });
+    expect(r).toEqual({ ok: false, reason: 'waiting for a free slot: 3 moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)' });
   });
   test('outbound per node', () => {
     const r = admitMove({ uid: 'x', source: 'a', moveType: 'Cold' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits);
-    expect(r).toEqual({ ok: false, reason: '2 moves are leaving a (limit 2 per node)' });
+    expect(r).toEqual({ ok: false, reason: 'waiting for a free slot on a: 2 moves at a time may leave a node' });
     expect(admitMove({ uid: 'x', source: 'b', moveType: 'Cold' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits)).toEqual({ ok: true });
   });
   test('a move does not count against itself; resizes in place do not count', () => {

@@ -5,6 +5,7 @@ import { admitMove, competition, moveGroup, type Competition, type Contender } f
 import { host, ownedMove, vm } from './fixtures';
 
 const limits = { parallelMoves: 4, outboundPerNode: 2, inboundPerNode: 2 };
+const SLOT_WAIT = 'waiting for a free slot: 4 moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)';
 const flight = (uid: string, source: string): MoveInFlight => ({ uid, key: uid, vmKey: uid, source, target: 'z', moveType: 'Live', after: { cpu: 1, memoryBytes: 1 } });
 const waiter = (uid: string, group: string, source: string, since = '2030-01-01T00:00:00Z'): Contender => ({ uid, key: `default/${uid}`, group, source, moveType: 'Live', since });
 const race = (waiting: Contender[], groups: Record<string, string>): Competition => ({ waiting, groupOf: new Map([...waiting.map((w) => [w.uid, w.group] as const), ...Object.entries(groups)]) });
@@ -16,7 +17,10 @@ describe('admitMove shares the limits fairly', () => {
     const c = race([waiter('a4', 'evacuation/A', 'n2'), waiter('b1', 'evacuation/B', 'n3', '2030-01-01T00:05:00Z')], { a1: 'evacuation/A', a2: 'evacuation/A', a3: 'evacuation/A' });
     const forA = admitMove({ uid: 'a4', source: 'n2', moveType: 'Live' }, inFlight, limits, c);
     expect(forA.ok).toBe(false);
-    expect(!forA.ok && forA.reason).toBe('waiting for a fair share of the limits: the free slots go first to moves of evacuation B, with fewer moves in flight than evacuation A (3)');
+    // The same sentence as when every slot is taken: waiting requests are not rewritten as slots change hands.
+    expect(!forA.ok && forA.reason).toBe(SLOT_WAIT);
+    const full = admitMove({ uid: 'a4', source: 'n2', moveType: 'Live' }, [...inFlight, flight('b0', 'n4')], limits);
+    expect(!full.ok && full.reason).toBe(SLOT_WAIT);
     expect(admitMove({ uid: 'b1', source: 'n3', moveType: 'Live' }, inFlight, limits, c)).toEqual({ ok: true });
   });
 
