@@ -1,5 +1,6 @@
 // Checks of what arrives over the wire: operation ids and OperationRequest bodies. Pure.
 import { STORAGE_KINDS } from '../api/types';
+import { canonicalJson } from '../json';
 import type { OperationKind, OperationRequest } from './protocol';
 
 /** Operation ids name files: letters, digits, dot, dash, underscore. */
@@ -114,13 +115,6 @@ export function validateOperationRequest(body: unknown): { request: OperationReq
   }
   const problems = [...vmProblems(body.vm), ...kindProblems(body)];
   return problems.length ? { problems } : { request: body as unknown as OperationRequest };
-}
-
-/** JSON with sorted keys: two bodies that mean the same compare equal. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    isObj(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
-  );
 }
 
 /** Whether `next` may be sent again for the operation `prev` names: the same, or (migrate) only tuning changed. */

@@ -14,6 +14,7 @@ import type { ControllerDeps } from '../deps';
 import { decideEvacuation, isFinal, type EvacuationDecision, type NewMove } from './decide';
 import { observeEvacuation } from './facts';
 import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, VM_LABEL } from './names';
+import { sameJson } from '../../json';
 
 export type EvacuationDeps = Pick<ControllerDeps, 'api' | 'view' | 'writers' | 'events' | 'config'>;
 
@@ -112,21 +113,3 @@ const ignoreNotFound = (err: unknown): undefined => {
   if (!isNotFound(err)) throw err;
   return undefined;
 };
-
-/** Equal as JSON regardless of key order (the API server sorts keys; we do not). */
-export function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
-}
-
-function sorted(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sorted);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, x]) => [k, sorted(x)]),
-    );
-  }
-  return v;
-}

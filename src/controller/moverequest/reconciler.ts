@@ -13,6 +13,7 @@ import { MoveObserver, POLL_MS, vmKeyOf } from './observe';
 import { MoveReservations } from './reservations';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
 import { releaseVm } from './vmLock';
+import { sameJson } from '../../json';
 
 export const MOVE_FINALIZER = 'vmove.dev/move-protection';
 /** Transitions one reconcile may take before yielding to other requests. */
@@ -21,7 +22,7 @@ const MAX_TRANSITIONS = 25;
 const PROGRESS_WRITE_INTERVAL_MS = 2_000;
 
 const sameExceptHistory = (a: MoveRequestStatus | undefined, b: MoveRequestStatus | undefined): boolean =>
-  JSON.stringify({ ...a, history: undefined }) === JSON.stringify({ ...b, history: undefined });
+  sameJson({ ...a, history: undefined }, { ...b, history: undefined });
 
 const madeBefore = (a: MoveRequest, b: MoveRequest): boolean => {
   const ta = a.metadata.creationTimestamp ?? '';
@@ -74,7 +75,7 @@ export class MoveRequestReconciler {
       }
       if ('waiting' in intake) {
         const status = waitingWithoutMove(mr.status, intake.waiting.reason, intake.waiting.message, now.toISOString(), mr.metadata.generation);
-        if (JSON.stringify(status) !== JSON.stringify(mr.status)) {
+        if (!sameJson(status, mr.status)) {
           mr = await this.writeStatus(mr, status);
           this.d.events.record(mr, 'Normal', intake.waiting.reason, intake.waiting.message);
         }
@@ -101,7 +102,7 @@ export class MoveRequestReconciler {
       const before = m;
       const { state, notes } = advance(m, obs.event);
       const samePhase = phaseOf(state) === phaseOf(before);
-      if (samePhase && notes.length === 0 && JSON.stringify(state.snapshot.context) === JSON.stringify(before.snapshot.context)) {
+      if (samePhase && notes.length === 0 && sameJson(state.snapshot.context, before.snapshot.context)) {
         return { requeueAfterMs: obs.requeueAfterMs ?? POLL_MS };
       }
       m = state;
