@@ -19,7 +19,7 @@ import {
 } from './auth';
 import { AgentClient, type TokenProvider } from './client';
 import { AgentLease } from './lease';
-import { LeftoverCollector } from './leftovers';
+import { LeftoverCollector, leftoverReason } from './leftovers';
 import { OperationExecutor } from './operations';
 import { createAgentServer } from './server';
 import { VmStatusReporter } from './vmReporter';
@@ -147,16 +147,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       parts.api = api;
       const events = new EventRecorder(api, 'vmove-agent', node);
       const graceMs = opts.leftoverGraceMs ?? 30_000;
-      // Re-checked under the VM's lock: nothing may have run on it since the collector decided.
-      const removeLeftover = (info: VmInfo, reason: string) =>
+      // Decided again under the VM's lock, from fresh facts: nothing may have run on it since.
+      const removeLeftover = (info: VmInfo) =>
         executor.housekeep(info.id, async () => {
           const now = (await driver.list()).find((v) => v.id === info.id);
-          if (!now || now.uid !== info.uid || now.state === 'Running' || now.state === 'Paused') return;
-          if ((executor.lastActivity(info.id) ?? 0) > Date.now() - graceMs) return;
+          const vm = reporter.current(info.id);
+          const reason = now && now.uid === info.uid ? leftoverReason(now, vm, node) : undefined;
+          if (!now || !reason || (executor.lastActivity(info.id) ?? 0) > Date.now() - graceMs) return;
           if (now.state !== 'Stopped') await driver.stop(info.id);
           await driver.undefine(info.id, { deleteLocalDisks: true, deleteSharedDisks: false });
           log.info({ vm: info.id, state: now.state, reason }, 'removed a leftover copy of a VM');
-          const vm = reporter.current(info.id);
           if (vm?.metadata.uid === info.uid) {
             events.record(vm, 'Normal', 'LeftoverRemoved', `${node} removed its ${now.state.toLowerCase()} copy of the VM (definition and local disks): ${reason}`);
           }

@@ -38,8 +38,8 @@ export interface LeftoverCollectorOptions {
   graceMs: number;
   /** When an operation on this VM last ran here (ms since epoch); Infinity while one runs. */
   lastActivity: (vmId: string) => number | undefined;
-  /** Removes the copy (definition and local disks; shared disks stay). */
-  remove: (info: VmInfo, reason: string) => Promise<void>;
+  /** Removes the copy (definition and local disks; shared disks stay), deciding again first. */
+  remove: (info: VmInfo) => Promise<unknown>;
   now?: () => number;
 }
 
@@ -57,8 +57,7 @@ export class LeftoverCollector {
     const now = this.now();
     const seen = new Set<string>();
     for (const info of copies) {
-      const reason = leftoverReason(info, vmOf(info), this.o.node);
-      if (!reason) continue;
+      if (!leftoverReason(info, vmOf(info), this.o.node)) continue;
       seen.add(info.id);
       const first = this.since.get(info.id);
       if (!first || first.uid !== info.uid) {
@@ -68,7 +67,7 @@ export class LeftoverCollector {
       const quietSince = Math.max(first.at, this.o.lastActivity(info.id) ?? 0);
       if (now - quietSince < this.o.graceMs) continue;
       this.since.delete(info.id);
-      await this.o.remove(info, reason);
+      await this.o.remove(info);
     }
     for (const id of [...this.since.keys()]) if (!seen.has(id)) this.since.delete(id);
   }
