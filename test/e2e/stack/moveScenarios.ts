@@ -23,6 +23,7 @@ export async function liveBlock(stack: RealStack): Promise<void> {
   const { mr, onSource, target } = await stack.watchedMove('db-live', 'db', 'node-a', 'node-b', { mode: 'Live', target: { nodeName: 'node-b' } });
   stack.ended(mr, 'Succeeded');
   expect(mr.status).toMatchObject({ moveType: 'Live', variant: 'BlockMigration', sourceNode: 'node-a', targetNode: 'node-b' });
+  stack.wentThrough(mr, ['Pending', 'Scheduling', 'PreparingTarget', 'Migrating', 'SwitchingOver', 'Verifying', 'CleaningUp', 'Succeeded']);
   expect(mr.status?.progress?.diskTotalBytes).toBeGreaterThan(0);
   const beats = await stack.ranOnAcross(onSource, target, 'db');
   // The counter the guest keeps on its disk goes on too: the target's disk holds the source's data.
