@@ -12,7 +12,7 @@
 //   verify            watches a new window
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DiskReader, Driver, IncomingEndpoint, MigrationStatus, VmInfo } from '../drivers/driver';
+import { type DiskReader, type Driver, type IncomingEndpoint, type MigrationStatus, NotArrivedYet, type VmInfo } from '../drivers/driver';
 import { OperationFailure } from './errors';
 import type { CopyProgress, OperationRequest } from './protocol';
 
@@ -44,6 +44,9 @@ type Handlers = { [K in OperationRequest['kind']]: Handler<K> };
 async function find(driver: Driver, id: string): Promise<VmInfo | undefined> {
   return (await driver.list()).find((v) => v.id === id);
 }
+
+/** How long completeIncoming waits for the target to load the state the source finished sending. */
+const ARRIVAL_WAIT_MS = 60_000;
 
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? '?' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
@@ -123,9 +126,18 @@ const handlers: Handlers = {
     return { message: 'migration cancelled; the VM runs on here' };
   },
 
-  async completeIncoming(req, { driver }) {
-    await driver.completeIncoming(req.vm.id);
-    return { message: 'VM running on the target' };
+  async completeIncoming(req, ctx) {
+    const deadline = Date.now() + ARRIVAL_WAIT_MS;
+    for (;;) {
+      try {
+        await ctx.driver.completeIncoming(req.vm.id);
+        return { message: 'VM running on the target' };
+      } catch (err) {
+        if (!(err instanceof NotArrivedYet) || Date.now() > deadline) throw err;
+        ctx.progress({ message: 'waiting for the last of the migrated state to arrive' });
+        await sleep(ctx.pollMs, undefined, { signal: ctx.signal });
+      }
+    }
   },
 
   async resumeSource(req, { driver }) {

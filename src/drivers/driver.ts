@@ -148,6 +148,17 @@ export class DriverError extends Error {
   }
 }
 
+/**
+ * completeIncoming: the migrated state has not fully arrived on the target yet. The source can
+ * report its side complete a moment before the target has loaded the last of it (more so on a
+ * loaded host), so this is not a failure: the agent waits and asks again.
+ */
+export class NotArrivedYet extends DriverError {
+  constructor(message: string) {
+    super(message, true);
+  }
+}
+
 export interface DiskReader {
   sizeBytes: number;
   stream: Readable;

@@ -32,6 +32,7 @@ import type { Readable } from 'node:stream';
 import { componentLogger, type Logger } from '../../log';
 import {
   DriverError,
+  NotArrivedYet,
   type DiskReader,
   type Driver,
   type HostCapabilities,
@@ -349,24 +350,19 @@ export class LibvirtDriver implements Driver {
   /** Target side: libvirt resumes the domain itself once its state arrived; confirm it runs. */
   async completeIncoming(id: string): Promise<void> {
     const c = await this.connection();
-    const deadline = Date.now() + MIGRATION_WAIT_MS;
-    for (;;) {
-      const d = await this.lookup(c, id);
-      if (d) {
-        const { state, reason } = await c.getState(d);
-        if (state === DomainState.Running || state === DomainState.Blocked) return this.records.clearIncoming(id);
-        if (state === DomainState.Paused && reason !== PausedReason.Migration && reason !== PausedReason.StartingUp) {
-          if (reason === PausedReason.PostcopyFailed) throw permanent(`post-copy migration of ${id} failed; the guest is lost`);
-          await c.resume(d);
-          return this.records.clearIncoming(id);
-        }
-        if (state === DomainState.Shutoff || state === DomainState.Crashed) {
-          throw permanent(`${id} is not running on ${this.host.nodeName}: the incoming migration did not complete`);
-        }
-      }
-      if (Date.now() > deadline) throw transient(`${id} has not arrived on ${this.host.nodeName} yet`);
-      await sleep(POLL_MS);
+    const d = await this.lookup(c, id);
+    if (!d) throw new NotArrivedYet(`${id} has not arrived on ${this.host.nodeName} yet`);
+    const { state, reason } = await c.getState(d);
+    if (state === DomainState.Running || state === DomainState.Blocked) return this.records.clearIncoming(id);
+    if (state === DomainState.Shutoff || state === DomainState.Crashed) {
+      throw permanent(`${id} is not running on ${this.host.nodeName}: the incoming migration did not complete`);
     }
+    if (state === DomainState.Paused && reason !== PausedReason.Migration && reason !== PausedReason.StartingUp) {
+      if (reason === PausedReason.PostcopyFailed) throw permanent(`post-copy migration of ${id} failed; the guest is lost`);
+      await c.resume(d);
+      return this.records.clearIncoming(id);
+    }
+    throw new NotArrivedYet(`${id} has not arrived on ${this.host.nodeName} yet`);
   }
 
   // ------------------------------------------------------------------ live migration: source

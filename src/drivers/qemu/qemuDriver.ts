@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { componentLogger } from '../../log';
 import {
   DriverError,
+  NotArrivedYet,
   type DiskReader,
   type Driver,
   type HostCapabilities,
@@ -345,7 +346,7 @@ export class QemuDriver implements Driver {
       if (status === 'running') return this.writeRecord(id, { spec: rec.spec, layout: rec.layout });
       const incoming = migrationState((await qmp.execute<QueryMigrate>('query-migrate')).status);
       if (status === 'inmigrate' || (incoming !== 'completed' && incoming !== 'postcopy')) {
-        throw transient(`the migration of ${id} has not completed on ${this.host.nodeName} yet`);
+        throw new NotArrivedYet(`the migration of ${id} has not completed on ${this.host.nodeName} yet`);
       }
       // Stopping the server ends its exports; the source has cancelled its mirrors by now.
       if (rec.incoming?.nbdExports.length) await qmp.execute('nbd-server-stop').catch(ignoreQmp);

@@ -10,6 +10,7 @@ import type { OperationKind } from '../../agent/protocol';
 import { componentLogger } from '../../log';
 import {
   DriverError,
+  NotArrivedYet,
   type DiskReader,
   type Driver,
   type HostCapabilities,
@@ -253,7 +254,7 @@ export class SimDriver implements Driver {
       case 'Running':
         return;
       case 'Incoming':
-        throw new DriverError(`the migration stream of ${id} has not completed yet on ${this.host.nodeName} (busy)`, true);
+        throw new NotArrivedYet(`the migration stream of ${id} has not completed yet on ${this.host.nodeName}`);
       case 'Paused':
         this.run(rec);
         await this.store.persist(id);

@@ -146,6 +146,25 @@ test('after a live migration the guest must go on from its heartbeat on the sour
   });
 });
 
+test('completing an incoming VM waits for the last of its state to arrive instead of failing', async () => {
+  const [ha, hb] = [host('a'), host('b')];
+  const [a, b] = [await sim(ha), await sim(hb)];
+  const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
+  const spec = vm();
+  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
+  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  const migrate: OperationRequest = { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning({ bandwidthMiBps: 2 }), blockMigration: false };
+  await exA.submit('mig', migrate);
+  // Asked too early (the source's report raced the target's load): it waits, saying so.
+  await exB.submit('complete', { kind: 'completeIncoming', vm: spec });
+  const waiting = await exB.waitFor('complete', 300);
+  expect(waiting).toMatchObject({ state: 'Running', message: expect.stringMatching(/waiting for the last of the migrated state/) });
+  await exA.submit('mig', { ...migrate, tuning: tuning() });
+  expect((await done(exA, 'mig')).state).toBe('Succeeded');
+  expect(await done(exB, 'complete')).toMatchObject({ state: 'Succeeded' });
+  expect(await stateOf(b, spec.id)).toBe('Running');
+});
+
 test('after a restart, an operation recorded as Running runs (again)', async () => {
   const h = host('a');
   const d = await sim(h);
