@@ -540,6 +540,11 @@ describe('in a real API server', () => {
       }, 60_000, processes).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
       expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode })
         .toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b' });
+      // The controller lets the VM go right after it marks the move done.
+      await waitFor('VM web released, running on hv-b', async () => {
+        const st = (await vm())?.status;
+        return st?.moveRef ? undefined : st;
+      }, 10_000, processes);
       expect((await vm())?.status).toMatchObject({ nodeName: 'hv-b', phase: 'Running' });
     } finally {
       await Promise.all(processes.map((p) => p.stop()));

@@ -1,7 +1,7 @@
 // One move per VM at a time: VirtualMachine.status.moveRef names the MoveRequest that holds it.
 // Taking it is a write conditional on the VM's resourceVersion, so of two requests racing for one
 // VM exactly one wins; letting it go records where the VM runs now and with what.
-import type { MoveRequest, VirtualMachine } from '../../api/types';
+import type { MoveRequest, VirtualMachine, VirtualMachinePhase } from '../../api/types';
 import { formatBytes } from '../../api/quantity';
 import { isConflict } from '../../kube/api';
 import type { CachedWriter } from '../../kube/cachedWriter';
@@ -18,7 +18,22 @@ export async function lockVm(vms: CachedWriter<VirtualMachine>, mr: MoveRequest,
   }
 }
 
-/** Let the VM go when its move ended; a successful one also records where and how the VM runs now. */
+/**
+ * The phase a VM shown as Moving has once its move succeeded: it runs (or stays stopped) on the
+ * target. After a failure the hosts' reports decide: a rollback that could not finish, or an
+ * earlier attempt's, may have left the VM elsewhere than the record of the last attempt says.
+ * Pure.
+ */
+export function phaseAfterMove(moveEnd: MoveRequest['status'], vmPhase: VirtualMachinePhase | undefined): VirtualMachinePhase | undefined {
+  const persisted = moveEnd?.machine as unknown as PersistedMove | undefined;
+  if (vmPhase !== 'Moving' || moveEnd?.phase !== 'Succeeded' || !persisted) return undefined;
+  return persisted.context.vmRunning ? 'Running' : 'Stopped';
+}
+
+/**
+ * Let the VM go when its move ended; a successful one also records where and how the VM runs now.
+ * The phase is set here too, so the VM does not show Moving until its host's next report.
+ */
 export async function releaseVm(vms: CachedWriter<VirtualMachine>, mr: MoveRequest, vm: VirtualMachine | undefined): Promise<void> {
   if (!vm || vm.status?.moveRef?.uid !== mr.metadata.uid) return;
   const persisted = mr.status?.machine as unknown as PersistedMove | undefined;
@@ -26,9 +41,17 @@ export async function releaseVm(vms: CachedWriter<VirtualMachine>, mr: MoveReque
   const moved = succeeded && persisted.type !== 'ResizeInPlace' && mr.status?.targetNode;
   // Before its host's next report: the next request for this VM starts from these.
   const size = succeeded ? { cpu: persisted.context.after.cpu, memory: formatBytes(persisted.context.after.memoryBytes) } : {};
+  const phase = phaseAfterMove(mr.status, vm.status?.phase);
   await vms.patch(
     vm,
-    { status: { moveRef: null, ...size, ...(moved ? { scheduledNode: mr.status?.targetNode, nodeName: mr.status?.targetNode } : {}) } },
+    {
+      status: {
+        moveRef: null,
+        ...size,
+        ...(moved ? { scheduledNode: mr.status?.targetNode, nodeName: mr.status?.targetNode } : {}),
+        ...(phase ? { phase } : {}),
+      },
+    },
     { subresource: 'status' },
   );
 }

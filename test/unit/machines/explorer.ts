@@ -25,6 +25,7 @@ import {
   type Role,
 } from '../../../src/machines';
 import { applyStep, definedOn, describeWorld, disksOn, loseAgent, runningOn, type World } from '../../support/moveWorld';
+import { phaseAfterMove } from '../../../src/controller/moverequest/vmLock';
 import type { Scenario } from './scenarios';
 
 export interface Budget {
@@ -494,6 +495,7 @@ class Explorer {
     const w = n.world;
     const running = runningOn(w);
     const lastWords = [...n.trail.lastNotes.map((x) => x.message), ctx.failure ?? ''].join(' | ');
+    this.judgeVmPhase(n);
     if (n.trail.lostHosts.length > 0 || n.trail.gaveUp.length > 0) {
       this.judgeExcusedEnd(n, lastWords);
       return true;
@@ -524,6 +526,18 @@ class Explorer {
     const disks = disksOn(w, home);
     if (disks !== wantDisks) this.violate(n, 'end state', `${phase}: the VM's disks on ${home} hold ${disks ?? 'nothing'}, expected ${wantDisks}`);
     return false;
+  }
+
+  /** The phase the controller writes on the VM as it lets it go must be where the VM is. */
+  private judgeVmPhase(n: Node): void {
+    const phase = phaseOf(n.move);
+    const written = phaseAfterMove({ phase, machine: persistMove(n.move) as unknown as Record<string, unknown> }, 'Moving');
+    if (!written) return;
+    const ctx = contextOf(n.move);
+    const running = runningOn(n.world);
+    const home = phase === 'Succeeded' ? ctx.targetNode! : ctx.sourceNode;
+    const ok = written === 'Running' ? running.length === 1 && running[0] === home : running.length === 0 && n.world.hosts[home]?.vm?.power === 'stopped';
+    if (!ok) this.violate(n, 'VM phase', `${phase}: the VM would be shown ${written} on ${home}; it runs on [${running.join(', ')}]`);
   }
 
   /**
