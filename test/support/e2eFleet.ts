@@ -187,10 +187,7 @@ export class RealStack {
       const vm = await this.env.vm(name);
       return vm?.status?.phase === 'Running' && vm.status.nodeName === node;
     }, 120_000);
-    // Let the guest settle before anything moves it: under TCG, guests migrated within seconds
-    // of booting were the ones seen to crash on the target (QEMU 7.2's timer emulation); vmove's
-    // verification catches that and retries, but these tests assert an uninterrupted guest.
-    await waitHeartbeat(this.env, node, name, 10);
+    await waitHeartbeat(this.env, node, name, 2);
   }
 
   /** Apply a MoveRequest and wait for its end. */
