@@ -532,14 +532,20 @@ describe('in a real API server', () => {
       const vm = () => api.find<VirtualMachine>(vmovePath('virtualmachines', { namespace: 'default', name: 'web' }));
       await waitFor('VM web running on hv-a', async () => ((await vm())?.status?.phase === 'Running' ? true : undefined), 30_000, processes)
         .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+      // Both agents have announced themselves (their Leases), as a user checks before a move.
+      await waitFor('the agents of hv-a and hv-b to hold their Leases', async () => {
+        const r = await cluster.kubectl(['get', 'lease', '-A', '-o', 'jsonpath={.items[*].metadata.name}']);
+        const names = r.stdout.split(' ');
+        return names.includes('vmove-agent-hv-a') && names.includes('vmove-agent-hv-b') ? true : undefined;
+      }, 30_000, processes).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
       await apply(moveYaml('web-to-b', 'web', { mode: 'Live', target: { nodeName: 'hv-b' } }));
       const done = await waitFor('the move to finish', async () => {
         const mr = await api.find<MoveRequest>(vmovePath('moverequests', { namespace: 'default', name: 'web-to-b' }));
         const phase = mr?.status?.phase;
         return phase === 'Succeeded' || phase === 'Failed' || phase === 'Cancelled' ? mr : undefined;
       }, 60_000, processes).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
-      expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode })
-        .toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b' });
+      expect({ phase: done.status?.phase, moveType: done.status?.moveType, targetNode: done.status?.targetNode, message: done.status?.phase === 'Succeeded' ? '' : done.status?.message })
+        .toEqual({ phase: 'Succeeded', moveType: 'Live', targetNode: 'hv-b', message: '' });
       // The controller lets the VM go right after it marks the move done.
       await waitFor('VM web released, running on hv-b', async () => {
         const st = (await vm())?.status;
