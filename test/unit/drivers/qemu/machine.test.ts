@@ -19,13 +19,15 @@ describe('planHotplug', () => {
     expect(planHotplug(grown, { cpu: 3, memoryBytes: 768 * MiB }, freeSlots(1))).toEqual([]);
   });
 
-  test('shrinks by unplugging the latest hotplugged devices only', () => {
+  test('shrinks by unplugging the latest hotplugged devices only, memory before CPUs', () => {
     const grown = planHotplug(boot, { cpu: 2, memoryBytes: 512 * MiB }, freeSlots(3)).reduce(applyStep, boot);
     const more = planHotplug(grown, { cpu: 2, memoryBytes: 640 * MiB }, []).reduce(applyStep, grown);
     expect(planHotplug(more, { cpu: 1, memoryBytes: 512 * MiB }, [])).toEqual([
-      { kind: 'removeCpu', id: 'cpu-s0c1t0' },
       { kind: 'removeDimm', id: 'dimm1' },
+      { kind: 'removeCpu', id: 'cpu-s0c1t0' },
     ]);
+    // Fewer CPUs, more memory: the DIMM goes in while every CPU is still there.
+    expect(planHotplug(grown, { cpu: 1, memoryBytes: 640 * MiB }, []).map((s) => s.kind)).toEqual(['addDimm', 'removeCpu']);
     expect(planHotplug(more, { cpu: 2, memoryBytes: 256 * MiB }, []).map((s) => s.kind)).toEqual(['removeDimm', 'removeDimm']);
   });
 
