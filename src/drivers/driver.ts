@@ -192,7 +192,7 @@ export interface Driver {
   migrationStatus(id: string): Promise<MigrationStatus>;
   /** Cancel an outgoing migration (no-op when none is active); the VM keeps running here. */
   abortMigration(id: string): Promise<void>;
-  /** Target side: run the VM whose state arrived. */
+  /** Target side: run the VM whose state arrived; NotArrivedYet while it is still arriving. */
   completeIncoming(id: string): Promise<void>;
   /** Source side, after a failed switch-over: run the VM here again. */
   resumeSource(id: string): Promise<void>;
