@@ -127,13 +127,19 @@ test('another body for a known opId is a conflict; a migration may change only i
   expect(st).toMatchObject({ state: 'Succeeded', migration: { state: 'completed' } });
 });
 
-test('after a live migration the guest must go on from its heartbeat on the source; a restarted guest fails verification', async () => {
+/** Two sim hosts with executors: a VM running on a, its incoming copy prepared on b. */
+async function runningOnAIncomingOnB() {
   const [ha, hb] = [host('a'), host('b')];
   const [a, b] = [await sim(ha), await sim(hb)];
   const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
   const spec = vm();
   await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
   const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  return { b, exA, exB, spec, prep };
+}
+
+test('after a live migration the guest must go on from its heartbeat on the source; a restarted guest fails verification', async () => {
+  const { exA, exB, spec, prep } = await runningOnAIncomingOnB();
   const mig = await submitDone(exA, 'mig', { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning(), blockMigration: false });
   expect(mig).toMatchObject({ state: 'Succeeded', guestHeartbeat: expect.any(Number) });
   await submitDone(exB, 'complete', { kind: 'completeIncoming', vm: spec });
@@ -147,12 +153,7 @@ test('after a live migration the guest must go on from its heartbeat on the sour
 });
 
 test('completing an incoming VM waits for the last of its state to arrive instead of failing', async () => {
-  const [ha, hb] = [host('a'), host('b')];
-  const [a, b] = [await sim(ha), await sim(hb)];
-  const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
-  const spec = vm();
-  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
-  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  const { b, exA, exB, spec, prep } = await runningOnAIncomingOnB();
   const migrate: OperationRequest = { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning({ bandwidthMiBps: 2 }), blockMigration: false };
   await exA.submit('mig', migrate);
   // Asked too early (the source's report raced the target's load): it waits, saying so.
