@@ -528,16 +528,15 @@ class Explorer {
     return false;
   }
 
-  /** The phase the controller writes on the VM as it lets it go must be where the VM is. */
+  /** The phase the controller writes on the VM as it lets it go (success only) must be where the VM is. */
   private judgeVmPhase(n: Node): void {
     const phase = phaseOf(n.move);
     const written = phaseAfterMove({ phase, machine: persistMove(n.move) as unknown as Record<string, unknown> }, 'Moving');
     if (!written) return;
-    const ctx = contextOf(n.move);
+    const target = contextOf(n.move).targetNode!;
     const running = runningOn(n.world);
-    const home = phase === 'Succeeded' ? ctx.targetNode! : ctx.sourceNode;
-    const ok = written === 'Running' ? running.length === 1 && running[0] === home : running.length === 0 && n.world.hosts[home]?.vm?.power === 'stopped';
-    if (!ok) this.violate(n, 'VM phase', `${phase}: the VM would be shown ${written} on ${home}; it runs on [${running.join(', ')}]`);
+    const ok = written === 'Running' ? running.length === 1 && running[0] === target : running.length === 0 && n.world.hosts[target]?.vm?.power === 'stopped';
+    if (!ok) this.violate(n, 'VM phase', `${phase}: the VM would be shown ${written} on ${target}; it runs on [${running.join(', ')}]`);
   }
 
   /**
