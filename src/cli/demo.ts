@@ -51,14 +51,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const api = await KubeApi.fromFile(kc.admin);
   const demoDir = repoPath('.cache', 'demo');
   mkdirSync(demoDir, { recursive: true });
-  // The hosts' state belongs to the driver that made it: another driver starts from empty hosts,
-  // and the demo VMs the previous driver ran are created again.
-  const driverFile = path.join(demoDir, 'driver');
-  // Hosts from before the demo recorded its driver ran the sim driver.
-  const previous = existsSync(driverFile) ? readFileSync(driverFile, 'utf8').trim() : existsSync(path.join(demoDir, 'nodes')) ? 'sim' : driver;
-  const switched = previous !== driver;
-  if (switched) {
-    say(`the demo ran the ${previous} driver before: starting the ${driver} hosts empty`);
+  // The hosts' state belongs to the driver that made it and to the control plane whose VMs it
+  // holds: with another driver, or a new control plane (after `make cluster-down`), the hosts start
+  // empty — their old copies would otherwise stand in the way of the demo VMs created again.
+  const ownerFile = path.join(demoDir, 'driver');
+  const cluster = (await api.find<{ metadata: { uid: string } }>('/api/v1/namespaces/kube-system'))?.metadata.uid ?? '';
+  // Hosts from before the demo recorded its owner ran the sim driver, for an unknown control plane.
+  const [previous = 'sim', previousCluster = ''] = existsSync(ownerFile) ? readFileSync(ownerFile, 'utf8').trim().split(' ') : [];
+  const hadHosts = existsSync(path.join(demoDir, 'nodes'));
+  const switched = hadHosts && previous !== driver;
+  if (hadHosts && (switched || previousCluster !== cluster)) {
+    say(switched ? `the demo ran the ${previous} driver before: starting the ${driver} hosts empty` : 'a new control plane: starting the demo hosts empty');
     for (const d of ['nodes', 'shared']) rmSync(path.join(demoDir, d), { recursive: true, force: true });
   }
   const imagesDir = driver === 'sim' ? undefined : guestKitImagesDir();
@@ -74,7 +77,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     say('deleting the demo VMs of the previous driver …');
     await kubectlOrThrow(kc.admin, ['delete', '--ignore-not-found', '--wait=true', '--timeout=120s', ...demoVms.flatMap((f) => ['-f', f])]);
   }
-  writeFileSync(driverFile, `${driver}\n`);
+  writeFileSync(ownerFile, `${driver} ${cluster}\n`);
   if (!values['no-vms']) {
     for (const file of demoVms) await kubectlOrThrow(kc.admin, ['apply', '-f', file]);
   }
