@@ -51,22 +51,28 @@ test(`${VMS * MOVES_PER_VM} moves survive the controller being killed at random 
   }
   await env.apply(docs.join('---\n'));
 
-  let kills = 0;
+  const killedAt: number[] = [];
   const started = Date.now();
   const all = async () => (await env.api.get<{ items: MoveRequest[] }>(vmovePath('moverequests', { namespace: 'default' }))).items;
   const unfinished = async () => (await all()).filter((m) => !['Succeeded', 'Failed', 'Cancelled'].includes(m.status?.phase ?? ''));
   while ((await unfinished()).length > 0) {
-    if (Date.now() - started > 780_000) throw new Error(`moves still unfinished after ${kills} kills:\n${(await unfinished()).map((m) => `${m.metadata.name}: ${m.status?.phase} ${m.status?.message ?? ''}`).join('\n')}`);
+    if (Date.now() - started > 780_000) throw new Error(`moves still unfinished after ${killedAt.length} kills:\n${(await unfinished()).map((m) => `${m.metadata.name}: ${m.status?.phase} ${m.status?.message ?? ''}`).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100 + rand() * 1_900));
+    killedAt.push(Date.now());
     await env.fleet.kill(env.fleet.controller, 'SIGKILL');
-    kills++;
     env.fleet.startController(CONTROLLER_ARGS);
   }
   const elapsed = (Date.now() - started) / 1000;
 
   const moves = await all();
   const byPhase = moves.reduce<Record<string, number>>((acc, m) => ({ ...acc, [m.status!.phase!]: (acc[m.status!.phase!] ?? 0) + 1 }), {});
-  console.log(`crash test: ${moves.length} moves, ${kills} controller kills, ${elapsed.toFixed(0)} s, phases ${JSON.stringify(byPhase)}`);
+  // A move was interrupted when the controller died between its start and its end.
+  const interrupted = moves.filter((m) => {
+    const from = Date.parse(m.status?.startTime ?? '');
+    const to = Date.parse(m.status?.completionTime ?? '');
+    return killedAt.some((t) => t > from && t < to);
+  }).length;
+  console.log(`crash test: ${moves.length} moves (${interrupted} interrupted by a kill), ${killedAt.length} controller kills, ${elapsed.toFixed(0)} s, phases ${JSON.stringify(byPhase)}`);
   // Where each VM runs, according to the hosts themselves.
   const inventory = await env.hostInventory();
   for (const name of vms) {
@@ -88,7 +94,7 @@ test(`${VMS * MOVES_PER_VM} moves survive the controller being killed at random 
   }
   expect(failed).toEqual([]);
   expect(moves).toHaveLength(VMS * MOVES_PER_VM);
-  expect(kills).toBeGreaterThanOrEqual(50);
-
-
+  // The test means something only if the kills landed mid-move, for most moves — not how many
+  // kills there were, which depends on how fast this machine finishes the moves.
+  expect(interrupted).toBeGreaterThanOrEqual(moves.length / 2);
 });
