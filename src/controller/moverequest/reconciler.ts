@@ -12,6 +12,7 @@ import { decideIntake } from './intake';
 import { MoveObserver, POLL_MS, vmKeyOf } from './observe';
 import { MoveReservations } from './reservations';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
+import { UnsavedProgress } from './unsavedProgress';
 import { releaseVm } from './vmLock';
 import { sameJson } from '../../json';
 
@@ -34,6 +35,7 @@ export class MoveRequestReconciler {
   private readonly reservations: MoveReservations;
   private readonly observer: MoveObserver;
   private readonly lastWrite = new Map<string, number>();
+  private readonly unsaved = new UnsavedProgress();
   private readonly log = componentLogger('moverequest');
 
   constructor(private readonly d: ControllerDeps) {
@@ -86,7 +88,7 @@ export class MoveRequestReconciler {
       const ctx = contextOf(m);
       this.d.events.record(mr, 'Normal', 'Accepted', `${ctx.moveType} move (${ctx.variant}): ${ctx.reason}`);
     } else {
-      m = restoreMove(mr.status.machine as unknown as PersistedMove);
+      m = this.unsaved.newerThan(mr) ?? restoreMove(mr.status.machine as unknown as PersistedMove);
     }
 
     for (let i = 0; i < MAX_TRANSITIONS; i++) {
@@ -109,6 +111,8 @@ export class MoveRequestReconciler {
       const progressOnly = samePhase && notes.length === 0 && obs.event.type === 'PROGRESS';
       if (!progressOnly || Date.now() - (this.lastWrite.get(key) ?? 0) >= PROGRESS_WRITE_INTERVAL_MS) {
         mr = await this.writeStatus(mr, moveStatus(mr.status, m, { now: at.toISOString(), generation: mr.metadata.generation, notes, progress: obs.progress, placement: obs.placement }));
+      } else {
+        this.unsaved.keep(mr, m);
       }
       this.announce(mr, before, m, notes);
       if (isDone(m)) {
@@ -139,6 +143,7 @@ export class MoveRequestReconciler {
   private async writeStatus(mr: MoveRequest, status: MoveRequestStatus): Promise<MoveRequest> {
     const updated = await this.d.writers.moves.replaceStatus(mr, status);
     this.lastWrite.set(`${mr.metadata.namespace}/${mr.metadata.name}`, Date.now());
+    this.unsaved.forget(mr);
     if (status.phase !== 'Pending') this.reservations.release(mr.metadata.uid ?? '');
     return updated;
   }
@@ -163,6 +168,8 @@ export class MoveRequestReconciler {
   /** A finished request lets its VM go and drops its finalizer. */
   private async finish(mr: MoveRequest): Promise<void> {
     this.reservations.release(mr.metadata.uid ?? '');
+    this.unsaved.forget(mr);
+    this.lastWrite.delete(`${mr.metadata.namespace}/${mr.metadata.name}`);
     await releaseVm(this.d.writers.vms, mr, this.d.view.vms.get(vmKeyOf(mr)));
     await this.d.writers.moves.removeFinalizer(mr, MOVE_FINALIZER);
   }
