@@ -16,6 +16,7 @@ import { vmFiles } from '../drivers/qemu/paths';
 import { KubeApi } from '../kube/api';
 import { leasePath, vmovePath } from '../kube/paths';
 import { LocalFleet } from '../local/fleet';
+import { rungsClimbed } from '../machines/ladder';
 import { isTerminal } from '../machines/vocabulary';
 import { HeartbeatClock, guestPause } from './dataplaneConsole';
 import type { MigrationRun, Scenario } from './dataplaneScenarios';
@@ -104,7 +105,7 @@ export class VmoveSide {
       const migrate = await this.operation(SOURCE, opId('migrating'));
       const switchOver = converged ? await this.operation(TARGET, opId('switching-over')) : undefined;
       const m = migrate?.migration;
-      const rungs = (mr.status?.history ?? []).map((h) => /convergence ladder up to rung \d+ \((.*)\)/.exec(h.message ?? '')?.[1]).filter((r): r is string => !!r);
+      const rungs = rungsClimbed((mr.status?.history ?? []).map((h) => h.message));
       const how = converged ? (rungs.at(-1) ?? 'first rung') : `failed: ${mr.status?.message ?? mr.status?.phase}`;
       // Earlier attempts rolled back: say why.
       const retries = (mr.status?.history ?? []).filter((h) => h.phase === 'RollingBack' && h.attempt < (mr.status?.attempt ?? 1)).map((h) => h.message);

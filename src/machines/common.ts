@@ -4,7 +4,7 @@
 // Each machine file lists its own states with these pieces, top to bottom, as its story.
 import { and, setup } from 'xstate';
 import type { MovePhase } from '../api/types';
-import { hasRungAbove, judgePass, patienceOf, rungAt } from './ladder';
+import { climbFrom, hasRungAbove, judgePass, measureThroughput, NOTHING_SEEN, patienceOf, rungAt } from './ladder';
 import type { MoveContext, MoveEvent, MoveInput, RollbackOutcome, RollbackPlan, Role, Step, StepWatch } from './vocabulary';
 import { COMMITTED_TAG } from './vocabulary';
 
@@ -49,9 +49,6 @@ export function stepName(state: MovePhase, ctx: MoveContext): string {
   if (state === 'CleaningUp') return `${ctx.attempt}.cleanup-${ctx.stepTry}`;
   return `${ctx.attempt}.${state.replace(/[A-Z]/g, (c, i: number) => (i ? '-' : '') + c.toLowerCase())}`;
 }
-
-/** Stands for "no sample yet" in byte counts; JSON has no Infinity, and the watch is persisted. */
-const NOTHING_SEEN = Number.MAX_SAFE_INTEGER;
 
 const freshWatch = (at: string): StepWatch => ({
   startedAt: at,
@@ -223,9 +220,21 @@ interface ActingOptions {
   converge?: boolean;
 }
 
+type ProgressEvent = Extract<MoveEvent, { type: 'PROGRESS' }>;
+
 /** The ladder's judge of a pass, as patient as the current rung needs. */
-const judgeOnRung = (context: MoveContext, event: Extract<MoveEvent, { type: 'PROGRESS' }>) =>
-  judgePass(context.watch!, event, patienceOf(rungAt(context.policy, context.rung)));
+const judgeOnRung = (context: MoveContext, event: ProgressEvent) => judgePass(context.watch!, event, patienceOf(rungAt(context.policy, context.rung)));
+
+/** The step's watch after a progress sample: the progress clock, throughput, and (live) the ladder's judgement. */
+const watchAfter = (context: MoveContext, event: ProgressEvent, converge: boolean): StepWatch => {
+  const w = context.watch!;
+  const judged = converge ? judgeOnRung(context, event).watch : w;
+  const moved = event.processedBytes > w.processedBytes;
+  return measureThroughput({ ...judged, processedBytes: Math.max(w.processedBytes, event.processedBytes), lastProgressAt: moved ? event.at : w.lastProgressAt }, event);
+};
+
+/** Where a stuck migration climbs to, judged with the sample that found it stuck. */
+const climbOf = (context: MoveContext, event: ProgressEvent) => climbFrom(context.policy, context.rung, watchAfter(context, event, true));
 
 /** Progress of the step this state runs; reports about any other step (stale, or an earlier attempt's) are ignored. */
 const isOwnProgress = (state: MovePhase, context: MoveContext, event: MoveEvent): event is Extract<MoveEvent, { type: 'PROGRESS' }> =>
@@ -253,29 +262,23 @@ const progressTransitions = (spec: MachineSpec, o: ActingOptions) => [
         {
           guard: { type: 'notConverging', params: { state: o.state } } as const,
           actions: [
+            // The note first: it explains the climb from what was seen on the rung being left.
+            note((ctx, ev) => {
+              const c = climbOf(ctx, ev as ProgressEvent);
+              const passedOver = c.skipped.length ? `; passed over ${c.skipped.map((r) => r.name).join(', ')}: ${c.why}` : '';
+              return `not converging: convergence ladder up to rung ${c.rung} (${rungAt(ctx.policy, c.rung).name})${passedOver}`;
+            }),
             assign(({ context, event }) => ({
-              rung: context.rung + 1,
-              watch: { ...judgeOnRung(context, event as Extract<MoveEvent, { type: 'PROGRESS' }>).watch, stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
+              rung: climbOf(context, event as ProgressEvent).rung,
+              watch: { ...watchAfter(context, event as ProgressEvent, true), stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
             })),
-            note((ctx) => `not converging: convergence ladder up to rung ${ctx.rung} (${rungAt(ctx.policy, ctx.rung).name})`),
           ],
         },
       ]
     : []),
   {
     guard: { type: 'isCurrentStep', params: { state: o.state } } as const,
-    actions: assign(({ context, event }) => {
-      if (event.type !== 'PROGRESS' || !context.watch) return {};
-      const moved = event.processedBytes > context.watch.processedBytes;
-      const judged = o.converge ? judgeOnRung(context, event).watch : context.watch;
-      return {
-        watch: {
-          ...judged,
-          processedBytes: Math.max(context.watch.processedBytes, event.processedBytes),
-          lastProgressAt: moved ? event.at : context.watch.lastProgressAt,
-        },
-      };
-    }),
+    actions: assign(({ context, event }) => (event.type === 'PROGRESS' && context.watch ? { watch: watchAfter(context, event, !!o.converge) } : {})),
   },
 ];
 

@@ -75,6 +75,11 @@ export interface StepWatch {
   bestRemainingBytes: number;
   lastIteration: number;
   stalledPasses: number;
+  /** Highest throughput seen on this step, in bytes/s (absent until a window was measured). */
+  peakBytesPerSecond?: number;
+  /** Start of the current throughput window: when, and the bytes processed by then. */
+  windowAt?: string;
+  windowBytes?: number;
 }
 
 export interface MoveContext extends MoveInput {

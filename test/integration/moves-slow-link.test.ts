@@ -1,5 +1,6 @@
 // Moves that take long enough to interfere with: hosts on a slow simulated link, so a test can
 // cancel a migration, kill an agent in the middle of one, or watch the convergence ladder climb.
+import { rungsClimbed } from '../../src/machines/ladder';
 import { moveYaml, startVmoveEnv, vmYaml, type VmoveEnv } from '../support/vmoveEnv';
 
 jest.setTimeout(240_000);
@@ -78,7 +79,7 @@ test('the target agent dies mid-migration: the move rolls back and the VM keeps 
   expect(await env.runningOn('big')).toEqual(['node-a']);
 });
 
-test('a guest dirtying faster than the link converges by climbing the ladder, each rung in history', async () => {
+test('a guest dirtying faster than the link converges by climbing the ladder, past the rungs that cannot help, each in history', async () => {
   await env.apply(
     vmYaml('busy', {
       node: 'node-a',
@@ -91,8 +92,9 @@ test('a guest dirtying faster than the link converges by climbing the ladder, ea
   const mr = await env.waitForMove('busy-move', ['Succeeded', 'Failed', 'Cancelled'], 180_000);
   const story = historyText(mr);
   expect(mr.status?.phase).toBe('Succeeded');
-  const rungs = story.filter((l) => l.includes('convergence ladder up to rung'));
-  expect(rungs.map((l) => l.replace(/.*\((.*)\)/, '$1'))).toEqual(['max downtime 150 ms', 'max downtime 300 ms', 'auto-converge']);
+  // More downtime could not carry what stays dirty at this link's speed: straight to auto-converge.
+  expect(rungsClimbed(story)).toEqual(['auto-converge']);
+  expect(story.find((l) => l.includes('convergence ladder'))).toMatch(/passed over max downtime 150 ms, max downtime 300 ms: at least \d+ MiB stays dirty after each pass/);
   expect(await env.runningOn('busy')).toEqual(['node-b']);
 });
 

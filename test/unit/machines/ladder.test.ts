@@ -1,6 +1,6 @@
 // The convergence ladder of a live move, and the timeouts every step is held to.
 import { ladder, rungAt, type MoveEvent, type ResolvedPolicy } from '../../../src/machines';
-import { AUTO_CONVERGE_STALLED_PASSES, patienceOf, STALLED_PASSES } from '../../../src/machines/ladder';
+import { AUTO_CONVERGE_STALLED_PASSES, measureThroughput, patienceOf, rungsClimbed, STALLED_PASSES } from '../../../src/machines/ladder';
 import { MoveDriver } from './drive';
 import { GiB, POLICY, scenario, SOURCE, TARGET } from './scenarios';
 
@@ -47,11 +47,15 @@ function migrating(p: Partial<ResolvedPolicy> = {}): MoveDriver {
   return d;
 }
 
-/** One pre-copy pass that leaves `remaining` bytes to send. */
-function pass(d: MoveDriver, remaining = 512 * MiB): string[] {
+/**
+ * One pre-copy pass a second that leaves `remaining` bytes to send, over a link of `linkMiBps`
+ * (by default 4 GiB/s: 512 MiB needs 125 ms of downtime, more than the first rung's 75 ms, less
+ * than the second's, so no rung is passed over).
+ */
+function pass(d: MoveDriver, remaining = 512 * MiB, linkMiBps = 4096): string[] {
   const w = d.ctx.watch!;
   d.wait(1_000);
-  return d.progress({ processedBytes: w.processedBytes + 256 * MiB, remainingBytes: remaining, iteration: w.lastIteration + 1 }).map((n) => n.message);
+  return d.progress({ processedBytes: w.processedBytes + linkMiBps * MiB, remainingBytes: remaining, iteration: w.lastIteration + 1 }).map((n) => n.message);
 }
 
 /**
@@ -149,6 +153,52 @@ describe('a live migration whose remaining bytes do not shrink', () => {
     expect(d.ctx.rung).toBe(0);
   });
 
+  test('passes count, not samples: on a fast link one sample spanning many stalled passes climbs', () => {
+    const d = migrating();
+    const w = d.ctx.watch!;
+    d.wait(1_000).progress({ processedBytes: w.processedBytes + GiB, remainingBytes: 200 * MiB, iteration: w.lastIteration + 1 });
+    expect(d.ctx.rung).toBe(0);
+    // A second later: ten passes went by, and what remains did not shrink.
+    d.wait(1_000).progress({ processedBytes: w.processedBytes + 3 * GiB, remainingBytes: 210 * MiB, iteration: w.lastIteration + 11 });
+    expect(d.ctx.rung).toBe(1);
+    // The same on the auto-converge rung would still wait for the throttle's ramp (19 passes).
+    const a = migrating({ allowPostCopy: false });
+    for (let i = 0; i < 3; i++) stall(a);
+    const aw = a.ctx.watch!;
+    a.wait(1_000).progress({ processedBytes: aw.processedBytes + GiB, remainingBytes: 200 * MiB, iteration: aw.lastIteration + 1 });
+    a.wait(1_000).progress({ processedBytes: aw.processedBytes + 3 * GiB, remainingBytes: 210 * MiB, iteration: aw.lastIteration + 11 });
+    expect(a.phase).toBe('Migrating');
+    a.wait(1_000).progress({ processedBytes: aw.processedBytes + 5 * GiB, remainingBytes: 210 * MiB, iteration: aw.lastIteration + 21 });
+    expect(a.phase).toBe('RollingBack');
+  });
+
+  test('downtime rungs that could not carry what stays dirty at the link’s speed are passed over, and the history says why', () => {
+    // 100 MiB/s: 240 MiB needs 2.4 s of downtime; 150 and 300 ms cannot do it, auto-converge may.
+    const d = migrating();
+    const notes: string[] = [];
+    for (let i = 0; i <= STALLED_PASSES; i++) notes.push(...pass(d, 240 * MiB, 100));
+    expect(rungAt(d.ctx.policy, d.ctx.rung).name).toBe('auto-converge');
+    expect(tuningOf(d)).toMatchObject({ maxDowntimeMs: 300, autoConverge: true });
+    expect(notes).toEqual([
+      'not converging: convergence ladder up to rung 3 (auto-converge); passed over max downtime 150 ms, max downtime 300 ms: at least 240 MiB stays dirty after each pass, 2.4 s of downtime at 100 MiB/s',
+    ]);
+  });
+
+  test('only the rungs that cannot do it are passed over', () => {
+    // 1 GiB/s: 200 MiB needs 195 ms — more than 150 ms, within 300 ms.
+    const d = migrating();
+    const notes: string[] = [];
+    for (let i = 0; i <= STALLED_PASSES; i++) notes.push(...pass(d, 200 * MiB, 1024));
+    expect(notes).toEqual(['not converging: convergence ladder up to rung 2 (max downtime 300 ms); passed over max downtime 150 ms: at least 200 MiB stays dirty after each pass, 195 ms of downtime at 1024 MiB/s']);
+  });
+
+  test('the last rung is never passed over: without auto-converge or post-copy, the most downtime allowed is still tried', () => {
+    const d = migrating({ allowAutoConverge: false, allowPostCopy: false });
+    for (let i = 0; i <= STALLED_PASSES; i++) pass(d, 240 * MiB, 100);
+    expect(d.phase).toBe('Migrating');
+    expect(rungAt(d.ctx.policy, d.ctx.rung).name).toBe('max downtime 300 ms');
+  });
+
   test('a converging migration never climbs', () => {
     const d = migrating();
     let remaining = 2048 * MiB;
@@ -159,6 +209,36 @@ describe('a live migration whose remaining bytes do not shrink', () => {
     d.succeed();
     expect(d.phase).toBe('SwitchingOver');
     expect(d.notes.filter((n) => n.message.startsWith('not converging'))).toEqual([]);
+  });
+});
+
+describe('the link’s throughput, as the ladder measures it', () => {
+  const watch = { startedAt: 't', lastProgressAt: 't', processedBytes: 0, bestRemainingBytes: 0, lastIteration: 0, stalledPasses: 0 };
+  const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
+
+  test('is the fastest window of at least a second: short gaps between samples do not count', () => {
+    let w = measureThroughput(watch, { at: at(0), processedBytes: 0 });
+    w = measureThroughput(w, { at: at(100), processedBytes: 50 * MiB }); // 500 MiB/s over 0.1 s: too short to tell
+    expect(w.peakBytesPerSecond).toBeUndefined();
+    w = measureThroughput(w, { at: at(1_000), processedBytes: 100 * MiB });
+    expect(w.peakBytesPerSecond).toBe(100 * MiB);
+    w = measureThroughput(w, { at: at(3_000), processedBytes: 120 * MiB }); // zero pages: a slow stretch
+    expect(w.peakBytesPerSecond).toBe(100 * MiB);
+    w = measureThroughput(w, { at: at(4_000), processedBytes: 320 * MiB });
+    expect(w.peakBytesPerSecond).toBe(200 * MiB);
+  });
+});
+
+describe('the rungs a history shows', () => {
+  test('are read from the climb notes, with or without the rungs passed over', () => {
+    expect(
+      rungsClimbed([
+        undefined,
+        'placed on node-b',
+        'not converging: convergence ladder up to rung 1 (max downtime 150 ms)',
+        'not converging: convergence ladder up to rung 3 (auto-converge); passed over max downtime 300 ms: at least 240 MiB stays dirty after each pass, 2.4 s of downtime at 100 MiB/s',
+      ]),
+    ).toEqual(['max downtime 150 ms', 'auto-converge']);
   });
 });
 
