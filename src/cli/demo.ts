@@ -15,12 +15,15 @@ import { KubeApi } from '../kube/api';
 import { LocalFleet } from '../local/fleet';
 import { guestKitImagesDir } from '../local/guestKit';
 
-const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms]
+const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms] [--dir DIR]
 
 Starts (or reuses) the local control plane, installs the CRDs and RBAC, runs the controller and
 one agent per demo node, and creates the demo VMs from examples/. With --driver qemu or libvirt
 the VMs are real guests (hack/build-guest.sh's kit under TCG). Ctrl-C stops the controller, the
 agents and their guests; the control plane keeps running (make cluster-down stops it).
+
+  --dir DIR   the demo hosts' folder (default <checkout>/.cache/demo); the control plane's is
+              $VMOVE_CLUSTER_DIR or <checkout>/.cache/cluster
 `;
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
@@ -32,6 +35,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       driver: { type: 'string', default: process.env.DRIVER ?? 'sim' },
       nodes: { type: 'string', default: 'node-a,node-b,node-c' },
       'no-vms': { type: 'boolean', default: false },
+      dir: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -49,7 +53,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const up = await clusterUp(clusterDir, { crds: true, rbac: true });
   const kc = instancePaths(clusterDir).kubeconfigs;
   const api = await KubeApi.fromFile(kc.admin);
-  const demoDir = repoPath('.cache', 'demo');
+  const demoDir = path.resolve(values.dir ?? repoPath('.cache', 'demo'));
   mkdirSync(demoDir, { recursive: true });
   // The hosts' state belongs to the driver that made it and to the control plane whose VMs it
   // holds: with another driver, or a new control plane (after `make cluster-down`), the hosts start
