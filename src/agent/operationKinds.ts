@@ -48,6 +48,23 @@ async function find(driver: Driver, id: string): Promise<VmInfo | undefined> {
 /** How long completeIncoming waits for the target to load the state the source finished sending. */
 const ARRIVAL_WAIT_MS = 60_000;
 
+/** Until the migrate loop looks again: its next poll, or sooner when the driver says the migration ended. */
+async function untilNextLook(ctx: OperationContext, id: string): Promise<void> {
+  const { driver, signal } = ctx;
+  if (!driver.migrationMayHaveEnded) return sleep(ctx.pollMs, undefined, { signal });
+  signal.throwIfAborted();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([driver.migrationMayHaveEnded(id, ctx.pollMs), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? '?' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 const handlers: Handlers = {
@@ -116,7 +133,7 @@ const handlers: Handlers = {
         case 'none':
           throw new OperationFailure('the driver has no migration for this VM any more', true);
         default:
-          await sleep(ctx.pollMs, undefined, { signal: ctx.signal });
+          await untilNextLook(ctx, id);
       }
     }
   },

@@ -190,6 +190,12 @@ export interface Driver {
   startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void>;
   tuneMigration(id: string, tuning: MigrationTuning): Promise<void>;
   migrationStatus(id: string): Promise<MigrationStatus>;
+  /**
+   * Optional: resolves when the hypervisor says the outgoing migration ended (or `ms` passed).
+   * The source is paused from the end of pre-copy until the target runs, so the agent looks at
+   * once instead of at its next poll.
+   */
+  migrationMayHaveEnded?(id: string, ms: number): Promise<void>;
   /** Cancel an outgoing migration (no-op when none is active); the VM keeps running here. */
   abortMigration(id: string): Promise<void>;
   /** Target side: run the VM whose state arrived; NotArrivedYet while it is still arriving. */

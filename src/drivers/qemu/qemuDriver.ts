@@ -475,6 +475,11 @@ export class QemuDriver implements Driver {
     });
   }
 
+  async migrationMayHaveEnded(id: string, ms: number): Promise<void> {
+    const ends = (d: Record<string, unknown>) => ['completed', 'failed', 'cancelled', 'postcopy-active'].includes(String(d.status));
+    await this.qmp(id).waitForEvent('MIGRATION', ends, ms).catch(() => undefined);
+  }
+
   /**
    * Move an outgoing migration along; level-triggered so it works after an agent restart:
    * mirrors ready → migrate; migration completed → cancel the mirrors (they finish copying).

@@ -42,7 +42,7 @@ async function sim(h: HostConfig, opts: Partial<SimDriverOptions> = {}): Promise
 
 const nowhere = new AgentClient({ token: () => 'unused' });
 
-async function executor(h: HostConfig, driver: SimDriver, extra: { retentionMs?: number } = {}): Promise<OperationExecutor> {
+async function executor(h: HostConfig, driver: SimDriver, extra: { retentionMs?: number; pollMs?: number } = {}): Promise<OperationExecutor> {
   const ex = await OperationExecutor.open({
     driver,
     stateDir: h.stateDir,
@@ -150,6 +150,28 @@ test('after a live migration the guest must go on from its heartbeat on the sour
     state: 'Failed',
     error: { transient: true, message: expect.stringMatching(/restarted here/) },
   });
+});
+
+test('the end of a migration is noticed when the driver reports it, not at the next poll', async () => {
+  // The source is paused from the end of pre-copy until the target runs: every poll interval
+  // the agent sleeps through is downtime the guest sees. Here the poll would take a minute.
+  const [ha, hb] = [host('a'), host('b')];
+  const [a, b] = [await sim(ha), await sim(hb)];
+  let reported = 0;
+  const driver: SimDriver = Object.assign(a, {
+    migrationMayHaveEnded: async (id: string, ms: number): Promise<void> => {
+      for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 10))) {
+        if (!['setup', 'active'].includes((await a.migrationStatus(id)).state)) return void reported++;
+      }
+    },
+  });
+  const [exA, exB] = [await executor(ha, driver, { pollMs: 60_000 }), await executor(hb, b)];
+  const spec = vm();
+  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
+  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  await exA.submit('mig', { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning(), blockMigration: false });
+  expect(await exA.waitFor('mig', 5_000)).toMatchObject({ state: 'Succeeded' });
+  expect(reported).toBe(1);
 });
 
 test('completing an incoming VM waits for the last of its state to arrive instead of failing', async () => {
