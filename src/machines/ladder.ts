@@ -54,7 +54,7 @@ export const STALLED_PASSES = 3;
  * up to 12 passes in a row without a new low before converging. Its rung gets the ramp and that
  * margin (19 passes) before it counts as stuck.
  */
-export const AUTO_CONVERGE_STALLED_PASSES = 16 + STALLED_PASSES;
+export const AUTO_CONVERGE_STALLED_PASSES = 19;
 const SHRINK = 0.9;
 
 /** Stalled passes a rung is allowed before the judge calls it stuck. */
