@@ -13,6 +13,7 @@ import { GROUP, PLURALS, VERSION, type VirtualMachine } from '../../src/api/type
 import { createSimImage, readSimDiskHeader, simDiskPath } from '../../src/drivers/sim';
 import type { VmSpec } from '../../src/drivers/driver';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
+import { pollUntil } from '../support/poll';
 
 jest.setTimeout(120_000);
 
@@ -74,15 +75,8 @@ async function stopProcess(p: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> =>
+  pollUntil(what, probe, { timeoutMs, intervalMs: 100, retryErrors: true });
 
 async function run(endpoint: string, req: OperationRequest): Promise<OperationStatus> {
   const opId = `it-${req.kind}-${Math.random().toString(36).slice(2)}`;

@@ -3,14 +3,13 @@
 // move with kubectl and watches it succeed; Ctrl-C stops everything the demo started but the
 // control plane; a second run reuses that control plane, and the VMs are where the move left them.
 // Its own folders (--dir, VMOVE_CLUSTER_DIR): a developer's `make run` is never touched.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { VirtualMachine } from '../../src/api/types';
 import { kubectl, kubectlOrThrow } from '../../src/cluster/kubectl';
+import { pollUntil } from '../support/poll';
 
 jest.setTimeout(300_000);
 
@@ -37,15 +36,8 @@ function startDemo(): Demo {
   return { proc, output: () => out, exited };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; demo output:\n${demo?.output().slice(-4000)}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> =>
+  pollUntil(what, probe, { timeoutMs, intervalMs: 250, retryErrors: true, context: () => `demo output:\n${demo?.output().slice(-4000)}` });
 
 /** Processes whose command line names the demo's folder: the agents and the controller it started. */
 const demoProcesses = (): string[] => {

@@ -15,7 +15,7 @@ import { vmovePath } from '../../src/kube/paths';
 import { cliPath } from '../../src/local/fleet';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
 import { moveYaml, vmYaml } from '../support/vmoveEnv';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../support/poll';
 
 const REPO = resolve(__dirname, '..', '..');
 const CHART = join(REPO, 'charts', 'vmove');
@@ -234,16 +234,16 @@ afterAll(async () => {
   rmSync(helmHome, { recursive: true, force: true });
 }, 60_000);
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, running: ChartProcess[] = []): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const p of running) p.assertRunning();
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
+/** `running`: processes that must stay up meanwhile — one that died fails the wait at once. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, running: ChartProcess[] = []): Promise<T> =>
+  pollUntil(
+    what,
+    () => {
+      for (const p of running) p.assertRunning();
+      return probe();
+    },
+    { timeoutMs },
+  );
 
 // ---------------------------------------------------------------- tests
 

@@ -15,6 +15,7 @@ import { AgentClient, AgentRequestError } from '../../src/agent/client';
 import type { OperationRequest, OperationStatus } from '../../src/agent/protocol';
 import type { DiskSpec, Driver, HostConfig, MigrationTuning, VmInfo, VmSpec } from '../../src/drivers/driver';
 import type { StorageKind } from '../../src/api/types';
+import { pollUntil } from './poll';
 
 const MiB = 1024 * 1024;
 
@@ -123,15 +124,7 @@ export function describeDriverConformance(
       return (await client.listVms(agent.endpoint)).find((v) => v.id === id);
     }
 
-    async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const v = await probe();
-        if (v !== undefined && v !== false) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> => pollUntil(what, probe, { timeoutMs, intervalMs: 100 });
 
     /** Heartbeat shown once the guest booted. */
     const heartbeatOf = (agent: RunningAgent, id: string) =>

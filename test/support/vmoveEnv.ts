@@ -14,6 +14,7 @@ import { KubeApi } from '../../src/kube/api';
 import { leasePath, vmovePath } from '../../src/kube/paths';
 import { LocalFleet, type NodeOptions } from '../../src/local/fleet';
 import { startTestCluster, type TestCluster } from './testCluster';
+import { pollUntil } from './poll';
 
 export interface VmoveEnv {
   cluster: TestCluster;
@@ -68,20 +69,7 @@ export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
     },
     vm: (name, namespace = 'default') => api.find<VirtualMachine>(vmovePath('virtualmachines', { namespace, name })),
     move: (name, namespace = 'default') => api.find<MoveRequest>(vmovePath('moverequests', { namespace, name })),
-    async waitFor(what, probe, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      let last: unknown;
-      for (;;) {
-        try {
-          const v = await probe();
-          if (v !== undefined && v !== false) return v;
-        } catch (e) {
-          last = e;
-        }
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\ncontroller log:\n${env.logTail('controller')}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    },
+    waitFor: (what, probe, timeoutMs = 60_000) => pollUntil(what, probe, { timeoutMs, retryErrors: true, context: () => `controller log:\n${env.logTail('controller')}` }),
     async waitForMove(name, phases, timeoutMs = 60_000, namespace = 'default') {
       let seen: MoveRequest | undefined;
       try {

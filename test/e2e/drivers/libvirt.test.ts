@@ -12,7 +12,7 @@ import { LibvirtDriver, type LibvirtDriverOptions, type LibvirtEndpoint } from '
 import { LibvirtConnection } from '../../../src/drivers/libvirt/remote';
 import { sandboxStatus, startSandbox, startSandboxHost, stopSandbox, type SandboxHost } from '../../../src/drivers/libvirt/sandbox';
 import { serialLogPath } from '../../../src/drivers/libvirt/layout';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../../support/poll';
 
 jest.setTimeout(240_000);
 
@@ -74,15 +74,8 @@ function bootPrevious(host: HostConfig, id: string): number[] {
   return [...text.matchAll(/vmove-boot disk_previous=(\d+)/g)].map((m) => Number(m[1]));
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 90_000): Promise<T> =>
+  pollUntil(what, probe, { timeoutMs, intervalMs: 250 });
 
 const waitHeartbeat = (host: HostConfig, id: string, above = 0): Promise<Heartbeat> =>
   until(`a heartbeat above ${above} of ${id} on ${host.nodeName}`, () => {

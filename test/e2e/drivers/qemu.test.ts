@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { HostConfig, MigrationStatus, VmSpec } from '../../../src/drivers/driver';
 import { QemuDriver, type QemuDriverOptions } from '../../../src/drivers/qemu';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../../support/poll';
 
 jest.setTimeout(180_000);
 
@@ -74,15 +74,7 @@ function bootPrevious(host: HostConfig, id: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> => pollUntil(what, probe, { timeoutMs });
 
 const waitHeartbeat = (host: HostConfig, id: string, atLeast = 1) =>
   until(`heartbeat ${atLeast} of ${id} on ${host.nodeName}`, () => {
