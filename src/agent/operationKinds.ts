@@ -52,17 +52,8 @@ const ARRIVAL_WAIT_MS = 60_000;
 async function untilNextLook(ctx: OperationContext, id: string): Promise<void> {
   const { driver, signal } = ctx;
   if (!driver.migrationMayHaveEnded) return sleep(ctx.pollMs, undefined, { signal });
+  await driver.migrationMayHaveEnded(id, ctx.pollMs); // a poll interval at most, like the sleep
   signal.throwIfAborted();
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    await Promise.race([driver.migrationMayHaveEnded(id, ctx.pollMs), aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
 }
 
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? '?' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);

@@ -128,10 +128,11 @@ test('another body for a known opId is a conflict; a migration may change only i
 });
 
 /** Two sim hosts with executors: a VM running on a, its incoming copy prepared on b. */
-async function runningOnAIncomingOnB() {
+/** `source` may dress up host a's driver; `sourcePollMs` is its executor's poll. */
+async function runningOnAIncomingOnB(o: { source?: (a: SimDriver) => SimDriver; sourcePollMs?: number } = {}) {
   const [ha, hb] = [host('a'), host('b')];
   const [a, b] = [await sim(ha), await sim(hb)];
-  const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
+  const [exA, exB] = [await executor(ha, o.source?.(a) ?? a, o.sourcePollMs ? { pollMs: o.sourcePollMs } : {}), await executor(hb, b)];
   const spec = vm();
   await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
   const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
@@ -155,20 +156,16 @@ test('after a live migration the guest must go on from its heartbeat on the sour
 test('the end of a migration is noticed when the driver reports it, not at the next poll', async () => {
   // The source is paused from the end of pre-copy until the target runs: every poll interval
   // the agent sleeps through is downtime the guest sees. Here the poll would take a minute.
-  const [ha, hb] = [host('a'), host('b')];
-  const [a, b] = [await sim(ha), await sim(hb)];
   let reported = 0;
-  const driver: SimDriver = Object.assign(a, {
-    migrationMayHaveEnded: async (id: string, ms: number): Promise<void> => {
-      for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 10))) {
-        if (!['setup', 'active'].includes((await a.migrationStatus(id)).state)) return void reported++;
-      }
-    },
-  });
-  const [exA, exB] = [await executor(ha, driver, { pollMs: 60_000 }), await executor(hb, b)];
-  const spec = vm();
-  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
-  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  const reportsEnd = (a: SimDriver): SimDriver =>
+    Object.assign(a, {
+      migrationMayHaveEnded: async (id: string, ms: number): Promise<void> => {
+        for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 10))) {
+          if (!['setup', 'active'].includes((await a.migrationStatus(id)).state)) return void reported++;
+        }
+      },
+    });
+  const { exA, spec, prep } = await runningOnAIncomingOnB({ source: reportsEnd, sourcePollMs: 60_000 });
   await exA.submit('mig', { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning(), blockMigration: false });
   expect(await exA.waitFor('mig', 5_000)).toMatchObject({ state: 'Succeeded' });
   expect(reported).toBe(1);
