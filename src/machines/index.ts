@@ -7,6 +7,7 @@ import { stepName, type MachineSpec } from './common';
 import { liveMachine, liveSpec } from './live';
 import { rebuildMachine, rebuildSpec } from './rebuild';
 import { resizeInPlaceMachine, resizeInPlaceSpec } from './resizeInPlace';
+import type { PersistedMove } from './record';
 import { COMMITTED_TAG, isTerminal, type MoveContext, type MoveEvent, type MoveInput, type Step } from './vocabulary';
 
 // The machines share context and events; they differ only in their states.
@@ -20,13 +21,6 @@ const registry: Record<MoveType, { machine: MoveMachine; spec: MachineSpec }> = 
 };
 
 export const machineFor = (type: MoveType): MoveMachine => registry[type].machine;
-
-/** What `.status.machine` holds: enough to rebuild the snapshot exactly. */
-export interface PersistedMove {
-  type: MoveType;
-  state: MovePhase;
-  context: MoveContext;
-}
 
 export interface MoveState {
   readonly type: MoveType;
@@ -79,4 +73,6 @@ export function currentStep(m: MoveState): (Step & { key: string }) | undefined 
 }
 
 export * from './vocabulary';
+export { moveRecordOf, type PersistedMove } from './record';
+export { MOVE_TRAITS, traitsOf, type MoveTraits } from './traits';
 export { ladder, rungAt } from './ladder';
