@@ -1,19 +1,8 @@
 // What one HostEvacuation should do next, and what its status says. Pure: the reconciler observes
 // (the evacuation, its node and host, the VMs on it, the MoveRequests it owns, the hosts to plan
 // over), this decides (cordon, create, cancel, delete, uncordon, let go) and the reconciler acts.
-import type {
-  Condition,
-  EvacuationMove,
-  EvacuationPhase,
-  HostEvacuation,
-  HostEvacuationStatus,
-  MoveMode,
-  MoveRequest,
-  MoveRequestSpec,
-  VirtualMachine,
-} from '../../api/types';
+import type { Condition, EvacuationMove, EvacuationPhase, HostEvacuationStatus, MoveMode, MoveRequest, VirtualMachine } from '../../api/types';
 import { isTerminal } from '../../machines/vocabulary';
-import type { HostFacts } from '../clusterView';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
 import { findCondition, setCondition, type ConditionInput } from '../conditions';
 import { classifyHost, fenceHint, howToMove, type HostState } from './hostState';
@@ -21,6 +10,7 @@ import { moveName } from './names';
 import { planEvacuation, plannedMove, type PlanStep } from './planner';
 import { standingOf, type Standing } from './standing';
 import { latestRows, moveRow, newMoveRow, plural, successMessage } from './status';
+import type { EvacuationActions, EvacuationDecision, EvacuationFacts, EventNote, MoveRef, NewMove } from './types';
 import { matchesSelector, vmHost, vmKey } from './vms';
 
 /** Retries per VM when spec.maxRetries is not set. */
@@ -28,64 +18,6 @@ export const DEFAULT_MAX_RETRIES = 2;
 export const DEFAULT_MAX_PARALLEL = 2;
 /** Failed and given-up VMs named in status.message (the rest are in status.moves and status.plan). */
 const NAMED_IN_MESSAGE = 5;
-
-export interface EvacuationFacts {
-  evacuation: HostEvacuation;
-  now: Date;
-  node: { exists: boolean; unschedulable: boolean };
-  /** Facts of the node being emptied (undefined: neither a Node nor an agent by that name). */
-  host?: HostFacts;
-  /** Every host, with room already promised to moves that have not started (for planning). */
-  hosts: HostFacts[];
-  /** The VMs on the node, and those of the evacuation's moves wherever they are now. */
-  vms: VirtualMachine[];
-  /** The evacuation's own MoveRequests. */
-  moves: MoveRequest[];
-  /** Another unfinished evacuation of the same node asked for it to be cordoned. */
-  cordonWantedByOthers: boolean;
-  deadHostAfterSeconds: number;
-}
-
-export interface NewMove {
-  namespace: string;
-  name: string;
-  vmName: string;
-  attempt: number;
-  spec: MoveRequestSpec;
-  step: PlanStep;
-  /** Why the previous attempt failed, when this is a retry. */
-  retry?: string;
-  /** Recorded once the MoveRequest is created. */
-  events: EventNote[];
-}
-
-export interface MoveRef {
-  namespace: string;
-  name: string;
-}
-
-export interface EvacuationActions {
-  node?: 'cordon' | 'uncordon';
-  create: NewMove[];
-  /** Set spec.cancel on these (the engine rolls each back), saying why. */
-  cancel: (MoveRef & { why: string })[];
-  delete: MoveRef[];
-  /** Remove the finalizer: the evacuation may go. */
-  release: boolean;
-}
-
-export interface EventNote {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-}
-
-export interface EvacuationDecision {
-  status: HostEvacuationStatus;
-  actions: EvacuationActions;
-  events: EventNote[];
-  requeueAfterMs?: number;
-}
 
 const FINAL: readonly EvacuationPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isFinal = (phase: EvacuationPhase | undefined): boolean => !!phase && FINAL.includes(phase);

@@ -2,9 +2,10 @@
 // `vmove plan` both read it here, so a dry run and the real thing see the same facts.
 import type { HostEvacuation, VirtualMachine } from '../../api/types';
 import type { ClusterView } from '../clusterView';
-import { isFinal, type EvacuationFacts } from './decide';
+import { isFinal } from './decide';
 import { isOwnedBy } from './names';
 import { withPendingMoves } from './planner';
+import type { EvacuationFacts } from './types';
 import { vmHost, vmKey } from './vms';
 
 /** Whether an evacuation still wants its node cordoned (it runs, cordons, and is no dry run). */

@@ -1,7 +1,7 @@
 // What an evacuation's status says about its VMs: one row per VM (its latest MoveRequest) and the
 // sentence that ends a successful evacuation. Pure.
 import type { Condition, EvacuationMove, MoveRequest } from '../../api/types';
-import type { NewMove } from './decide';
+import type { NewMove } from './types';
 import { attemptOf } from './names';
 
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

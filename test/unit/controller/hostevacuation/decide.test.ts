@@ -1,6 +1,7 @@
 import type { HostEvacuation, HostEvacuationStatus } from '../../../../src/api/types';
 import type { HostFacts } from '../../../../src/controller/clusterView';
-import { decideEvacuation, type EvacuationFacts } from '../../../../src/controller/hostevacuation/decide';
+import { decideEvacuation } from '../../../../src/controller/hostevacuation/decide';
+import type { EvacuationFacts } from '../../../../src/controller/hostevacuation/types';
 import { CANCELLED_BY_ANNOTATION } from '../../../../src/controller/hostevacuation/names';
 import { evacuation, GiB, host, ownedMove, vm } from './fixtures';
 
