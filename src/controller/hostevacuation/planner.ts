@@ -4,6 +4,7 @@
 // chooseMove), and each VM's placement counts the capacity the VMs before it in the plan take.
 import type { MoveMode, MoveRequest, MoveRequestSpec, PlannedMove, RejectedNode, VirtualMachine } from '../../api/types';
 import { GiB, parseBytes } from '../../api/quantity';
+import { traitsOf } from '../../machines/traits';
 import { chooseMove, currentResources, vmStorage } from '../chooseMove';
 import type { HostFacts } from '../clusterView';
 import { placeVm, type PlacementNeeds, type PlacementQuery } from '../placement';
@@ -64,7 +65,7 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
       cpu: c.after.cpu,
       memoryBytes: c.after.memoryBytes,
       storage: vmStorage(vm),
-      liveMigration: c.moveType === 'Live',
+      liveMigration: traitsOf(c.moveType).live,
       blockMigration: c.variant === 'BlockMigration',
       driver,
     };

@@ -1,6 +1,7 @@
 // Where one VM of an evacuation stands, from the VM and the MoveRequests the evacuation made for
 // it: moved off, being moved, to be moved (again), or given up — and why. Pure.
 import type { MoveRequest, VirtualMachine } from '../../api/types';
+import { moveRecordOf } from '../../machines/record';
 import { isTerminal } from '../../machines/vocabulary';
 import { attemptOf, CANCELLED_BY_ANNOTATION } from './names';
 import { vmHost } from './vms';
@@ -13,16 +14,6 @@ export type MoveEnd =
   | { kind: 'Permanent'; reason: string }
   /** Overtaken by events (the host died, the evacuation stopped it): neither a failure nor a retry. */
   | { kind: 'Superseded'; reason: string };
-
-interface PersistedContext {
-  attempt?: number;
-  targetNode?: string;
-  failure?: string;
-  policy?: { maxAttempts?: number };
-  unreachable?: { source?: boolean; target?: boolean };
-}
-
-const contextOf = (mr: MoveRequest): PersistedContext | undefined => (mr.status?.machine as { context?: PersistedContext } | undefined)?.context;
 
 /**
  * Judge a Failed or Cancelled move from what its status persists. The engine already retries a
@@ -37,7 +28,7 @@ export function judgeEnd(mr: MoveRequest): MoveEnd {
     const ours = mr.metadata.annotations?.[CANCELLED_BY_ANNOTATION];
     return ours ? { kind: 'Superseded', reason: ours } : { kind: 'Permanent', reason: `its MoveRequest ${mr.metadata.name} was cancelled` };
   }
-  const ctx = contextOf(mr);
+  const ctx = moveRecordOf(mr.status)?.context;
   if (!ctx) return { kind: 'Permanent', reason: message };
   const why = ctx.failure ?? message;
   if (ctx.unreachable?.source) return { kind: 'Superseded', reason: `its host was lost during the move: ${why}` };

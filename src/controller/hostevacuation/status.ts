@@ -1,6 +1,7 @@
 // What an evacuation's status says about its VMs: one row per VM (its latest MoveRequest) and the
 // sentence that ends a successful evacuation. Pure.
 import type { Condition, EvacuationMove, MoveRequest } from '../../api/types';
+import { traitsOf } from '../../machines/traits';
 import type { NewMove } from './types';
 import { attemptOf } from './names';
 
@@ -14,13 +15,16 @@ export function successMessage(latest: (MoveRequest | undefined)[], node: string
   if (recovered) {
     const shared = count((m) => m.status?.variant === 'FromSharedDisk');
     const image = count((m) => m.status?.variant === 'FromImage');
+    // A move that needs the source's agent ran while the host was still alive.
+    const before = count((m) => !traitsOf(m.status?.moveType).startsFromFencedSource);
     const parts = [
       shared ? `${plural(shared, 'VM')} restarted from ${shared === 1 ? 'its' : 'their'} shared disks` : '',
       image ? `${plural(image, 'VM')} rebuilt from ${image === 1 ? 'its' : 'their'} image — the data on ${image === 1 ? 'its' : 'their'} local disks was lost` : '',
-      count((m) => m.status?.moveType !== 'Rebuild') ? `${plural(count((m) => m.status?.moveType !== 'Rebuild'), 'VM')} moved before the host died` : '',
+      before ? `${plural(before, 'VM')} moved before the host died` : '',
     ].filter(Boolean);
     return `recovered the VMs of ${node}: ${parts.join('; ')}${tail}`;
   }
+  // The sentence names the move types: these comparisons are its words, not decisions.
   const live = count((m) => m.status?.moveType === 'Live');
   const cold = count((m) => m.status?.moveType === 'Cold');
   const other = moved.length - live - cold;
