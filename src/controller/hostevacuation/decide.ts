@@ -5,13 +5,13 @@ import type { Condition, EvacuationMove, EvacuationPhase, HostEvacuationStatus, 
 import { isTerminal } from '../../machines/vocabulary';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
 import { findCondition, setCondition, type ConditionInput } from '../conditions';
-import { classifyHost, fenceHint, howToMove, type HostState } from './hostState';
+import { classifyHost, fenceHint, howToMove, knownHostState, type HostState } from './hostState';
 import { moveName } from './names';
 import { planEvacuation, plannedMove, type PlanStep } from './planner';
 import { standingOf, type Standing } from './standing';
 import { latestRows, moveRow, newMoveRow, plural, successMessage } from './status';
 import type { EvacuationActions, EvacuationDecision, EvacuationFacts, EventNote, MoveRef, NewMove } from './types';
-import { matchesSelector, vmHost, vmKey } from './vms';
+import { evacuates, vmKey, vmKeyOfMove } from './vms';
 
 /** Retries per VM when spec.maxRetries is not set. */
 export const DEFAULT_MAX_RETRIES = 2;
@@ -86,11 +86,11 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
   const vmByKey = new Map(f.vms.map((vm) => [vmKey(vm), vm]));
   const movesByVm = new Map<string, MoveRequest[]>();
   for (const mr of f.moves) {
-    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+    const k = vmKeyOfMove(mr);
     movesByVm.set(k, [...(movesByVm.get(k) ?? []), mr]);
   }
   const keys = new Set<string>(movesByVm.keys());
-  for (const vm of f.vms) if (vmHost(vm) === node && !vm.metadata.deletionTimestamp && matchesSelector(vm.metadata.labels, e.spec.vmSelector)) keys.add(vmKey(vm));
+  for (const vm of f.vms) if (evacuates(e.spec, vm)) keys.add(vmKey(vm));
   const rows: { key: string; vm?: VirtualMachine; standing: Standing }[] = [];
   for (const key of [...keys].sort()) {
     const standing = standingOf(vmByKey.get(key), movesByVm.get(key) ?? [], node, maxRetries);
@@ -223,7 +223,7 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
     if (phase === 'Failed') events.push({ type: 'Warning', reason: 'Failed', message });
   }
 
-  const hostState = host.state === 'Alive' ? 'Alive' : host.state === 'Dead' ? 'Dead' : d.prev.hostState;
+  const hostState = knownHostState(host) ?? d.prev.hostState;
   const waitingForHost = phase === 'WaitingForFence' || phase === 'Pending';
   return {
     status: {
@@ -315,7 +315,7 @@ function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: Eve
   const node = e.spec.nodeName;
   const now = f.now.toISOString();
   const mode = e.spec.mode ?? 'Auto';
-  const vms = f.vms.filter((vm) => vmHost(vm) === node && !vm.metadata.deletionTimestamp && matchesSelector(vm.metadata.labels, e.spec.vmSelector));
+  const vms = f.vms.filter((vm) => evacuates(e.spec, vm));
   const dead = host.state !== 'Alive';
   const moveMode: MoveMode = dead && (mode === 'Auto' || mode === 'Rebuild') ? 'Rebuild' : mode;
   const steps = planEvacuation({ node, vms, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector });
@@ -327,6 +327,7 @@ function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: Eve
     `nothing was moved and ${node} was not cordoned`,
   ].filter(Boolean);
   const message = notes.join('; ');
+  const hostState = knownHostState(host);
   if (host.state === 'Dead') fencing(f, host, d, []);
   d.set({ type: 'Progressing', status: 'False', reason: 'DryRun', message });
   d.set({ type: 'Ready', status: 'True', reason: 'DryRun', message });
@@ -334,7 +335,7 @@ function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: Eve
   return {
     status: {
       phase: 'Succeeded',
-      ...(host.state === 'Alive' ? { hostState: 'Alive' as const } : host.state === 'Dead' ? { hostState: 'Dead' as const } : {}),
+      ...(hostState ? { hostState } : {}),
       total: steps.length,
       plan: steps.map((s) => plannedMove(s)),
       startTime: d.prev.startTime ?? now,

@@ -6,7 +6,7 @@ import { isFinal } from './decide';
 import { isOwnedBy } from './names';
 import { withPendingMoves } from './planner';
 import type { EvacuationFacts } from './types';
-import { vmHost, vmKey } from './vms';
+import { vmHost, vmKey, vmKeyOfMove } from './vms';
 
 /** Whether an evacuation still wants its node cordoned (it runs, cordons, and is no dry run). */
 export const wantsCordon = (e: HostEvacuation): boolean => !isFinal(e.status?.phase) && !e.metadata.deletionTimestamp && e.spec.cordon !== false && !e.spec.dryRun && !e.spec.cancel;
@@ -20,7 +20,7 @@ export function observeEvacuation(v: ClusterView, e: HostEvacuation, deadHostAft
   const vms = new Map<string, VirtualMachine>();
   for (const vm of v.vms.list()) if (vmHost(vm) === node) vms.set(vmKey(vm), vm);
   for (const mr of moves) {
-    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+    const k = vmKeyOfMove(mr);
     const vm = vms.get(k) ?? v.vms.get(k);
     if (vm) vms.set(k, vm);
   }

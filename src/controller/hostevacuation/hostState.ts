@@ -28,6 +28,9 @@ export function classifyHost(h: HostFacts | undefined, deadHostAfterSeconds: num
   return { state: 'Dead', fenced: h.fenced, why: `the agent of ${node} stopped renewing its Lease ${expired} s ago and ${readiness}` };
 }
 
+/** What status.hostState records: Alive or Dead, nothing while the host is only unreachable. */
+export const knownHostState = (h: HostState): 'Alive' | 'Dead' | undefined => (h.state === 'Unreachable' ? undefined : h.state);
+
 export const fenceHint = (node: string): string =>
   `once ${node} is powered off, mark it with \`kubectl taint nodes ${node} ${OUT_OF_SERVICE_TAINT}=nodeshutdown:NoExecute\``;
 

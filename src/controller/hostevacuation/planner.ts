@@ -8,7 +8,7 @@ import { traitsOf } from '../../machines/traits';
 import { chooseMove, currentResources, vmStorage } from '../chooseMove';
 import type { HostFacts } from '../clusterView';
 import { placeVm, type PlacementNeeds, type PlacementQuery } from '../placement';
-import { localDiskBytes, vmKey } from './vms';
+import { localDiskBytes, vmKey, vmKeyOfMove } from './vms';
 
 export interface PlanInput {
   /** The node being emptied. */
@@ -130,7 +130,7 @@ export function withPendingMoves(hosts: HostFacts[], moves: MoveRequest[], vmOf:
     const phase = mr.status?.phase;
     if ((phase && phase !== 'Pending') || mr.spec.cancel || mr.metadata.deletionTimestamp) continue;
     const target = byNode.get(mr.spec.target?.nodeName ?? '');
-    const vm = vmOf(`${mr.metadata.namespace}/${mr.spec.vmName}`);
+    const vm = vmOf(vmKeyOfMove(mr));
     if (!target || !vm) continue;
     const now = currentResources(vm);
     const cpu = mr.spec.resources?.cpu ?? now.cpu;

@@ -4,6 +4,7 @@ import type { Condition, EvacuationMove, MoveRequest } from '../../api/types';
 import { traitsOf } from '../../machines/traits';
 import type { NewMove } from './types';
 import { attemptOf } from './names';
+import { vmKeyOfMove } from './vms';
 
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -66,7 +67,7 @@ export function newMoveRow(m: NewMove): EvacuationMove {
 export function latestRows(moves: MoveRequest[]): EvacuationMove[] {
   const latest = new Map<string, MoveRequest>();
   for (const mr of moves) {
-    const k = `${mr.metadata.namespace}/${mr.spec.vmName}`;
+    const k = vmKeyOfMove(mr);
     const cur = latest.get(k);
     if (!cur || attemptOf(mr) > attemptOf(cur)) latest.set(k, mr);
   }

@@ -1,12 +1,19 @@
 // Which VMs an evacuation concerns: where a VM is, whether the evacuation's selector picks it,
 // and how much it carries. Pure.
-import type { LabelSelector, VirtualMachine } from '../../api/types';
+import type { HostEvacuationSpec, LabelSelector, MoveRequest, VirtualMachine } from '../../api/types';
 import { parseBytes } from '../../api/quantity';
 
 export const vmKey = (vm: { metadata: { namespace?: string; name?: string } }): string => `${vm.metadata.namespace ?? 'default'}/${vm.metadata.name ?? ''}`;
 
 /** The VM's host as the move engine sees it: where its agent reports it, else where it was placed. */
 export const vmHost = (vm: VirtualMachine): string | undefined => vm.status?.nodeName ?? vm.status?.scheduledNode;
+
+/** The key (namespace/name) of the VM a MoveRequest moves. */
+export const vmKeyOfMove = (mr: MoveRequest): string => `${mr.metadata.namespace}/${mr.spec.vmName}`;
+
+/** Whether an evacuation moves this VM: on its node, not being deleted, picked by its selector. */
+export const evacuates = (spec: HostEvacuationSpec, vm: VirtualMachine): boolean =>
+  vmHost(vm) === spec.nodeName && !vm.metadata.deletionTimestamp && matchesSelector(vm.metadata.labels, spec.vmSelector);
 
 export const localDiskBytes = (vm: VirtualMachine): number =>
   (vm.spec.disks ?? []).filter((d) => d.storage === 'Local').reduce((sum, d) => sum + parseBytes(d.size), 0);
