@@ -1,14 +1,17 @@
 // What one HostEvacuation should do next, and what its status says. Pure: the reconciler observes
 // (the evacuation, its node and host, the VMs on it, the MoveRequests it owns, the hosts to plan
 // over), this decides (cordon, create, cancel, delete, uncordon, let go) and the reconciler acts.
-import type { Condition, EvacuationMove, EvacuationPhase, HostEvacuationStatus, MoveMode, MoveRequest, VirtualMachine } from '../../api/types';
+import type { EvacuationMove, EvacuationPhase, MoveRequest, VirtualMachine } from '../../api/types';
 import { isTerminal } from '../../machines/vocabulary';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
-import { findCondition, setCondition, type ConditionInput } from '../conditions';
+import { findCondition } from '../conditions';
+import { dryRun } from './dryRun';
 import { classifyHost, fenceHint, howToMove, knownHostState, type HostState } from './hostState';
 import { moveName } from './names';
+import { cordon, fencing, uncordon } from './nodeConditions';
 import { planEvacuation, plannedMove, type PlanStep } from './planner';
 import { standingOf, type Standing } from './standing';
+import { StatusDraft } from './statusDraft';
 import { latestRows, moveRow, newMoveRow, plural, successMessage } from './status';
 import type { EvacuationActions, EvacuationDecision, EvacuationFacts, EventNote, MoveRef, NewMove } from './types';
 import { evacuates, vmKey, vmKeyOfMove } from './vms';
@@ -23,24 +26,6 @@ const FINAL: readonly EvacuationPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isFinal = (phase: EvacuationPhase | undefined): boolean => !!phase && FINAL.includes(phase);
 const open = (mr: MoveRequest): boolean => !(mr.status?.phase && isTerminal(mr.status.phase));
 const ref = (mr: MoveRequest): MoveRef => ({ namespace: mr.metadata.namespace ?? 'default', name: mr.metadata.name ?? '' });
-
-/** Builds the next status from the previous one; conditions keep their transition times. */
-class StatusDraft {
-  conditions: Condition[] | undefined;
-  constructor(
-    readonly prev: HostEvacuationStatus,
-    private readonly now: string,
-    private readonly generation: number | undefined,
-  ) {
-    this.conditions = prev.conditions;
-  }
-  set(c: ConditionInput): void {
-    this.conditions = setCondition(this.conditions, c, this.now, this.generation);
-  }
-  get(type: string): Condition | undefined {
-    return findCondition(this.conditions, type);
-  }
-}
 
 export function decideEvacuation(f: EvacuationFacts): EvacuationDecision {
   const e = f.evacuation;
@@ -58,8 +43,7 @@ export function decideEvacuation(f: EvacuationFacts): EvacuationDecision {
   return evacuating(f, host, draft, actions, events);
 }
 
-// ---------------------------------------------------------------- the evacuation proper
-
+/** The evacuation proper: cordon, re-plan the VMs still to move, create the next moves, count, and say the phase. */
 function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): EvacuationDecision {
   const e = f.evacuation;
   const node = e.spec.nodeName;
@@ -248,106 +232,7 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
   };
 }
 
-/** Cordon the node (recording first that vmove did it), or say why not. */
-function cordon(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): void {
-  const node = f.evacuation.spec.nodeName;
-  if (f.evacuation.spec.cordon === false) {
-    d.set({ type: 'Cordoned', status: 'False', reason: 'NotRequested', message: `spec.cordon is false: new VMs may still be placed on ${node}` });
-    return;
-  }
-  const c = d.get('Cordoned');
-  if (c?.status === 'True') {
-    // Ours and lifted by someone (or the cordon itself was interrupted): the evacuation still wants it.
-    if (c.reason === 'CordonedByVmove' && f.node.exists && !f.node.unschedulable) actions.node = 'cordon';
-    return;
-  }
-  if (!f.node.exists) {
-    d.set({ type: 'Cordoned', status: 'False', reason: 'NodeNotFound', message: `there is no Node ${node} to cordon` });
-  } else if (f.node.unschedulable) {
-    d.set({ type: 'Cordoned', status: 'True', reason: 'AlreadyCordoned', message: `${node} was already cordoned; it stays cordoned when the evacuation ends` });
-  } else {
-    d.set({ type: 'Cordoned', status: 'True', reason: 'CordonedByVmove', message: `vmove cordoned ${node} so nothing new lands there; cancelling or deleting this evacuation uncordons it` });
-    actions.node = 'cordon';
-    events.push({ type: 'Normal', reason: 'Cordoned', message: `cordoned ${node}` });
-  }
-}
-
-/** Uncordon the node if vmove cordoned it (and no other evacuation of it still wants it cordoned). */
-function uncordon(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): string {
-  const node = f.evacuation.spec.nodeName;
-  const c = d.get('Cordoned');
-  if (c?.reason !== 'CordonedByVmove') return c?.reason === 'AlreadyCordoned' ? `${node} stays cordoned, as it was before` : '';
-  if (f.cordonWantedByOthers) {
-    const message = `${node} stays cordoned: another evacuation of it is still running`;
-    d.set({ type: 'Cordoned', status: 'True', reason: 'LeftForAnotherEvacuation', message });
-    return message;
-  }
-  if (f.node.exists && f.node.unschedulable) {
-    actions.node = 'uncordon';
-    events.push({ type: 'Normal', reason: 'Uncordoned', message: `uncordoned ${node}, which this evacuation had cordoned` });
-  }
-  d.set({ type: 'Cordoned', status: 'False', reason: 'UncordonedByVmove', message: `vmove uncordoned ${node}, which it had cordoned` });
-  return `${node} is uncordoned`;
-}
-
-function fencing(f: EvacuationFacts, host: HostState, d: StatusDraft, events: EventNote[]): void {
-  const node = f.evacuation.spec.nodeName;
-  if (host.state === 'Dead') {
-    d.set(
-      host.fenced
-        ? { type: 'Fenced', status: 'True', reason: 'OutOfServiceTaint', message: `${node} carries the taint ${OUT_OF_SERVICE_TAINT}: it is known to be off, so its VMs may start elsewhere` }
-        : { type: 'Fenced', status: 'False', reason: 'WaitingForFence', message: `${host.why}; its VMs might still run: ${fenceHint(node)}` },
-    );
-    return;
-  }
-  const c = d.get('Fenced');
-  if (host.state === 'Alive' && c?.status === 'False' && c.reason === 'WaitingForFence') {
-    const message = `${node} came back before it was fenced: nothing was rebuilt, and its VMs are moved off it live instead`;
-    d.set({ type: 'Fenced', status: 'False', reason: 'HostReturned', message });
-    events.push({ type: 'Normal', reason: 'HostReturned', message });
-  }
-}
-
-// ---------------------------------------------------------------- dry run, cancel, delete
-
-function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, events: EventNote[]): EvacuationDecision {
-  const e = f.evacuation;
-  const node = e.spec.nodeName;
-  const now = f.now.toISOString();
-  const mode = e.spec.mode ?? 'Auto';
-  const vms = f.vms.filter((vm) => evacuates(e.spec, vm));
-  const dead = host.state !== 'Alive';
-  const moveMode: MoveMode = dead && (mode === 'Auto' || mode === 'Rebuild') ? 'Rebuild' : mode;
-  const steps = planEvacuation({ node, vms, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector });
-  const placed = steps.filter((s) => s.targetNode).length;
-  const notes = [
-    `dry run: ${placed} of ${plural(steps.length, 'VM')} on ${node} have a target`,
-    steps.length > placed ? `${steps.length - placed} cannot be moved now (see status.plan)` : '',
-    host.state === 'Dead' && host.fenced ? `${node} is dead and fenced: its VMs would be rebuilt` : host.state !== 'Alive' ? `${host.why}: its VMs would be rebuilt only once it is dead and fenced` : '',
-    `nothing was moved and ${node} was not cordoned`,
-  ].filter(Boolean);
-  const message = notes.join('; ');
-  const hostState = knownHostState(host);
-  if (host.state === 'Dead') fencing(f, host, d, []);
-  d.set({ type: 'Progressing', status: 'False', reason: 'DryRun', message });
-  d.set({ type: 'Ready', status: 'True', reason: 'DryRun', message });
-  events.push({ type: 'Normal', reason: 'Planned', message });
-  return {
-    status: {
-      phase: 'Succeeded',
-      ...(hostState ? { hostState } : {}),
-      total: steps.length,
-      plan: steps.map((s) => plannedMove(s)),
-      startTime: d.prev.startTime ?? now,
-      completionTime: now,
-      observedGeneration: e.metadata.generation,
-      conditions: d.conditions,
-      message,
-    },
-    actions: { create: [], cancel: [], delete: [], release: false },
-    events,
-  };
-}
+// ---------------------------------------------------------------- cancel, delete
 
 function cancelling(f: EvacuationFacts, d: StatusDraft, actions: EvacuationActions, events: EventNote[]): EvacuationDecision {
   const e = f.evacuation;
