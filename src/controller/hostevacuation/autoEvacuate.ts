@@ -9,9 +9,9 @@ import { vmovePath } from '../../kube/paths';
 import { componentLogger } from '../../log';
 import type { ClusterView, HostFacts } from '../clusterView';
 import type { ControllerConfig } from '../config';
-import { isFinal } from './decide';
 import { classifyHost } from './hostState';
 import { AUTO_EVACUATION_LABEL } from './names';
+import { isFinal } from './phase';
 import { vmHost } from './vms';
 
 const SWEEP_MS = 5_000;

@@ -6,7 +6,7 @@ import { knownHostState, type HostState } from './hostState';
 import { fencing } from './nodeConditions';
 import { planEvacuation, plannedMove } from './planner';
 import type { StatusDraft } from './statusDraft';
-import { plural } from './status';
+import { plural } from './tally';
 import type { EvacuationDecision, EvacuationFacts, EventNote } from './types';
 import { evacuates } from './vms';
 

@@ -2,8 +2,8 @@
 // `vmove plan` both read it here, so a dry run and the real thing see the same facts.
 import type { HostEvacuation, VirtualMachine } from '../../api/types';
 import type { ClusterView } from '../clusterView';
-import { isFinal } from './decide';
 import { isOwnedBy } from './names';
+import { isFinal } from './phase';
 import { withPendingMoves } from './planner';
 import type { EvacuationFacts } from './types';
 import { vmHost, vmKey, vmKeyOfMove } from './vms';

@@ -2,8 +2,8 @@
 // its MoveRequests, a VM on (or leaving) its node, its node or its agent. Handlers only enqueue.
 import type { HostEvacuation } from '../../api/types';
 import type { ClusterView } from '../clusterView';
-import { isFinal } from './decide';
 import { EVACUATION_LABEL } from './names';
+import { isFinal } from './phase';
 import { vmHost } from './vms';
 
 /** Changes within this window are folded into one reconcile (a burst of move updates is common). */
