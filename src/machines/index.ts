@@ -61,9 +61,6 @@ export const contextOf = (m: MoveState): MoveContext => m.snapshot.context as Mo
 export const isDone = (m: MoveState): boolean => isTerminal(phaseOf(m));
 export const isCommitted = (m: MoveState): boolean => m.snapshot.hasTag(COMMITTED_TAG);
 
-/** Events the current state reacts to (for tests and docs). */
-export const acceptedEvents = (m: MoveState): string[] => [...m.snapshot._nodes.flatMap((n: { ownEvents: string[] }) => n.ownEvents)];
-
 /** The agent step the current state runs, with its key (`<attempt>.<step>`, unique within the move); none for waiting and terminal states. */
 export function currentStep(m: MoveState): (Step & { key: string }) | undefined {
   const phase = phaseOf(m);
