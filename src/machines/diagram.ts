@@ -10,6 +10,7 @@ import { liveMove } from './live';
 import type { MoveDefinition } from './moveDefinition';
 import { rebuildMove } from './rebuild';
 import { resizeInPlaceMove } from './resizeInPlace';
+import { traitsOf } from './traits';
 import { COMMITTED_TAG, type MoveContext } from './vocabulary';
 
 /** The event name eventless (`always`) transitions are listed under. */
@@ -140,7 +141,7 @@ function sampleContext(type: MoveType, variant: MoveVariant): MoveContext {
     policy: { maxDowntimeMs: 300, bandwidthMiBps: 0, completionTimeoutPerGiB: 60, progressTimeoutSeconds: 120, allowAutoConverge: false, allowPostCopy: false, maxAttempts: 3 },
     bytesToMove: 0,
   });
-  return { ...ctx, targetNode: type === 'ResizeInPlace' ? 'source' : 'target', endpoint: { migrationUri: 'tcp:target:49152' } };
+  return { ...ctx, targetNode: traitsOf(type).sameHost ? 'source' : 'target', endpoint: { migrationUri: 'tcp:target:49152' } };
 }
 
 /** Which agent operation each state asks for, per variant (a running VM); skipped states say so. */
