@@ -12,14 +12,6 @@ import { finalStates, pendingState, schedulingState } from './waitingStates';
 
 type StepOf = (ctx: MoveContext) => Step;
 
-interface StoryState {
-  build(o: StepStateOptions): MoveStateConfig;
-  step: StepOf;
-  reaches?: Reach;
-  skipWhen?: SkipGuard;
-  converge?: boolean;
-}
-
 interface StepStateSpec {
   /** The agent step the state runs. */
   step: StepOf;
@@ -27,6 +19,12 @@ interface StepStateSpec {
   reaches?: Reach;
   /** Skip the state for this move when this guard holds. */
   skipWhen?: SkipGuard;
+}
+
+interface StoryState extends StepStateSpec {
+  converge?: boolean;
+  /** The state's xstate config, once its place in the story is known. */
+  build(o: StepStateOptions): MoveStateConfig;
 }
 
 /** A state before the point of no return; `converge`: climb the convergence ladder when pre-copy stalls. */
