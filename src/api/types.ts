@@ -178,8 +178,6 @@ export type MovePhase =
   | 'Failed'
   | 'Cancelled';
 
-export const TERMINAL_PHASES: readonly MovePhase[] = ['Succeeded', 'Failed', 'Cancelled'];
-
 export interface MoveProgress {
   memoryTotalBytes?: number;
   memoryProcessedBytes?: number;

@@ -3,6 +3,7 @@
 // write costs there, in the same run), and how many moves per second 100 hosts sustain with the
 // concurrency limits respected.
 import type { MoveRequest } from '../api/types';
+import { traitsOf } from '../machines/traits';
 import { isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
 import { fmtMs, mean, percentile, table } from './stats';
@@ -89,7 +90,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
         if (!mr.metadata.name?.startsWith(`r${round}-`)) return;
         const phase = mr.status?.phase;
         const key = mr.metadata.name;
-        if (phase && phase !== 'Pending' && !isTerminal(phase) && mr.status?.moveType !== 'ResizeInPlace') inFlight.set(key, { source: mr.status?.sourceNode, target: mr.status?.targetNode });
+        if (phase && phase !== 'Pending' && !isTerminal(phase) && traitsOf(mr.status?.moveType).transfers) inFlight.set(key, { source: mr.status?.sourceNode, target: mr.status?.targetNode });
         else inFlight.delete(key);
         const per = (k: 'source' | 'target') => Math.max(0, ...Object.values([...inFlight.values()].reduce<Record<string, number>>((acc, m) => (m[k] ? { ...acc, [m[k]!]: (acc[m[k]!] ?? 0) + 1 } : acc), {})));
         max.all = Math.max(max.all, inFlight.size);

@@ -1,13 +1,15 @@
 // What the controller sees of the cluster: informer caches of the kinds it watches, and the
 // facts derived from them that decisions need (which agents are alive, what each host offers
 // and has in use). Reading only; every decision over these facts is a pure function elsewhere.
-import type { HostEvacuation, MoveRequest, VirtualMachine } from '../api/types';
+import type { HostEvacuation, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { parseBytes } from '../api/quantity';
 import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL } from '../agent/protocol';
 import type { HostCapabilities } from '../drivers/driver';
 import type { KubeApi } from '../kube/api';
 import { Informer } from '../kube/informer';
 import { corePath, leasePath, vmovePath } from '../kube/paths';
+import { moveRecordOf } from '../machines/record';
+import { traitsOf } from '../machines/traits';
 import { isTerminal } from '../machines/vocabulary';
 
 export interface NodeObject {
@@ -54,7 +56,7 @@ export interface MoveInFlight {
   uid: string;
   key: string;
   vmKey: string;
-  moveType?: string;
+  moveType?: MoveType;
   source?: string;
   target?: string;
   after: { cpu: number; memoryBytes: number };
@@ -110,7 +112,7 @@ export class ClusterView {
       .list()
       .filter((m) => m.status?.phase && m.status.phase !== 'Pending' && !isTerminal(m.status.phase))
       .map((m) => {
-        const ctx = (m.status?.machine as { context?: { after?: { cpu: number; memoryBytes: number } } } | undefined)?.context;
+        const ctx = moveRecordOf(m.status)?.context;
         return {
           uid: m.metadata.uid ?? '',
           key: `${m.metadata.namespace}/${m.metadata.name}`,
@@ -150,7 +152,7 @@ export class ClusterView {
     return [...names].sort().map((name) => {
       const node = this.nodes.get(name);
       const ready = node?.status?.conditions?.find((c) => c.type === 'Ready');
-      const nonResize = inFlight.filter((m) => m.moveType !== 'ResizeInPlace');
+      const transfers = inFlight.filter((m) => traitsOf(m.moveType).transfers);
       return {
         node: name,
         labels: node?.metadata.labels ?? {},
@@ -160,8 +162,8 @@ export class ClusterView {
         agent: agents.get(name),
         used: usage.get(name) ?? { cpu: 0, memoryBytes: 0 },
         heldByMoves: held.get(name) ?? { cpu: 0, memoryBytes: 0 },
-        inbound: nonResize.filter((m) => m.target === name && m.source !== name).length,
-        outbound: nonResize.filter((m) => m.source === name && m.target !== name).length,
+        inbound: transfers.filter((m) => m.target === name && m.source !== name).length,
+        outbound: transfers.filter((m) => m.source === name && m.target !== name).length,
       };
     });
   }

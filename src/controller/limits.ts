@@ -1,5 +1,7 @@
 // May another move start now? Pure: the moves in flight, the moves waiting and the limits decide.
-import type { MoveRequest, VirtualMachine } from '../api/types';
+import type { MoveRequest, MoveType, VirtualMachine } from '../api/types';
+import { moveRecordOf } from '../machines/record';
+import { traitsOf } from '../machines/traits';
 import type { HostFacts, MoveInFlight } from './clusterView';
 import type { MoveLimits } from './config';
 
@@ -23,7 +25,7 @@ export interface Contender {
   key: string;
   group: string;
   source: string;
-  moveType: string;
+  moveType: MoveType;
   /** Creation time: within a group, the oldest goes first. */
   since: string;
 }
@@ -36,10 +38,10 @@ export interface Competition {
 }
 
 /** Resizes in place move no bytes between hosts: the transfer limits do not apply to them. */
-const transfers = (m: Pick<MoveInFlight, 'moveType'>): boolean => m.moveType !== 'ResizeInPlace';
+const transfers = (m: Pick<MoveInFlight, 'moveType'>): boolean => traitsOf(m.moveType).transfers;
 
 export function admitMove(
-  candidate: { uid: string; source: string; moveType: string },
+  candidate: { uid: string; source: string; moveType: MoveType },
   inFlight: MoveInFlight[],
   limits: MoveLimits,
   competition?: Competition,
@@ -62,7 +64,7 @@ export function admitMove(
  * the candidate may start only if it is among those served. So one evacuation cannot take every
  * slot while others wait, and two evacuations progress side by side.
  */
-function fairTurn(candidate: { uid: string; source: string; moveType: string }, others: MoveInFlight[], limits: MoveLimits, c: Competition): Admission {
+function fairTurn(candidate: { uid: string; source: string; moveType: MoveType }, others: MoveInFlight[], limits: MoveLimits, c: Competition): Admission {
   const busy = new Set(others.map((m) => m.uid));
   const inFlightOf = new Map<string, number>();
   const leaving = new Map<string, number>();
@@ -116,12 +118,6 @@ export interface ReadinessFacts {
   now: Date;
 }
 
-interface PendingMachine {
-  type?: string;
-  state?: string;
-  context?: { sourceNode?: string; moveType?: string; notBefore?: string };
-}
-
 /**
  * The moves that wait in Pending only for the limits: their machine exists, their backoff is
  * over, their VM is free, and their source can act (or, for a rebuild, is fenced). Moves waiting
@@ -135,16 +131,16 @@ export function competition(moves: MoveRequest[], f: ReadinessFacts): Competitio
     const group = moveGroup(mr.metadata.labels);
     groupOf.set(uid, group);
     if (mr.status?.phase !== 'Pending' || mr.spec.cancel || mr.metadata.deletionTimestamp) continue;
-    const machine = mr.status.machine as PendingMachine | undefined;
-    const ctx = machine?.context;
-    if (machine?.state !== 'Pending' || !ctx?.sourceNode || !ctx.moveType) continue;
+    const record = moveRecordOf(mr.status);
+    const ctx = record?.context;
+    if (record?.state !== 'Pending' || !ctx?.sourceNode) continue;
     if (ctx.notBefore && f.now.getTime() < Date.parse(ctx.notBefore)) continue;
     const vm = f.vm(`${mr.metadata.namespace}/${mr.spec.vmName}`);
     if (!vm || vm.metadata.deletionTimestamp) continue;
     if (vm.status?.moveRef && vm.status.moveRef.uid !== uid) continue;
     const source = f.host(ctx.sourceNode);
-    if (!source?.agent?.alive && !(ctx.moveType === 'Rebuild' && source?.fenced)) continue;
-    waiting.push({ uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, group, source: ctx.sourceNode, moveType: ctx.moveType, since: mr.metadata.creationTimestamp ?? '' });
+    if (!source?.agent?.alive && !(traitsOf(record.type).startsFromFencedSource && source?.fenced)) continue;
+    waiting.push({ uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, group, source: ctx.sourceNode, moveType: record.type, since: mr.metadata.creationTimestamp ?? '' });
   }
   return { waiting, groupOf };
 }

@@ -4,11 +4,13 @@
 // (`make docs` writes it); a unit test keeps the committed file equal to it.
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import type { MovePhase, MoveType, MoveVariant } from '../api/types';
-import { coldMachine, coldSpec } from './cold';
-import { initialContext, type MachineSpec } from './common';
-import { liveMachine, liveSpec } from './live';
-import { rebuildMachine, rebuildSpec } from './rebuild';
-import { resizeInPlaceMachine, resizeInPlaceSpec } from './resizeInPlace';
+import { initialContext } from './attempts';
+import { coldMove } from './cold';
+import { liveMove } from './live';
+import type { MoveDefinition } from './moveDefinition';
+import { rebuildMove } from './rebuild';
+import { resizeInPlaceMove } from './resizeInPlace';
+import { traitsOf } from './traits';
 import { COMMITTED_TAG, type MoveContext } from './vocabulary';
 
 /** The event name eventless (`always`) transitions are listed under. */
@@ -114,17 +116,15 @@ export function mermaid(graph: MachineGraph): string {
 // ------------------------------------------------------------------ the document
 
 interface MachineDoc {
-  type: MoveType;
-  machine: AnyStateMachine;
-  spec: MachineSpec;
+  move: MoveDefinition;
   variants: MoveVariant[];
 }
 
 const MACHINES: MachineDoc[] = [
-  { type: 'Live', machine: liveMachine, spec: liveSpec, variants: ['SharedStorage', 'BlockMigration'] },
-  { type: 'Cold', machine: coldMachine, spec: coldSpec, variants: ['SharedStorage', 'DiskCopy'] },
-  { type: 'Rebuild', machine: rebuildMachine, spec: rebuildSpec, variants: ['FromSharedDisk', 'FromImage'] },
-  { type: 'ResizeInPlace', machine: resizeInPlaceMachine, spec: resizeInPlaceSpec, variants: ['Hotplug', 'Restart'] },
+  { move: liveMove, variants: ['SharedStorage', 'BlockMigration'] },
+  { move: coldMove, variants: ['SharedStorage', 'DiskCopy'] },
+  { move: rebuildMove, variants: ['FromSharedDisk', 'FromImage'] },
+  { move: resizeInPlaceMove, variants: ['Hotplug', 'Restart'] },
 ];
 
 /** A context for reading a machine's step table: a running VM placed on another host (or its own). */
@@ -141,18 +141,18 @@ function sampleContext(type: MoveType, variant: MoveVariant): MoveContext {
     policy: { maxDowntimeMs: 300, bandwidthMiBps: 0, completionTimeoutPerGiB: 60, progressTimeoutSeconds: 120, allowAutoConverge: false, allowPostCopy: false, maxAttempts: 3 },
     bytesToMove: 0,
   });
-  return { ...ctx, targetNode: type === 'ResizeInPlace' ? 'source' : 'target', endpoint: { migrationUri: 'tcp:target:49152' } };
+  return { ...ctx, targetNode: traitsOf(type).sameHost ? 'source' : 'target', endpoint: { migrationUri: 'tcp:target:49152' } };
 }
 
 /** Which agent operation each state asks for, per variant (a running VM); skipped states say so. */
 function stepTable(doc: MachineDoc, graph: MachineGraph): string {
   const acting = graph.states.filter((s) => !s.final && !['Pending', 'Scheduling', 'RollingBack'].includes(s.name));
-  const guards = doc.machine.implementations.guards as Record<string, (args: { context: MoveContext; event: unknown }, params: unknown) => boolean>;
+  const guards = doc.move.machine.implementations.guards as Record<string, (args: { context: MoveContext; event: unknown }, params: unknown) => boolean>;
   const cell = (state: string, variant: MoveVariant) => {
-    const ctx = sampleContext(doc.type, variant);
+    const ctx = sampleContext(doc.move.type, variant);
     const skips = graph.edges.filter((e) => e.from === state && e.event === ALWAYS && e.to !== 'RollingBack' && e.guard);
     if (skips.some((e) => guards[e.guard!]?.({ context: ctx, event: { type: 'docs' } }, undefined))) return 'skipped';
-    const step = doc.spec.step(state as MovePhase, ctx);
+    const step = doc.move.step(state as MovePhase, ctx);
     return step ? `\`${step.request.kind}\` on ${step.role}` : '—';
   };
   return [
@@ -183,9 +183,9 @@ event has several arrows from one state, the first listed whose guard holds is t
 /** docs/machines.md */
 export function machinesMarkdown(): string {
   const sections = MACHINES.map((doc) => {
-    const graph = machineGraph(doc.machine);
+    const graph = machineGraph(doc.move.machine);
     return [
-      `## ${doc.type}`,
+      `## ${doc.move.type}`,
       '',
       `Variants: ${doc.variants.map((v) => `\`${v}\``).join(', ')}.`,
       '',

@@ -2,25 +2,18 @@
 // feed it an event, and ask which agent step its state runs now. Pure.
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import type { MovePhase, MoveType } from '../api/types';
-import { coldMachine, coldSpec } from './cold';
-import { stepName, type MachineSpec } from './common';
-import { liveMachine, liveSpec } from './live';
-import { rebuildMachine, rebuildSpec } from './rebuild';
-import { resizeInPlaceMachine, resizeInPlaceSpec } from './resizeInPlace';
+import { coldMove } from './cold';
+import { liveMove } from './live';
+import type { MoveDefinition } from './moveDefinition';
+import { rebuildMove } from './rebuild';
+import { resizeInPlaceMove } from './resizeInPlace';
 import type { PersistedMove } from './record';
+import { stepName } from './steps';
 import { COMMITTED_TAG, isTerminal, type MoveContext, type MoveEvent, type MoveInput, type Step } from './vocabulary';
 
-// The machines share context and events; they differ only in their states.
-type MoveMachine = typeof liveMachine;
+const MOVES: Record<MoveType, MoveDefinition> = { Live: liveMove, Cold: coldMove, Rebuild: rebuildMove, ResizeInPlace: resizeInPlaceMove };
 
-const registry: Record<MoveType, { machine: MoveMachine; spec: MachineSpec }> = {
-  Live: { machine: liveMachine, spec: liveSpec },
-  Cold: { machine: coldMachine as unknown as MoveMachine, spec: coldSpec },
-  Rebuild: { machine: rebuildMachine as unknown as MoveMachine, spec: rebuildSpec },
-  ResizeInPlace: { machine: resizeInPlaceMachine as unknown as MoveMachine, spec: resizeInPlaceSpec },
-};
-
-export const machineFor = (type: MoveType): MoveMachine => registry[type].machine;
+export const machineFor = (type: MoveType): MoveDefinition['machine'] => MOVES[type].machine;
 
 export interface MoveState {
   readonly type: MoveType;
@@ -61,14 +54,11 @@ export const contextOf = (m: MoveState): MoveContext => m.snapshot.context as Mo
 export const isDone = (m: MoveState): boolean => isTerminal(phaseOf(m));
 export const isCommitted = (m: MoveState): boolean => m.snapshot.hasTag(COMMITTED_TAG);
 
-/** Events the current state reacts to (for tests and docs). */
-export const acceptedEvents = (m: MoveState): string[] => [...m.snapshot._nodes.flatMap((n: { ownEvents: string[] }) => n.ownEvents)];
-
 /** The agent step the current state runs, with its key (`<attempt>.<step>`, unique within the move); none for waiting and terminal states. */
 export function currentStep(m: MoveState): (Step & { key: string }) | undefined {
   const phase = phaseOf(m);
   const ctx = contextOf(m);
-  const step = phase === 'RollingBack' ? ctx.rollback?.steps[ctx.rollback.index] : registry[m.type].spec.step(phase, ctx);
+  const step = phase === 'RollingBack' ? ctx.rollback?.steps[ctx.rollback.index] : MOVES[m.type].step(phase, ctx);
   return step ? { ...step, key: stepName(phase, ctx) } : undefined;
 }
 

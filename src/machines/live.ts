@@ -5,48 +5,39 @@
 //   Pending → Scheduling → PreparingTarget → Migrating → SwitchingOver → Verifying → CleaningUp → Succeeded
 //                               └──────────────┴─→ RollingBack → Failed | Cancelled | Pending (retry)
 //   From SwitchingOver on, the VM runs on the target: a failed verification restarts it on the source from its disk.
-import type { MovePhase } from '../api/types';
-import {
-  actingState,
-  cleaningUpState,
-  committedState,
-  finalStates,
-  initialContext,
-  moveSetup,
-  onSource,
-  onTarget,
-  pendingState,
-  rollingBackState,
-  schedulingState,
-  type MachineSpec,
-} from './common';
 import { rungAt } from './ladder';
+import { acting, cleaningUp, committed, defineMove } from './moveDefinition';
+import { onSource, onTarget } from './steps';
 import { type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
 
 const block = (c: MoveContext): boolean => c.variant === 'BlockMigration';
 
-export const liveSpec: MachineSpec = {
-  step(state: MovePhase, c: MoveContext): Step | undefined {
-    switch (state) {
-      case 'PreparingTarget':
-        return onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c), tuning: rungAt(c.policy, 0).tuning });
-      case 'Migrating':
-        return onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: rungAt(c.policy, c.rung).tuning, blockMigration: block(c) });
-      case 'SwitchingOver':
-        return onTarget('complete-incoming', { kind: 'completeIncoming' });
-      case 'Verifying':
-        // The guest must go on from where it left the source: a restart on the target fails too.
-        return onTarget('verify', {
+export const liveMove = defineMove('Live', {
+  states: {
+    PreparingTarget: acting({
+      reaches: 'targetPrepared',
+      step: (c) => onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c), tuning: rungAt(c.policy, 0).tuning }),
+    }),
+    Migrating: acting({
+      reaches: 'migrationStarted',
+      converge: true,
+      step: (c) => onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: rungAt(c.policy, c.rung).tuning, blockMigration: block(c) }),
+    }),
+    SwitchingOver: committed({
+      reaches: 'targetStarted',
+      step: () => onTarget('complete-incoming', { kind: 'completeIncoming' }),
+    }),
+    Verifying: committed({
+      // The guest must go on from where it left the source: a restart on the target fails too.
+      step: (c) =>
+        onTarget('verify', {
           kind: 'verify',
           windowMs: VERIFY_WINDOW_MS.afterLiveMigration,
           expectRunning: true,
           ...(c.guestHeartbeat !== undefined ? { heartbeatAbove: c.guestHeartbeat } : {}),
-        });
-      case 'CleaningUp':
-        return onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) });
-      default:
-        return undefined;
-    }
+        }),
+    }),
+    CleaningUp: cleaningUp((c) => onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) })),
   },
   rollback(c: MoveContext): Step[] {
     if (!c.reached.targetStarted) {
@@ -61,22 +52,5 @@ export const liveSpec: MachineSpec = {
     // The target ran: stop it before the source boots again, and boot the source from its disk
     // (its paused memory is stale against what the target wrote).
     return [onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }), onSource('restart-source', { kind: 'startVm' })];
-  },
-};
-
-export const liveMachine = moveSetup.createMachine({
-  id: 'Live',
-  initial: 'Pending',
-  context: ({ input }) => initialContext(input),
-  states: {
-    Pending: pendingState(),
-    Scheduling: schedulingState('PreparingTarget'),
-    PreparingTarget: actingState(liveSpec, { state: 'PreparingTarget', next: 'Migrating', reaches: 'targetPrepared' }),
-    Migrating: actingState(liveSpec, { state: 'Migrating', next: 'SwitchingOver', reaches: 'migrationStarted', converge: true }),
-    SwitchingOver: committedState(liveSpec, { state: 'SwitchingOver', next: 'Verifying', reaches: 'targetStarted' }),
-    Verifying: committedState(liveSpec, { state: 'Verifying', next: 'CleaningUp' }),
-    CleaningUp: cleaningUpState(),
-    RollingBack: rollingBackState(),
-    ...finalStates,
   },
 });

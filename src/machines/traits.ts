@@ -1,6 +1,6 @@
 // What each move type is, as the rest of vmove needs to know it: one row per type instead of
 // comparisons of type names spread over the controller. A new move type adds a row here and a
-// machine (see docs/design.md, "Adding a move type"). Pure.
+// machine (see docs/design.md, "Moves: machines and steps"). Pure.
 import type { MoveType } from '../api/types';
 
 export interface MoveTraits {

@@ -130,11 +130,6 @@ export type MoveEvent = Timed &
     | { type: 'CANCEL' }
   );
 
-export type MoveEventType = MoveEvent['type'];
-
-/** Actions the controller carries out after a transition (besides acting on the new state's step). */
-export type MoveNote = { type: 'note'; params: { message: string; warning?: boolean } };
-
 export const TERMINAL: readonly MovePhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isTerminal = (phase: MovePhase): boolean => TERMINAL.includes(phase);
 

@@ -1,8 +1,9 @@
 import { admitMove } from '../../../src/controller/limits';
+import type { MoveType } from '../../../src/api/types';
 import type { MoveInFlight } from '../../../src/controller/clusterView';
 
 const limits = { parallelMoves: 3, outboundPerNode: 2, inboundPerNode: 2 };
-const flight = (uid: string, source: string, target: string, moveType = 'Live'): MoveInFlight => ({ uid, key: uid, vmKey: uid, source, target, moveType, after: { cpu: 1, memoryBytes: 1 } });
+const flight = (uid: string, source: string, target: string, moveType: MoveType = 'Live'): MoveInFlight => ({ uid, key: uid, vmKey: uid, source, target, moveType, after: { cpu: 1, memoryBytes: 1 } });
 
 describe('admitMove', () => {
   test('cluster-wide limit', () => {
