@@ -402,6 +402,20 @@ describe('helm lint and helm template', () => {
     expect(selects(sm.spec!.selector!.matchLabels!, svc.metadata.labels!)).toBe(true);
     expect(sm.spec!.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
   });
+
+  test("the ServiceMonitor keeps the metrics' own namespace label (honorLabels), which per-move series carry", async () => {
+    const sm = (await render({ set: ['metrics.serviceMonitor.enabled=true'] })).get('ServiceMonitor', 'vmove-controller');
+    expect(sm.spec!.endpoints).toEqual([expect.objectContaining({ honorLabels: true })]);
+  });
+
+  test('metrics.prometheusRule.enabled adds a PrometheusRule holding files/alerts.yaml as it is (the rules test/unit/alerts.test.ts evaluates)', async () => {
+    expect((await render()).ofKind('PrometheusRule')).toEqual([]);
+    const r = await render({ set: ['metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.labels.release=kube-prometheus-stack'] });
+    const rule = r.get('PrometheusRule', 'vmove');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata).toMatchObject({ namespace: NS, labels: expect.objectContaining({ release: 'kube-prometheus-stack' }) });
+    expect(rule.spec).toEqual(parse(readFileSync(join(CHART, 'files', 'alerts.yaml'), 'utf8')));
+  });
 });
 
 // One story, in order: dry runs, install, permissions, vmove at work, upgrade, uninstall.
