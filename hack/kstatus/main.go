@@ -45,7 +45,8 @@ func main() {
 	}
 }
 
-// each calls fn for every object in the file (a List's items one by one).
+// each calls fn for every object in the file (a List's items one by one). Objects are decoded by
+// the API machinery's own JSON scheme, which keeps integers int64 as kstatus expects them.
 func each(path string, fn func(*unstructured.Unstructured) error) error {
 	var r io.Reader = os.Stdin
 	if path != "-" {
@@ -58,30 +59,32 @@ func each(path string, fn func(*unstructured.Unstructured) error) error {
 	}
 	dec := yaml.NewYAMLOrJSONDecoder(bufio.NewReader(r), 4096)
 	for {
-		var obj map[string]interface{}
-		if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
 			return nil
 		} else if err != nil {
 			return err
 		}
-		if obj == nil {
+		if len(raw) == 0 || string(raw) == "null" {
 			continue // an empty document between two `---`
 		}
-		u := &unstructured.Unstructured{Object: obj}
-		if u.IsList() {
-			list, err := u.ToList()
-			if err != nil {
-				return err
-			}
-			for i := range list.Items {
-				if err := fn(&list.Items[i]); err != nil {
+		obj, _, err := unstructured.UnstructuredJSONScheme.Decode(raw, nil, nil)
+		if err != nil {
+			return err
+		}
+		switch o := obj.(type) {
+		case *unstructured.UnstructuredList:
+			for i := range o.Items {
+				if err := fn(&o.Items[i]); err != nil {
 					return err
 				}
 			}
-			continue
-		}
-		if err := fn(u); err != nil {
-			return err
+		case *unstructured.Unstructured:
+			if err := fn(o); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unexpected object %T", obj)
 		}
 	}
 }
