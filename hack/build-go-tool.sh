@@ -4,6 +4,7 @@
 # kube-apiserver: a second run, or CI's fresh clone on the same machine, reuses it.
 #   hack/build-go-tool.sh kstatus   what sigs.k8s.io/cli-utils' kstatus says of objects
 #   hack/build-go-tool.sh promql    parses PromQL expressions, names the metrics they read
+#   hack/build-go-tool.sh grafana   checks dashboards against Grafana's own schema
 # Prints the path of the binary.
 set -euo pipefail
 

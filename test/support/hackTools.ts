@@ -23,7 +23,7 @@ function hackScript(script: string, ...args: string[]): string[] {
 }
 
 export const promtoolPath = (): string => hackScript('build-promtool.sh').pop()!;
-export const goToolPath = (name: 'kstatus' | 'promql'): string => hackScript('build-go-tool.sh', name).pop()!;
+export const goToolPath = (name: 'grafana' | 'kstatus' | 'promql'): string => hackScript('build-go-tool.sh', name).pop()!;
 /** The Lua interpreters health checks are run with: lua5.1 (Argo CD's dialect) and lua5.4. */
 export const luaPaths = (): string[] => hackScript('install-lua.sh');
 
