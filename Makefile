@@ -3,8 +3,8 @@
 #   make test    everything CI runs: typecheck, unit, integration (real kube-apiserver + etcd), e2e
 #   make docs    docs/machines.md: the move machines' diagrams, drawn from their definitions
 # Every target installs what it needs itself: Node 24 (from the npm registry when the machine's
-# Node is older), npm packages, and kube-apiserver/etcd built from Go modules (cached in
-# ~/.cache/vmove).
+# Node is older), npm packages, kube-apiserver/etcd and the test tools (promtool, kstatus, …)
+# built from Go modules (cached in ~/.cache/vmove), Lua from Debian's packages.
 
 SHELL := /bin/bash
 NODE_HOME := $(shell hack/ensure-node.sh)
@@ -12,7 +12,7 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_update_notifier := false
 VMOVE := node dist/cli/main.js
 
-.PHONY: all deps build typecheck guest run cluster cluster-down test test-unit test-integration test-e2e bench docs clean helm chart-sync chart-lint
+.PHONY: all deps build typecheck guest tools run cluster cluster-down test test-unit test-integration test-e2e bench docs clean helm chart-sync chart-lint argocd-cm
 
 all: build
 
@@ -34,6 +34,15 @@ typecheck: deps
 guest:
 	hack/build-guest.sh >/dev/null
 
+# What the unit tests of the alerts, dashboard and health checks run, cached in ~/.cache/vmove:
+# promtool (from the Prometheus Go module), hack/kstatus, hack/promql, hack/grafana, and Lua.
+tools:
+	hack/install-lua.sh >/dev/null
+	hack/build-promtool.sh >/dev/null
+	hack/build-go-tool.sh kstatus >/dev/null
+	hack/build-go-tool.sh promql >/dev/null
+	hack/build-go-tool.sh grafana >/dev/null
+
 cluster: build
 	$(VMOVE) cluster up
 
@@ -46,12 +55,12 @@ DRIVER ?= sim
 run: build $(if $(filter sim,$(DRIVER)),,guest)
 	$(VMOVE) demo --driver $(DRIVER)
 
-test: typecheck build guest
+test: typecheck build guest tools
 	hack/build-control-plane.sh >/dev/null
 	hack/build-helm.sh >/dev/null
 	npm test
 
-test-unit: deps
+test-unit: deps tools
 	npm run test:unit
 
 test-integration: build
@@ -85,6 +94,10 @@ chart-sync:
 
 chart-lint:
 	"$$(hack/build-helm.sh)" lint --strict charts/vmove
+
+# config/argocd/argocd-cm-patch.yaml from the Argo CD health checks; a unit test fails when it is stale.
+argocd-cm:
+	hack/argocd-cm.sh >/dev/null
 
 clean:
 	rm -rf dist

@@ -402,6 +402,37 @@ describe('helm lint and helm template', () => {
     expect(selects(sm.spec!.selector!.matchLabels!, svc.metadata.labels!)).toBe(true);
     expect(sm.spec!.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
   });
+
+  test("the ServiceMonitor keeps the metrics' own namespace label (honorLabels), which per-move series carry", async () => {
+    const sm = (await render({ set: ['metrics.serviceMonitor.enabled=true'] })).get('ServiceMonitor', 'vmove-controller');
+    expect(sm.spec!.endpoints).toEqual([expect.objectContaining({ honorLabels: true })]);
+  });
+
+  test('metrics.prometheusRule.enabled adds a PrometheusRule holding files/alerts.yaml as it is (the rules test/unit/alerts.test.ts evaluates)', async () => {
+    expect((await render()).ofKind('PrometheusRule')).toEqual([]);
+    const r = await render({ set: ['metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.labels.release=kube-prometheus-stack'] });
+    const rule = r.get('PrometheusRule', 'vmove');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata).toMatchObject({ namespace: NS, labels: expect.objectContaining({ release: 'kube-prometheus-stack' }) });
+    expect(rule.spec).toEqual(parse(readFileSync(join(CHART, 'files', 'alerts.yaml'), 'utf8')));
+  });
+
+  test("metrics.grafanaDashboard.enabled adds files/dashboard.json in a ConfigMap with the Grafana sidecar's label", async () => {
+    expect((await render()).ofKind('ConfigMap')).toEqual([]);
+    const dashboard = JSON.parse(readFileSync(join(CHART, 'files', 'dashboard.json'), 'utf8')) as unknown;
+    const r = await render({ set: ['metrics.grafanaDashboard.enabled=true'] });
+    const cm = r.get('ConfigMap', 'vmove-dashboard') as Manifest & { data: Record<string, string> };
+    expect(cm.metadata).toMatchObject({ namespace: NS, labels: expect.objectContaining({ grafana_dashboard: '1' }) });
+    expect(Object.keys(cm.data)).toEqual(['vmove.json']);
+    expect(JSON.parse(cm.data['vmove.json']!)).toEqual(dashboard);
+    // Where the sidecar watches, with the label and folder it wants.
+    const elsewhere = await render({ set: ['metrics.grafanaDashboard.enabled=true', 'metrics.grafanaDashboard.namespace=monitoring', 'metrics.grafanaDashboard.labels.grafana_dashboard=null', 'metrics.grafanaDashboard.labels.dashboards=vmove', 'metrics.grafanaDashboard.annotations.grafana_folder=vmove'] });
+    const moved = elsewhere.get('ConfigMap', 'vmove-dashboard') as Manifest & { metadata: { annotations?: Record<string, string> } };
+    expect(moved.metadata.namespace).toBe('monitoring');
+    expect(moved.metadata.labels).toMatchObject({ dashboards: 'vmove' });
+    expect(moved.metadata.labels).not.toHaveProperty('grafana_dashboard');
+    expect(moved.metadata.annotations).toEqual({ grafana_folder: 'vmove' });
+  });
 });
 
 // One story, in order: dry runs, install, permissions, vmove at work, upgrade, uninstall.
@@ -413,6 +444,7 @@ describe('in a real API server', () => {
     ['agent disabled', ['agent.enabled=false']],
     ['driver qemu', ['agent.driver=qemu']],
     ['driver libvirt, auth shared-secret, one replica', ['agent.driver=libvirt', 'auth.mode=shared-secret', 'auth.existingSecret=s', 'controller.replicas=1']],
+    ['Grafana dashboard', ['metrics.grafanaDashboard.enabled=true']],
   ])('the API server accepts the rendered manifests: %s', async (_name, set) => {
     const manifests = await helmOk([...renderArgs({ set }), '--include-crds']);
     const r = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=helm-chart-test', '-f', '-'], { input: manifests });
