@@ -11,7 +11,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskReader, Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
-import { readJsonFile, writeFileAtomic } from './atomicFile';
+import { readJsonFile, writeFileAtomic } from '../fs/atomicFile';
 import { AgentError, badRequest, conflict, toOperationError } from './errors';
 import { runOperation } from './operationKinds';
 import type { OperationRequest, OperationStatus } from './protocol';

@@ -3,7 +3,7 @@
 // VMs it was prepared to receive (libvirt itself creates the target domain only once the
 // stream starts, yet a prepared target is 'Incoming' to vmove from prepareIncoming on).
 import { readdir, rm } from 'node:fs/promises';
-import { readJsonFile, writeFileAtomic } from '../../agent/atomicFile';
+import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
 import type { HostConfig, IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../driver';
 import { incomingRecordPath, outgoingRecordPath, vmsStateRoot } from './layout';
 import type { ArmedFeatures, LibvirtIncoming } from './migrationPlan';

@@ -9,7 +9,7 @@
 // sparse-aware copy sends only allocated data.
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../agent/atomicFile';
+import { writeFileAtomic } from '../../fs/atomicFile';
 import type { StorageKind } from '../../api/types';
 import { DriverError, type DiskSpec, type HostConfig, type VmSpec } from '../driver';
 

@@ -4,7 +4,7 @@
 // the VM runs, including while no agent is watching.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../../agent/atomicFile';
+import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
 import type { MigrationStatus, VmInfo, VmSpec, VmState } from '../driver';
 
 export interface SimVmRecord {

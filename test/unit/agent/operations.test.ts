@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../../../src/agent/client';
-import { writeFileAtomic } from '../../../src/agent/atomicFile';
+import { writeFileAtomic } from '../../../src/fs/atomicFile';
 import { OperationExecutor, type OperationRecord } from '../../../src/agent/operations';
 import type { OperationRequest, OperationStatus } from '../../../src/agent/protocol';
 import type { HostConfig, MigrationTuning, VmSpec } from '../../../src/drivers/driver';
