@@ -14,7 +14,7 @@ import { componentLogger } from '../log';
 import { readJsonFile, writeFileAtomic } from '../fs/atomicFile';
 import { AgentError, badRequest, conflict, toOperationError } from './errors';
 import { runOperation } from './operationKinds';
-import type { OperationRequest, OperationStatus } from './protocol';
+import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
 import { VmLocks } from './vmLocks';
 

@@ -7,7 +7,7 @@ import { componentLogger } from '../log';
 import { authorize, bearerToken, type AllowedIdentities, type Authenticator, type RouteAccess } from './auth';
 import { AgentError, badRequest, errorMessage, isTransient, notFound } from './errors';
 import type { OperationExecutor } from './operations';
-import { AGENT_API, type ErrorBody } from './protocol';
+import { AGENT_API, type ErrorBody } from './httpApi';
 import { isSafeName } from './requestValidation';
 
 const log = componentLogger('agent-http');

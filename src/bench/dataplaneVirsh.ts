@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { VmSpec } from '../drivers/driver';
+import type { VmSpec } from '../protocol/vm';
 import { startSandboxHost, stopSandbox, type SandboxHost } from '../drivers/libvirt';
 import { domainXml } from '../drivers/libvirt/domainXml';
 import { serialLogPath } from '../drivers/libvirt/layout';

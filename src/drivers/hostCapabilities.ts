@@ -1,6 +1,8 @@
 // What every driver of this project advertises the same way: capacity and storage come from the
 // host's configuration; live and block migration and hotplug are supported by all three drivers.
-import type { DriverKind, HostCapabilities, HostConfig, MigrationState, MigrationStatus } from './driver';
+import type { DriverKind, HostCapabilities } from '../protocol/host';
+import type { MigrationState, MigrationStatus } from '../protocol/migration';
+import type { HostConfig } from './driver';
 
 export function hostCapabilities(host: HostConfig, driver: DriverKind, accelerator: string): HostCapabilities {
   return {

@@ -30,19 +30,10 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { componentLogger, type Logger } from '../../log';
-import {
-  DriverError,
-  NotArrivedYet,
-  type DiskReader,
-  type Driver,
-  type HostCapabilities,
-  type HostConfig,
-  type IncomingEndpoint,
-  type MigrationStatus,
-  type MigrationTuning,
-  type VmInfo,
-  type VmSpec,
-} from '../driver';
+import type { HostCapabilities } from '../../protocol/host';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmInfo, VmSpec } from '../../protocol/vm';
+import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
 import { createDisk, deleteDisk, exists, readDiskFile, writeDiskFile } from '../qemu/disks';
 import { DEFAULT_LIMITS, DIMM_ALIGN_BYTES, MiB, type MachineLimits } from '../qemu/machine';
 import { readHeartbeat } from '../qemu/serialLog';

@@ -1,7 +1,8 @@
 // Pure translations between vmove's migration vocabulary and libvirt's: tuning + endpoint →
 // virDomainMigrate flags and typed parameters; job statistics + domain state → MigrationStatus
 // and VmState.
-import type { IncomingEndpoint, MigrationState, MigrationStatus, MigrationTuning, VmState } from '../driver';
+import type { IncomingEndpoint, MigrationState, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmState } from '../../protocol/vm';
 import { DomainState, JobType, MigrateFlag, PausedReason, RunningReason, ShutoffReason, type JobStats, type TypedParam } from './remote';
 
 /** What a libvirt target tells the source (see IncomingEndpoint.libvirt). */

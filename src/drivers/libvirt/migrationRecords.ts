@@ -4,7 +4,9 @@
 // stream starts, yet a prepared target is 'Incoming' to vmove from prepareIncoming on).
 import { readdir, rm } from 'node:fs/promises';
 import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
-import type { HostConfig, IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../driver';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmSpec } from '../../protocol/vm';
+import type { HostConfig } from '../driver';
 import { incomingRecordPath, outgoingRecordPath, vmsStateRoot } from './layout';
 import type { ArmedFeatures, LibvirtIncoming } from './migrationPlan';
 

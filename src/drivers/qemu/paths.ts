@@ -1,7 +1,8 @@
 // Where the qemu driver keeps things on a host. Pure: paths only, no I/O.
 import path from 'node:path';
 import type { StorageKind } from '../../api/types';
-import type { HostConfig, VmSpec } from '../driver';
+import type { VmSpec } from '../../protocol/vm';
+import type { HostConfig } from '../driver';
 import type { DiskFile } from './disks';
 
 /** Per-VM runtime files in the host's state folder. */

@@ -10,20 +10,10 @@ import { readFile, readdir, rename, rm, mkdir, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { componentLogger } from '../../log';
-import {
-  DriverError,
-  NotArrivedYet,
-  type DiskReader,
-  type Driver,
-  type HostCapabilities,
-  type HostConfig,
-  type IncomingEndpoint,
-  type MigrationStatus,
-  type MigrationTuning,
-  type VmInfo,
-  type VmSpec,
-  type VmState,
-} from '../driver';
+import type { HostCapabilities } from '../../protocol/host';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmInfo, VmSpec, VmState } from '../../protocol/vm';
+import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
 import { type Accelerator, type LaunchDisk, diskNode, qemuArgs } from './commandLine';
 import { type DiskFile, createDisk, deleteDisk, exists, readDiskFile, writeDiskFile } from './disks';
 import {
