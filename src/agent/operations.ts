@@ -16,7 +16,7 @@ import { AgentError, badRequest, conflict, toOperationError } from './errors';
 import { runOperation } from './operationKinds';
 import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
-import { VmLocks } from './vmLocks';
+import { VmLocks } from '../vmLocks';
 
 const log = componentLogger('operations');
 

@@ -26,31 +26,46 @@
 // host-specific paths (Local disks, serial log) swapped for the target's, so whatever was
 // hot-plugged travels along. Local disks move with NBD (VIR_MIGRATE_NON_SHARED_DISK) into
 // files the target created in prepareIncoming.
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { componentLogger, type Logger } from '../../log';
 import type { HostCapabilities } from '../../protocol/host';
 import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
 import type { VmInfo, VmSpec } from '../../protocol/vm';
+import { MiB } from '../../api/quantity';
+import { VmLocks } from '../../vmLocks';
+import { directBoot } from '../common/directBoot';
+import { exists, writeDiskFile } from '../common/disks';
+import { permanent, transient } from '../common/errors';
+import { hostCapabilities } from '../common/hostCapabilities';
+import { DEFAULT_LIMITS, DIMM_ALIGN_BYTES, type MachineLimits } from '../common/machineLimits';
+import { emptyMigrationStatus } from '../common/migrationStatus';
+import { imageFiles, vmDiskFiles } from '../common/paths';
+import { readHeartbeat } from '../common/serialLog';
+import { uriHost } from '../common/uriHost';
+import {
+  createIncomingDisks,
+  deleteDiskFiles,
+  diskIndex,
+  ensureDiskFiles,
+  readVmDisk,
+  requireBlockMigrationForLocalDisks,
+  requireDiskFiles,
+} from '../common/vmDisks';
 import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
-import { createDisk, deleteDisk, exists, readDiskFile, writeDiskFile } from '../qemu/disks';
-import { DEFAULT_LIMITS, DIMM_ALIGN_BYTES, MiB, type MachineLimits } from '../qemu/machine';
-import { readHeartbeat } from '../qemu/serialLog';
 import { type DomainFacts, dimmXml, diskTarget, domainFacts, domainUuid, domainXml, retargetXml, vmSpecFromXml } from './domainXml';
-import { imageFiles, serialLogPath, vmDiskFiles, vmStateDir } from './layout';
+import { serialLogPath, vmStateDir } from './layout';
 import { MigrationRecords, type LibvirtEndpoint, type OutgoingRecord } from './migrationRecords';
 import {
   type ArmedFeatures,
   armedFeatures,
-  emptyMigrationStatus,
   inPostCopy,
   isActiveJob,
   isOutgoingMigration,
   migrationFlags,
   migrationParams,
   toMigrationStatus,
-  uriHost,
   vmStateOf,
 } from './migrationPlan';
 import {
@@ -70,7 +85,6 @@ import {
 } from './remote';
 import { LibvirtError, VirErr } from './rpc';
 import { startSandbox } from './sandbox';
-import { hostCapabilities } from '../hostCapabilities';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LibvirtDriverOptions {
@@ -100,8 +114,6 @@ export interface LibvirtDriverOptions {
 
 const log = componentLogger('libvirt-driver');
 
-const permanent = (message: string, cause?: unknown): DriverError => new DriverError(message, false, cause === undefined ? undefined : { cause });
-const transient = (message: string, cause?: unknown): DriverError => new DriverError(message, true, cause === undefined ? undefined : { cause });
 const isCode = (err: unknown, code: number): boolean => err instanceof LibvirtError && err.code === code;
 
 /** How long the driver waits for a migration to show up, arrive, or wind down. */
@@ -122,7 +134,8 @@ export class LibvirtDriver implements Driver {
   private conn: Promise<LibvirtConnection> | null = null;
   /** Migration calls in flight from this process, by VM. */
   private readonly performing = new Map<string, Promise<void>>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** One mutating operation per VM at a time (status reads do not wait). */
+  private readonly locks = new VmLocks();
   private readonly records: MigrationRecords;
   private readonly log: Logger;
 
@@ -202,10 +215,7 @@ export class LibvirtDriver implements Driver {
   async ensureDisks(vm: VmSpec, how: 'keep' | 'fresh'): Promise<void> {
     return this.locked(vm.id, async () => {
       if (how === 'fresh' && (await this.isActive(vm.id))) throw permanent(`cannot recreate the disks of ${vm.id} while it runs`);
-      for (const [i, d] of (await this.diskFiles(vm)).entries()) {
-        const recreate = how === 'fresh' && (vm.disks[i]!.storage === 'Local' || d.base !== undefined);
-        if (recreate || !(await exists(d.path))) await createDisk(d);
-      }
+      await ensureDiskFiles(vm, await this.diskFiles(vm), how);
     });
   }
 
@@ -234,10 +244,7 @@ export class LibvirtDriver implements Driver {
         });
       }
       if (spec) {
-        for (const [i, f] of (await this.diskFiles(spec)).entries()) {
-          const local = spec.disks[i]!.storage === 'Local';
-          if ((local && opts.deleteLocalDisks) || (!local && opts.deleteSharedDisks)) await deleteDisk(f.path);
-        }
+        await deleteDiskFiles(spec, await this.diskFiles(spec), opts);
       } else {
         // Forgotten by libvirt already (an earlier attempt got this far): the VM's disk folders
         // are all that is left to find its disks by.
@@ -308,16 +315,8 @@ export class LibvirtDriver implements Driver {
         const other = vmSpecFromXml(await c.getXmlDesc(existing, XmlFlag.Inactive));
         if (other && other.uid !== vm.uid) throw permanent(`${this.host.nodeName} holds another VM named ${vm.id}; undefine it first`);
       }
-      const local = vm.disks.filter((d) => d.storage === 'Local');
-      if (local.length > 0 && !opts.blockMigration) {
-        throw permanent(`${vm.id} has local disks (${local.map((d) => d.name).join(', ')}); only block migration can move them live`);
-      }
-      // Local disks start as empty overlays of the image and are filled by the source's NBD
-      // mirror; shared disks are the source's own files.
-      for (const [i, f] of (await this.diskFiles(vm)).entries()) {
-        if (vm.disks[i]!.storage === 'Local') await createDisk(f);
-        else if (!(await exists(f.path))) throw permanent(`shared disk ${f.path} of ${vm.id} is not visible on ${this.host.nodeName}`);
-      }
+      requireBlockMigrationForLocalDisks(vm, opts.blockMigration);
+      await createIncomingDisks(this.host, vm, await this.diskFiles(vm));
       // A migration this host once sent the VM away with says nothing about its coming back.
       await this.records.clearOutgoing(vm.id);
       await this.records.markIncoming(vm, endpoint);
@@ -679,17 +678,13 @@ export class LibvirtDriver implements Driver {
     if (await c.isActive(d)) throw permanent(`${id} must be stopped before its disk ${disk} is copied`);
     const spec = vmSpecFromXml(await c.getXmlDesc(d, XmlFlag.Inactive));
     if (!spec) throw permanent(`${id} carries no vmove metadata`);
-    const i = spec.disks.findIndex((x) => x.name === disk);
-    if (i < 0) throw permanent(`${id} has no disk ${disk}`);
-    const file = (await this.diskFiles(spec))[i]!;
-    if (!(await exists(file.path))) throw permanent(`disk ${disk} of ${id} does not exist on ${this.host.nodeName}`);
-    return readDiskFile(file.path);
+    const i = diskIndex(id, spec.disks, disk);
+    return readVmDisk(this.host, id, disk, (await this.diskFiles(spec))[i]!);
   }
 
   async writeDisk(vm: VmSpec, disk: string, data: Readable, sizeBytes: number): Promise<void> {
     return this.locked(vm.id, async () => {
-      const i = vm.disks.findIndex((x) => x.name === disk);
-      if (i < 0) throw permanent(`${vm.id} has no disk ${disk}`);
+      const i = diskIndex(vm.id, vm.disks, disk);
       if (await this.isActive(vm.id)) throw permanent(`${vm.id} runs here; its disk ${disk} cannot be replaced`);
       await writeDiskFile((await this.diskFiles(vm))[i]!, data, sizeBytes);
     });
@@ -840,11 +835,7 @@ export class LibvirtDriver implements Driver {
   /** Cold boot from the disks. */
   private async boot(c: LibvirtConnection, d: DomainRef, id: string): Promise<void> {
     const spec = vmSpecFromXml(await c.getXmlDesc(d, XmlFlag.Inactive));
-    if (spec) {
-      for (const f of await this.diskFiles(spec)) {
-        if (!(await exists(f.path))) throw permanent(`disk ${f.path} of ${id} does not exist; ensure its disks first`);
-      }
-    }
+    if (spec) await requireDiskFiles(id, await this.diskFiles(spec));
     await mkdir(vmStateDir(this.host, id), { recursive: true });
     await this.records.clearOutgoing(id);
     await this.records.clearIncoming(id);
@@ -862,17 +853,13 @@ export class LibvirtDriver implements Driver {
   }
 
   private async domainXmlOf(vm: VmSpec): Promise<string> {
-    const image = imageFiles(this.host, vm.image);
-    for (const f of [image.kernel, image.initrd]) {
-      if (!(await exists(f))) throw permanent(`image ${vm.image} has no ${path.basename(f)} in ${image.dir}`);
-    }
-    const defaults = (await readFile(image.cmdline, 'utf8').catch(() => 'console=ttyS0')).trim();
+    const boot = await directBoot(this.host, vm);
     return domainXml({
       vm,
       domainType: this.domainType,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      cmdline: [defaults, vm.kernelArgs ?? ''].join(' ').trim(),
+      kernel: boot.kernel,
+      initrd: boot.initrd,
+      cmdline: boot.cmdline,
       disks: (await this.diskFiles(vm)).map((f, i) => ({ name: vm.disks[i]!.name, path: f.path, format: f.format })),
       serialLog: serialLogPath(this.host, vm.id),
       maxCpus: this.limits.maxCpus,
@@ -885,16 +872,8 @@ export class LibvirtDriver implements Driver {
     return vmDiskFiles(this.host, vm, await exists(imageFiles(this.host, vm.image).baseDisk));
   }
 
-  /** One mutating operation per VM at a time (status reads do not wait). */
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    void tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    });
-    return run;
+    return this.locks.run(id, fn);
   }
 }
 

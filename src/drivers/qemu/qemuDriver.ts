@@ -13,16 +13,32 @@ import { componentLogger } from '../../log';
 import type { HostCapabilities } from '../../protocol/host';
 import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
 import type { VmInfo, VmSpec, VmState } from '../../protocol/vm';
-import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
-import { type Accelerator, type LaunchDisk, diskNode, qemuArgs } from './commandLine';
-import { type DiskFile, createDisk, deleteDisk, exists, readDiskFile, writeDiskFile } from './disks';
+import { VmLocks } from '../../vmLocks';
+import { directBoot } from '../common/directBoot';
+import { type DiskFile, exists, writeDiskFile } from '../common/disks';
+import { permanent, transient } from '../common/errors';
+import { hostCapabilities } from '../common/hostCapabilities';
+import { DEFAULT_LIMITS, type MachineLimits } from '../common/machineLimits';
+import { imageFiles, vmDiskFiles } from '../common/paths';
+import { readHeartbeat } from '../common/serialLog';
+import { uriHost } from '../common/uriHost';
 import {
-  DEFAULT_LIMITS,
+  createIncomingDisks,
+  deleteDiskFiles,
+  diskIndex,
+  ensureDiskFiles,
+  hasLocalDisks,
+  readVmDisk,
+  requireBlockMigrationForLocalDisks,
+  requireDiskFiles,
+} from '../common/vmDisks';
+import { NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
+import { type Accelerator, type LaunchDisk, diskNode, qemuArgs } from './commandLine';
+import {
   HotplugImpossible,
   type HotplugStep,
   type HotpluggableCpuSlot,
   type MachineLayout,
-  type MachineLimits,
   applyStep,
   bootLayout,
   layoutCpus,
@@ -41,12 +57,10 @@ import {
   migrationState,
   toMigrationStatus,
 } from './migrationPlan';
-import { imageFiles, vmDiskFiles, vmFiles, vmsRoot } from './paths';
+import { vmFiles, vmsRoot } from './paths';
 import { freePorts } from './ports';
 import { findQemu, spawnDetached, terminate, waitGone } from './processes';
 import { QmpClient, QmpCommandError, type QmpEvent } from './qmp';
-import { readHeartbeat } from './serialLog';
-import { hostCapabilities } from '../hostCapabilities';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const log = componentLogger('qemu-driver');
@@ -97,9 +111,6 @@ const TLS_SERVER = 'vmove-tls-server';
 const TLS_CLIENT = 'vmove-tls-client';
 const mirrorNode = (i: number): string => `mirror${i}`;
 
-const permanent = (message: string, cause?: unknown): DriverError => new DriverError(message, false, cause === undefined ? undefined : { cause });
-const transient = (message: string, cause?: unknown): DriverError => new DriverError(message, true, cause === undefined ? undefined : { cause });
-
 export class QemuDriver implements Driver {
   readonly kind = 'qemu' as const;
   private readonly accelerator: Accelerator;
@@ -109,7 +120,7 @@ export class QemuDriver implements Driver {
   private readonly tlsDir: string | undefined;
   private readonly clients = new Map<string, QmpClient>();
   /** One operation per VM at a time: QMP sequences must not interleave. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new VmLocks();
 
   constructor(
     private readonly host: HostConfig,
@@ -195,10 +206,7 @@ export class QemuDriver implements Driver {
       if (how === 'fresh' && (await this.pid(vm.id)) !== undefined) {
         throw permanent(`cannot recreate the disks of ${vm.id} while it runs`);
       }
-      for (const [i, d] of files.entries()) {
-        const recreate = how === 'fresh' && (vm.disks[i]!.storage === 'Local' || d.base !== undefined);
-        if (recreate || !(await exists(d.path))) await createDisk(d);
-      }
+      await ensureDiskFiles(vm, files, how);
     });
   }
 
@@ -216,12 +224,7 @@ export class QemuDriver implements Driver {
     return this.locked(id, async () => {
       const rec = await this.readRecord(id);
       await this.kill(id);
-      if (rec) {
-        for (const [i, d] of (await this.diskFiles(rec.spec)).entries()) {
-          const local = rec.spec.disks[i]!.storage === 'Local';
-          if ((local && opts.deleteLocalDisks) || (!local && opts.deleteSharedDisks)) await deleteDisk(d.path);
-        }
-      }
+      if (rec) await deleteDiskFiles(rec.spec, await this.diskFiles(rec.spec), opts);
       await rm(vmFiles(this.host, id).dir, { recursive: true, force: true });
     });
   }
@@ -271,16 +274,8 @@ export class QemuDriver implements Driver {
         if (status === 'running') throw permanent(`${vm.id} already runs on ${this.host.nodeName}`);
         await this.kill(vm.id);
       }
-      const local = vm.disks.filter((d) => d.storage === 'Local');
-      if (local.length > 0 && !opts.blockMigration) {
-        throw permanent(`${vm.id} has local disks (${local.map((d) => d.name).join(', ')}); only block migration can move them live`);
-      }
-      // Local disks start empty (overlays of the image) and are filled by the source's mirror;
-      // shared disks are the source's own files.
-      for (const [i, d] of (await this.diskFiles(vm)).entries()) {
-        if (vm.disks[i]!.storage === 'Local') await createDisk(d);
-        else if (!(await exists(d.path))) throw permanent(`shared disk ${d.path} of ${vm.id} is not visible on ${this.host.nodeName}`);
-      }
+      requireBlockMigrationForLocalDisks(vm, opts.blockMigration);
+      await createIncomingDisks(this.host, vm, await this.diskFiles(vm));
       const layout = parseLayout(vm.machine) ?? this.bootLayoutOf(vm);
       const rec: VmRecord = { spec: vm, layout };
       await this.writeRecord(vm.id, rec);
@@ -305,7 +300,7 @@ export class QemuDriver implements Driver {
       const [migrationPort, nbdPort] = await freePorts(address, this.host.migrationPorts, taken, opts.blockMigration ? 2 : 1);
       const endpoint: IncomingEndpoint = { migrationUri: `tcp:${uriHost(address)}:${migrationPort}`, tls, postCopy, multifdChannels };
       const nbdExports: string[] = [];
-      if (opts.blockMigration && local.length > 0) {
+      if (opts.blockMigration && hasLocalDisks(vm)) {
         await qmp.execute('nbd-server-start', {
           addr: { type: 'inet', data: { host: address, port: String(nbdPort) } },
           ...(tls ? { 'tls-creds': TLS_SERVER } : {}),
@@ -559,18 +554,14 @@ export class QemuDriver implements Driver {
 
   async readDisk(id: string, disk: string): Promise<DiskReader> {
     const rec = await this.requireRecord(id);
-    const i = rec.spec.disks.findIndex((d) => d.name === disk);
-    if (i < 0) throw permanent(`${id} has no disk ${disk}`);
+    const i = diskIndex(id, rec.spec.disks, disk);
     if ((await this.pid(id)) !== undefined) throw permanent(`${id} must be stopped before its disk ${disk} is copied`);
-    const file = (await this.diskFiles(rec.spec))[i]!;
-    if (!(await exists(file.path))) throw permanent(`disk ${disk} of ${id} does not exist on ${this.host.nodeName}`);
-    return readDiskFile(file.path);
+    return readVmDisk(this.host, id, disk, (await this.diskFiles(rec.spec))[i]!);
   }
 
   async writeDisk(vm: VmSpec, disk: string, data: Readable, sizeBytes: number): Promise<void> {
     return this.locked(vm.id, async () => {
-      const i = vm.disks.findIndex((d) => d.name === disk);
-      if (i < 0) throw permanent(`${vm.id} has no disk ${disk}`);
+      const i = diskIndex(vm.id, vm.disks, disk);
       if ((await this.pid(vm.id)) !== undefined) throw permanent(`${vm.id} runs here; its disk ${disk} cannot be replaced`);
       await writeDiskFile((await this.diskFiles(vm))[i]!, data, sizeBytes);
     });
@@ -660,26 +651,20 @@ export class QemuDriver implements Driver {
 
   private async launch(rec: VmRecord, incoming: boolean): Promise<void> {
     const vm = rec.spec;
-    const image = imageFiles(this.host, vm.image);
-    for (const f of [image.kernel, image.initrd]) {
-      if (!(await exists(f))) throw permanent(`image ${vm.image} has no ${path.basename(f)} in ${image.dir}`);
-    }
+    const boot = await directBoot(this.host, vm);
     const files = vmFiles(this.host, vm.id);
-    const disks: LaunchDisk[] = [];
-    for (const d of await this.diskFiles(vm)) {
-      if (!(await exists(d.path))) throw permanent(`disk ${d.path} of ${vm.id} does not exist; ensure its disks first`);
-      disks.push({ name: path.basename(d.path), path: d.path, format: d.format });
-    }
-    const defaults = (await readFile(image.cmdline, 'utf8').catch(() => 'console=ttyS0')).trim();
+    const diskFiles = await this.diskFiles(vm);
+    await requireDiskFiles(vm.id, diskFiles);
+    const disks: LaunchDisk[] = diskFiles.map((d) => ({ name: path.basename(d.path), path: d.path, format: d.format }));
     const args = qemuArgs({
       id: vm.id,
       uid: vm.uid,
       accelerator: this.accelerator,
       layout: rec.layout,
       files,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      append: [defaults, vm.kernelArgs ?? ''].join(' ').trim(),
+      kernel: boot.kernel,
+      initrd: boot.initrd,
+      append: boot.cmdline,
       disks,
       incoming,
     });
@@ -842,25 +827,13 @@ export class QemuDriver implements Driver {
   }
 
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    void tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    });
-    return run;
+    return this.locks.run(id, fn);
   }
 }
 
 /** Commands that fail because there is nothing to undo are fine during cleanup. */
 function ignoreQmp(err: unknown): void {
   if (!(err instanceof QmpCommandError)) throw err;
-}
-
-/** IPv6 literals need brackets in QEMU URIs. */
-function uriHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 function hostOfUri(uri: string): string {

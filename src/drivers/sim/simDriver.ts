@@ -30,7 +30,8 @@ import {
   writeSimDisk,
 } from './simDisk';
 import { SimVmStore, type SimVmRecord } from './vmStore';
-import { emptyMigrationStatus, hostCapabilities } from '../hostCapabilities';
+import { hostCapabilities } from '../common/hostCapabilities';
+import { emptyMigrationStatus } from '../common/migrationStatus';
 
 const log = componentLogger('sim-driver');
 
