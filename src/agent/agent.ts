@@ -4,7 +4,9 @@
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Driver, DriverKind, HostConfig, VmInfo } from '../drivers/driver';
+import type { Driver, HostConfig } from '../drivers/driver';
+import type { DriverKind } from '../protocol/host';
+import type { VmInfo } from '../protocol/vm';
 import { KubeApi } from '../kube/api';
 import { EventRecorder } from '../kube/events';
 import { createDriver, type DriverOptions } from '../drivers/registry';

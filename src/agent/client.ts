@@ -4,9 +4,11 @@
 // except 429) — and an operation that ran and failed comes back as a normal OperationStatus.
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import type { DiskReader, VmInfo } from '../drivers/driver';
+import type { DiskReader } from '../drivers/driver';
+import type { VmInfo } from '../protocol/vm';
 import { errorMessage } from './errors';
-import { AGENT_API, type ErrorBody, type OperationRequest, type OperationStatus } from './protocol';
+import type { OperationRequest, OperationStatus } from '../protocol/operations';
+import { AGENT_API, type ErrorBody } from './httpApi';
 
 export type TokenProvider = () => string | Promise<string>;
 

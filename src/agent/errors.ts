@@ -1,5 +1,5 @@
 // Errors of the agent and how any error is classified as transient (try again) or permanent.
-import type { OperationError } from './protocol';
+import type { OperationError } from '../protocol/operations';
 
 /** An error answered over HTTP with a status code. */
 export class AgentError extends Error {

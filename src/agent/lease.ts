@@ -9,7 +9,6 @@
 // evacuations for a host that is fine. A host that really died stops renewing, and the Lease
 // expires 15 s later — the signal the controller needs, without false alarms.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import type { HostCapabilities } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
 import {
@@ -19,7 +18,8 @@ import {
   LEASE_ENDPOINT_ANNOTATION,
   LEASE_NODE_LABEL,
   agentLeaseName,
-} from './protocol';
+  type HostCapabilities,
+} from '../protocol/host';
 
 export const LEASE_RENEW_MS = 5_000;
 export const LEASE_DURATION_SECONDS = 15;

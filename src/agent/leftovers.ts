@@ -9,7 +9,7 @@
 // no operation on that VM here — so a move that is just starting (its lock not yet seen through
 // this agent's watch) is never mistaken for one.
 import type { VirtualMachine } from '../api/types';
-import type { VmInfo, VmState } from '../drivers/driver';
+import type { VmInfo, VmState } from '../protocol/vm';
 
 /** States of a copy that runs no guest code here. */
 const IDLE_STATES: ReadonlySet<VmState> = new Set<VmState>(['Stopped', 'Incoming', 'Crashed', 'Migrated']);

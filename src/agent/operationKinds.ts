@@ -12,9 +12,11 @@
 //   verify            watches a new window
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DiskReader, type Driver, type IncomingEndpoint, type MigrationStatus, NotArrivedYet, type VmInfo } from '../drivers/driver';
+import { type DiskReader, type Driver, NotArrivedYet } from '../drivers/driver';
+import type { IncomingEndpoint, MigrationStatus } from '../protocol/migration';
+import type { VmInfo } from '../protocol/vm';
 import { OperationFailure } from './errors';
-import type { CopyProgress, OperationRequest } from './protocol';
+import type { CopyProgress, OperationRequest } from '../protocol/operations';
 
 export interface OperationOutcome {
   message: string;

@@ -11,12 +11,12 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskReader, Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
-import { readJsonFile, writeFileAtomic } from './atomicFile';
+import { readJsonFile, writeFileAtomic } from '../fs/atomicFile';
 import { AgentError, badRequest, conflict, toOperationError } from './errors';
 import { runOperation } from './operationKinds';
-import type { OperationRequest, OperationStatus } from './protocol';
+import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
-import { VmLocks } from './vmLocks';
+import { VmLocks } from '../vmLocks';
 
 const log = componentLogger('operations');
 

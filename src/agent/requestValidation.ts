@@ -1,7 +1,7 @@
 // Checks of what arrives over the wire: operation ids and OperationRequest bodies. Pure.
 import { STORAGE_KINDS } from '../api/types';
 import { canonicalJson } from '../json';
-import type { OperationKind, OperationRequest } from './protocol';
+import type { OperationKind, OperationRequest } from '../protocol/operations';
 
 /** Operation ids name files: letters, digits, dot, dash, underscore. */
 const OP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;

@@ -1,4 +1,4 @@
-// The agent's HTTP API (routes in protocol.ts) on node:http: JSON in and out, bearer-token
+// The agent's HTTP API (routes in httpApi.ts) on node:http: JSON in and out, bearer-token
 // auth on /v1, long polls with ?waitMs=, disk streams for another agent's cold copy.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +7,7 @@ import { componentLogger } from '../log';
 import { authorize, bearerToken, type AllowedIdentities, type Authenticator, type RouteAccess } from './auth';
 import { AgentError, badRequest, errorMessage, isTransient, notFound } from './errors';
 import type { OperationExecutor } from './operations';
-import { AGENT_API, type ErrorBody } from './protocol';
+import { AGENT_API, type ErrorBody } from './httpApi';
 import { isSafeName } from './requestValidation';
 
 const log = componentLogger('agent-http');

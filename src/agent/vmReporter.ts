@@ -8,7 +8,8 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { formatBytes } from '../api/quantity';
 import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
-import type { Driver, VmInfo } from '../drivers/driver';
+import type { Driver } from '../drivers/driver';
+import { parseVmId, type VmInfo } from '../protocol/vm';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
 import type { LeftoverCollector } from './leftovers';
@@ -45,13 +46,6 @@ export function statusChanges(vm: VirtualMachine, info: VmInfo, node: string): P
     if (st[key] !== want[key]) (changes as Record<string, unknown>)[key] = want[key];
   }
   return Object.keys(changes).length ? changes : undefined;
-}
-
-/** `<namespace>_<name>` → its parts (names cannot contain "_", namespaces neither). */
-export function parseVmId(id: string): { namespace: string; name: string } | undefined {
-  const i = id.indexOf('_');
-  if (i <= 0 || i === id.length - 1) return undefined;
-  return { namespace: id.slice(0, i), name: id.slice(i + 1) };
 }
 
 export interface VmReporterOptions {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { MoveRequest, VirtualMachine } from '../api/types';
 import { AgentClient } from '../agent/client';
-import type { OperationStatus } from '../agent/protocol';
+import type { OperationStatus } from '../protocol/operations';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane';
 import { agentFromLease, type AgentInfo, type LeaseObject } from '../controller/clusterView';
 import { vmFiles } from '../drivers/qemu/paths';

@@ -3,8 +3,7 @@
 // and has in use). Reading only; every decision over these facts is a pure function elsewhere.
 import type { HostEvacuation, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { parseBytes } from '../api/quantity';
-import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL } from '../agent/protocol';
-import type { HostCapabilities } from '../drivers/driver';
+import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL, type HostCapabilities } from '../protocol/host';
 import type { KubeApi } from '../kube/api';
 import { Informer } from '../kube/informer';
 import { corePath, leasePath, vmovePath } from '../kube/paths';

@@ -2,7 +2,7 @@
 // reasons come out, so `status.placement`, the evacuation planner and `vmove plan` all say the same.
 import type { RejectedNode, StorageKind } from '../api/types';
 import { formatBytes } from '../api/quantity';
-import type { DriverKind } from '../drivers/driver';
+import type { DriverKind } from '../protocol/host';
 import type { HostFacts } from './clusterView';
 
 export interface PlacementNeeds {

@@ -1,8 +1,7 @@
 // The VM as the agents see it, built from a VirtualMachine and the resources a step runs it with.
 import type { VirtualMachine } from '../api/types';
 import { parseBytes } from '../api/quantity';
-import { vmId } from '../agent/protocol';
-import type { VmSpec } from '../drivers/driver';
+import { vmId, type VmSpec } from '../protocol/vm';
 
 /**
  * Only vmove's own annotations (the sim's guest model) travel to the hosts: an operation's body

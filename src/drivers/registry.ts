@@ -1,6 +1,7 @@
 // Driver factories by kind. The agent creates its driver only through `createDriver`, so a new
 // driver is one factory line here. Kinds whose driver is not built in fail with a clear error.
-import type { Driver, DriverKind, HostConfig } from './driver';
+import type { DriverKind } from '../protocol/host';
+import type { Driver, HostConfig } from './driver';
 import { LibvirtDriver, type LibvirtDriverOptions } from './libvirt';
 import { QemuDriver, type QemuDriverOptions } from './qemu';
 import { SimDriver, type SimDriverOptions } from './sim';

@@ -3,7 +3,7 @@
 // then post-copy — and abort (roll back) past the top. Measured on these machines
 // (HYPERVISOR-NOTES.md): bandwidth is the first lever, auto-converge and post-copy rescue a capped
 // link, and the dirty rate alone does not tell convergence: whether `remaining` shrinks does.
-import type { MigrationTuning } from '../drivers/driver';
+import type { MigrationTuning } from '../protocol/migration';
 import type { ResolvedPolicy, StepWatch } from './vocabulary';
 
 export interface Rung {

@@ -1,8 +1,8 @@
 // The words every move machine shares: what a machine is started with, what it remembers,
 // the events the controller feeds it, and the agent steps its states ask for.
 // Pure types: no Kubernetes, no drivers, no I/O.
-import type { OperationRequest } from '../agent/protocol';
-import type { IncomingEndpoint } from '../drivers/driver';
+import type { OperationRequest } from '../protocol/operations';
+import type { IncomingEndpoint } from '../protocol/migration';
 import type { MovePhase, MoveType, MoveVariant } from '../api/types';
 
 export type Role = 'source' | 'target';

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoordinationV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { AgentClient } from '../../src/agent/client';
-import type { OperationRequest, OperationStatus } from '../../src/agent/protocol';
+import type { OperationRequest, OperationStatus } from '../../src/protocol/operations';
 import { GROUP, PLURALS, VERSION, type VirtualMachine } from '../../src/api/types';
 import { createSimImage, readSimDiskHeader, simDiskPath } from '../../src/drivers/sim';
-import type { VmSpec } from '../../src/drivers/driver';
+import type { VmSpec } from '../../src/protocol/vm';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
 import { pollUntil } from '../support/poll';
 

@@ -12,8 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../../src/agent/agent';
 import { AgentClient, AgentRequestError } from '../../src/agent/client';
-import type { OperationRequest, OperationStatus } from '../../src/agent/protocol';
-import type { DiskSpec, Driver, HostConfig, MigrationTuning, VmInfo, VmSpec } from '../../src/drivers/driver';
+import type { OperationRequest, OperationStatus } from '../../src/protocol/operations';
+import type { Driver, HostConfig } from '../../src/drivers/driver';
+import type { MigrationTuning } from '../../src/protocol/migration';
+import type { DiskSpec, VmInfo, VmSpec } from '../../src/protocol/vm';
 import type { StorageKind } from '../../src/api/types';
 import { pollUntil } from './poll';
 

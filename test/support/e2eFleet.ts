@@ -5,7 +5,7 @@
 //   vmove-heartbeat N cpus=C mem_kib=K disk=D  once a second (N lives in guest memory)
 import { readFileSync, rmSync } from 'node:fs';
 import type { MoveRequest } from '../../src/api/types';
-import type { DriverKind } from '../../src/drivers/driver';
+import type { DriverKind } from '../../src/protocol/host';
 import { serialLogPath } from '../../src/drivers/libvirt/layout';
 import { vmFiles } from '../../src/drivers/qemu/paths';
 import { guestKitImagesDir } from '../../src/local/guestKit';

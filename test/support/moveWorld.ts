@@ -2,7 +2,7 @@
 // of agent steps, so tests can say where the VM runs after any sequence of step results.
 // Only what a move can observe or break is modelled: which host runs or defines the VM, with
 // which resources, whether its in-memory state is still current, and what its disks hold.
-import type { OperationRequest } from '../../src/agent/protocol';
+import type { OperationRequest } from '../../src/protocol/operations';
 import type { Resources, Role, Step } from '../../src/machines';
 
 /**

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
 import { AgentClient } from '../../src/agent/client';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
-import type { VmInfo } from '../../src/drivers/driver';
+import type { VmInfo } from '../../src/protocol/vm';
 import { KubeApi } from '../../src/kube/api';
 import { leasePath, vmovePath } from '../../src/kube/paths';
 import { LocalFleet, type NodeOptions } from '../../src/local/fleet';

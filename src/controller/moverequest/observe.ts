@@ -3,7 +3,7 @@
 // sending it first, which is safe at any time because operations are idempotent by opId.
 import type { MoveProgress, MoveRequest, Placement, VirtualMachine } from '../../api/types';
 import { AgentRequestError } from '../../agent/client';
-import type { OperationRequest, OperationStatus } from '../../agent/protocol';
+import type { OperationRequest, OperationStatus } from '../../protocol/operations';
 import { componentLogger } from '../../log';
 import { contextOf, currentStep, phaseOf, SOURCE_AGENT, type MoveEvent, type MoveState, type Step } from '../../machines';
 import { vmStorage } from '../chooseMove';

@@ -5,7 +5,7 @@
 // agent of its host; this controller writes only the placement, Pending/Lost and conditions.
 import type { VirtualMachine, VirtualMachineStatus } from '../../api/types';
 
-import type { OperationRequest, OperationStatus } from '../../agent/protocol';
+import type { OperationRequest, OperationStatus } from '../../protocol/operations';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
 import { vmRunning, vmStorage, currentResources } from '../chooseMove';

@@ -2,7 +2,7 @@
 // Pure: strings in, strings out. libvirt re-serialises what it is given with single-quoted
 // attributes, which the readers below rely on.
 import { createHash } from 'node:crypto';
-import type { VmSpec } from '../driver';
+import type { VmSpec } from '../../protocol/vm';
 
 const KiB = 1024;
 export const VMOVE_XML_NAMESPACE = 'https://vmove.dev/xmlns/libvirt-domain/v1';

@@ -1,11 +1,7 @@
-// Where the libvirt driver keeps things on a host. Disks and images follow the layout every
-// vmove driver shares (src/drivers/qemu/paths.ts); the rest is the libvirt driver's own.
-// Pure: paths only, no I/O.
+// Where the libvirt driver keeps its own things on a host (disks and images follow the layout it
+// shares with the qemu driver: ../common/paths.ts). Pure: paths only, no I/O.
 import path from 'node:path';
 import type { HostConfig } from '../driver';
-import { diskFormat, diskPath, imageFiles, vmDiskFiles } from '../qemu/paths';
-
-export { diskFormat, diskPath, imageFiles, vmDiskFiles };
 
 /** Per-VM files of this driver in the host's state folder. */
 export const vmStateDir = (host: HostConfig, id: string): string => path.join(host.stateDir, 'libvirt', 'vms', id);

@@ -1,7 +1,9 @@
 // Pure translations between vmove's migration vocabulary and libvirt's: tuning + endpoint →
 // virDomainMigrate flags and typed parameters; job statistics + domain state → MigrationStatus
 // and VmState.
-import type { IncomingEndpoint, MigrationState, MigrationStatus, MigrationTuning, VmState } from '../driver';
+import type { IncomingEndpoint, MigrationState, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmState } from '../../protocol/vm';
+import { uriHost } from '../common/uriHost';
 import { DomainState, JobType, MigrateFlag, PausedReason, RunningReason, ShutoffReason, type JobStats, type TypedParam } from './remote';
 
 /** What a libvirt target tells the source (see IncomingEndpoint.libvirt). */
@@ -75,9 +77,6 @@ export function migrationParams(p: {
   if (p.armed.parallelConnections > 0) params.push({ field: MigrateParam.ParallelConnections, type: 'int', value: p.armed.parallelConnections });
   return params;
 }
-
-/** IPv6 literals need brackets inside a URI. */
-export const uriHost = (address: string): string => (address.includes(':') && !address.startsWith('[') ? `[${address}]` : address);
 
 /** VIR_DOMAIN_JOB_* statistics names. */
 const Job = {
@@ -155,8 +154,6 @@ export function toMigrationStatus(stats: JobStats, opts: { postCopy: boolean }):
   if (error && (status.state === 'failed' || status.state === 'cancelled')) status.error = error;
   return status;
 }
-
-export { emptyMigrationStatus } from '../hostCapabilities';
 
 /**
  * vmove's VmState for a libvirt domain state and reason. A target waiting for (or receiving)

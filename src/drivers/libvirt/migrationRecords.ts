@@ -3,8 +3,10 @@
 // VMs it was prepared to receive (libvirt itself creates the target domain only once the
 // stream starts, yet a prepared target is 'Incoming' to vmove from prepareIncoming on).
 import { readdir, rm } from 'node:fs/promises';
-import { readJsonFile, writeFileAtomic } from '../../agent/atomicFile';
-import type { HostConfig, IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../driver';
+import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmSpec } from '../../protocol/vm';
+import type { HostConfig } from '../driver';
 import { incomingRecordPath, outgoingRecordPath, vmsStateRoot } from './layout';
 import type { ArmedFeatures, LibvirtIncoming } from './migrationPlan';
 

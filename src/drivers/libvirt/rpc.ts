@@ -44,6 +44,9 @@ export class LibvirtError extends DriverError {
   }
 }
 
+/** libvirt answered with the error `code` (a VirErr). */
+export const isCode = (err: unknown, code: number): boolean => err instanceof LibvirtError && err.code === code;
+
 /** The socket to libvirtd broke or closed: every call in flight fails with this. */
 export class LibvirtConnectionError extends DriverError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -2,11 +2,8 @@
 // it boots, what was hotplugged since, and what a resize has to plug or unplug. A live
 // migration target must be started with exactly the source's layout (QEMU checks device by
 // device), so the layout travels with the VM (VmInfo.machine → VmSpec.machine).
-
-export const MiB = 1024 * 1024;
-export const GiB = 1024 * MiB;
-/** pc-dimm sizes must be multiples of this (Linux onlines memory in 128 MiB blocks). */
-export const DIMM_ALIGN_BYTES = 128 * MiB;
+import { MiB } from '../../api/quantity';
+import { DIMM_ALIGN_BYTES, type MachineLimits } from '../common/machineLimits';
 
 export interface HotpluggedCpu {
   /** QEMU device id. */
@@ -32,14 +29,6 @@ export interface MachineLayout {
   cpus: HotpluggedCpu[];
   dimms: Dimm[];
 }
-
-export interface MachineLimits {
-  maxCpus: number;
-  maxMemoryBytes: number;
-  memorySlots: number;
-}
-
-export const DEFAULT_LIMITS: MachineLimits = { maxCpus: 8, maxMemoryBytes: 16 * GiB, memorySlots: 8 };
 
 /** The layout a fresh boot of `cpu` CPUs and `memoryBytes` gets: everything at boot, nothing plugged. */
 export function bootLayout(cpu: number, memoryBytes: number, limits: MachineLimits): MachineLayout {

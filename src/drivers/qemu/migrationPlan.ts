@@ -1,6 +1,6 @@
 // Pure translations between vmove's migration vocabulary and QEMU's: tuning → capabilities and
 // parameters, query-migrate + query-block-jobs → MigrationStatus.
-import type { MigrationState, MigrationStatus, MigrationTuning } from '../driver';
+import type { MigrationState, MigrationStatus, MigrationTuning } from '../../protocol/migration';
 
 const MiB = 1024 * 1024;
 /** What QEMU takes as "no limit" (it has no explicit unlimited value for max-bandwidth). */

@@ -1,8 +1,7 @@
-// Where the qemu driver keeps things on a host. Pure: paths only, no I/O.
+// Where the qemu driver keeps its VMs' runtime files on a host (disks and images follow the layout
+// it shares with the libvirt driver: ../common/paths.ts). Pure: paths only, no I/O.
 import path from 'node:path';
-import type { StorageKind } from '../../api/types';
-import type { HostConfig, VmSpec } from '../driver';
-import type { DiskFile } from './disks';
+import type { HostConfig } from '../driver';
 
 /** Per-VM runtime files in the host's state folder. */
 export interface VmFiles {
@@ -35,44 +34,4 @@ export function vmFiles(host: HostConfig, id: string): VmFiles {
     throw new Error(`QMP socket path ${files.qmpSocket} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state folder`);
   }
   return files;
-}
-
-/** `<local|shared>/<vmId>/<disk>.qcow2`; SharedBlock disks are raw files standing in for a LUN. */
-export function diskPath(host: HostConfig, vmId: string, disk: string, storage: StorageKind): string {
-  const root = storage === 'Local' ? host.localDir : host.sharedDir;
-  return path.join(root, vmId, `${disk}.${diskFormat(storage)}`);
-}
-
-export const diskFormat = (storage: StorageKind): 'qcow2' | 'raw' => (storage === 'SharedBlock' ? 'raw' : 'qcow2');
-
-/** An image folder: a kernel and initrd for direct boot, a base disk the first disk overlays, a default command line. */
-export interface ImageFiles {
-  dir: string;
-  kernel: string;
-  initrd: string;
-  baseDisk: string;
-  cmdline: string;
-}
-
-export function imageFiles(host: HostConfig, image: string): ImageFiles {
-  if (image === '' || image.includes('/') || image.startsWith('.')) throw new Error(`invalid image name ${JSON.stringify(image)}`);
-  const dir = path.join(host.imagesDir, image);
-  return {
-    dir,
-    kernel: path.join(dir, 'vmlinuz'),
-    initrd: path.join(dir, 'initrd.img'),
-    baseDisk: path.join(dir, 'disk.qcow2'),
-    cmdline: path.join(dir, 'cmdline'),
-  };
-}
-
-/** The VM's disk files on this host; the first disk overlays the image's base disk when there is one. */
-export function vmDiskFiles(host: HostConfig, vm: VmSpec, baseExists: boolean): DiskFile[] {
-  const base = imageFiles(host, vm.image).baseDisk;
-  return vm.disks.map((d, i) => ({
-    path: diskPath(host, vm.id, d.name, d.storage),
-    format: diskFormat(d.storage),
-    sizeBytes: d.sizeBytes,
-    ...(i === 0 && baseExists ? { base } : {}),
-  }));
 }

@@ -32,6 +32,11 @@ export class QmpCommandError extends Error {
   }
 }
 
+/** Commands that fail because there is nothing to undo are fine during cleanup. */
+export function ignoreQmp(err: unknown): void {
+  if (!(err instanceof QmpCommandError)) throw err;
+}
+
 /** The socket could not be reached, closed, or a command timed out: trying again may help. */
 export class QmpDisconnectedError extends Error {
   readonly transient = true;

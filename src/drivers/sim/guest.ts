@@ -1,8 +1,8 @@
 // What a simulated guest does, read from the VirtualMachine's annotations: how fast it dirties
 // memory, and which operations should fail on which node (failure injection for tests and
 // demos). Pure.
-import type { OperationKind } from '../../agent/protocol';
-import type { VmSpec } from '../driver';
+import type { OperationKind } from '../../protocol/operations';
+import type { VmSpec } from '../../protocol/vm';
 import { MiB, type GuestModel } from './convergence';
 
 export const SIM_ANNOTATIONS = {

@@ -1,7 +1,8 @@
 // Source side of one simulated live migration: a TCP connection to the target's listener,
 // the convergence model advanced by simulated time, and the guest paused for the final copy.
 import { connect } from 'node:net';
-import { DriverError, type HostConfig, type MigrationState, type MigrationStatus, type MigrationTuning } from '../driver';
+import type { MigrationState, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import { DriverError, type HostConfig } from '../driver';
 import {
   MiB,
   advance,

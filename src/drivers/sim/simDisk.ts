@@ -9,9 +9,10 @@
 // sparse-aware copy sends only allocated data.
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../agent/atomicFile';
+import { writeFileAtomic } from '../../fs/atomicFile';
 import type { StorageKind } from '../../api/types';
-import { DriverError, type DiskSpec, type HostConfig, type VmSpec } from '../driver';
+import type { DiskSpec, VmSpec } from '../../protocol/vm';
+import { DriverError, type HostConfig } from '../driver';
 
 export const SIM_DISK_MAGIC = 'vmove-sim-disk/1';
 export const SIM_DISK_HEADER_BYTES = 4096;

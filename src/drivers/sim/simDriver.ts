@@ -6,21 +6,12 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { OperationKind } from '../../agent/protocol';
+import type { OperationKind } from '../../protocol/operations';
 import { componentLogger } from '../../log';
-import {
-  DriverError,
-  NotArrivedYet,
-  type DiskReader,
-  type Driver,
-  type HostCapabilities,
-  type HostConfig,
-  type IncomingEndpoint,
-  type MigrationStatus,
-  type MigrationTuning,
-  type VmInfo,
-  type VmSpec,
-} from '../driver';
+import type { HostCapabilities } from '../../protocol/host';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import type { VmInfo, VmSpec } from '../../protocol/vm';
+import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
 import { MiB } from './convergence';
 import { guestModel, injectedFailure } from './guest';
 import { IncomingListener } from './incomingMigration';
@@ -39,7 +30,8 @@ import {
   writeSimDisk,
 } from './simDisk';
 import { SimVmStore, type SimVmRecord } from './vmStore';
-import { emptyMigrationStatus, hostCapabilities } from '../hostCapabilities';
+import { hostCapabilities } from '../common/hostCapabilities';
+import { emptyMigrationStatus } from '../common/migrationStatus';
 
 const log = componentLogger('sim-driver');
 

@@ -4,8 +4,9 @@
 // the VM runs, including while no agent is watching.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../../agent/atomicFile';
-import type { MigrationStatus, VmInfo, VmSpec, VmState } from '../driver';
+import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
+import type { MigrationStatus } from '../../protocol/migration';
+import type { VmInfo, VmSpec, VmState } from '../../protocol/vm';
 
 export interface SimVmRecord {
   spec: VmSpec;

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { HostConfig, MigrationTuning } from '../../../src/drivers/driver';
+import type { HostConfig } from '../../../src/drivers/driver';
+import type { MigrationTuning } from '../../../src/protocol/migration';
 import { QemuDriver } from '../../../src/drivers/qemu';
 
 const MiB = 1024 * 1024;

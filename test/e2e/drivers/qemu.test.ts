@@ -5,7 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { HostConfig, MigrationStatus, VmSpec } from '../../../src/drivers/driver';
+import type { HostConfig } from '../../../src/drivers/driver';
+import type { MigrationStatus } from '../../../src/protocol/migration';
+import type { VmSpec } from '../../../src/protocol/vm';
 import { QemuDriver, type QemuDriverOptions } from '../../../src/drivers/qemu';
 import { pollUntil } from '../../support/poll';
 

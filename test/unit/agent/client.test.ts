@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../../../src/agent/agent';
 import { AgentClient, AgentRequestError, AgentUnreachableError } from '../../../src/agent/client';
 import { isTransient } from '../../../src/agent/errors';
-import type { VmSpec } from '../../../src/drivers/driver';
+import type { VmSpec } from '../../../src/protocol/vm';
 import { SimDriver, createSimImage } from '../../../src/drivers/sim';
 
 const secret = 'client-test-secret-0123456789';

@@ -1,7 +1,7 @@
 // Which copies of a VM a host removes on its own once the VM has gone on elsewhere, and when.
 import { LeftoverCollector, leftoverReason } from '../../../src/agent/leftovers';
 import type { VirtualMachine, VirtualMachineStatus } from '../../../src/api/types';
-import type { VmInfo, VmState } from '../../../src/drivers/driver';
+import type { VmInfo, VmState } from '../../../src/protocol/vm';
 
 function vmObject(status: VirtualMachineStatus, uid = 'uid-1'): VirtualMachine {
   return {

@@ -4,10 +4,12 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../../../src/agent/client';
-import { writeFileAtomic } from '../../../src/agent/atomicFile';
+import { writeFileAtomic } from '../../../src/fs/atomicFile';
 import { OperationExecutor, type OperationRecord } from '../../../src/agent/operations';
-import type { OperationRequest, OperationStatus } from '../../../src/agent/protocol';
-import type { HostConfig, MigrationTuning, VmSpec } from '../../../src/drivers/driver';
+import type { OperationRequest, OperationStatus } from '../../../src/protocol/operations';
+import type { HostConfig } from '../../../src/drivers/driver';
+import type { MigrationTuning } from '../../../src/protocol/migration';
+import type { VmSpec } from '../../../src/protocol/vm';
 import { SIM_ANNOTATIONS, SimDriver, createSimImage, readSimDiskHeader, simDiskPath, type SimDriverOptions } from '../../../src/drivers/sim';
 
 const MiB = 1024 * 1024;

@@ -1,7 +1,7 @@
 // What the agent writes into VirtualMachine.status for the VMs its host holds.
-import { parseVmId, statusChanges } from '../../../src/agent/vmReporter';
+import { statusChanges } from '../../../src/agent/vmReporter';
+import { parseVmId, type VmInfo } from '../../../src/protocol/vm';
 import type { VirtualMachine, VirtualMachineStatus } from '../../../src/api/types';
-import type { VmInfo } from '../../../src/drivers/driver';
 
 const MiB = 1024 * 1024;
 

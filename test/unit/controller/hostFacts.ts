@@ -1,6 +1,6 @@
 // Builders of host facts for placement and move-choice tests.
 import type { HostFacts } from '../../../src/controller/clusterView';
-import type { HostCapabilities } from '../../../src/drivers/driver';
+import type { HostCapabilities } from '../../../src/protocol/host';
 
 export const GiB = 2 ** 30;
 export const MiB = 2 ** 20;

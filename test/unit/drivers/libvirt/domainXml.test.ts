@@ -1,4 +1,4 @@
-import type { VmSpec } from '../../../../src/drivers/driver';
+import type { VmSpec } from '../../../../src/protocol/vm';
 import { diskTarget, dimmXml, domainFacts, domainUuid, domainXml, retargetXml, vmSpecFromXml, type DomainLayout } from '../../../../src/drivers/libvirt/domainXml';
 
 const MiB = 1024 * 1024;

@@ -1,4 +1,4 @@
-import type { MigrationTuning } from '../../../../src/drivers/driver';
+import type { MigrationTuning } from '../../../../src/protocol/migration';
 import {
   armedFeatures,
   migrationFlags,

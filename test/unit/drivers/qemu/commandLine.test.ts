@@ -1,5 +1,7 @@
 import { qemuArgs, type Launch } from '../../../../src/drivers/qemu/commandLine';
-import { DEFAULT_LIMITS, MiB, bootLayout } from '../../../../src/drivers/qemu/machine';
+import { MiB } from '../../../../src/api/quantity';
+import { DEFAULT_LIMITS } from '../../../../src/drivers/common/machineLimits';
+import { bootLayout } from '../../../../src/drivers/qemu/machine';
 
 const files = { dir: '/s/vm', definition: '/s/vm/vm.json', pidFile: '/s/vm/qemu.pid', qmpSocket: '/s/vm/qmp.sock', serialLog: '/s/vm/serial.log', qemuLog: '/s/vm/qemu.log' };
 const launch = (over: Partial<Launch> = {}): Launch => ({

@@ -1,4 +1,6 @@
-import { DEFAULT_LIMITS, HotplugImpossible, MiB, applyStep, bootLayout, layoutCpus, layoutMemoryBytes, parseLayout, planHotplug, type HotpluggableCpuSlot } from '../../../../src/drivers/qemu/machine';
+import { MiB } from '../../../../src/api/quantity';
+import { DEFAULT_LIMITS } from '../../../../src/drivers/common/machineLimits';
+import { HotplugImpossible, applyStep, bootLayout, layoutCpus, layoutMemoryBytes, parseLayout, planHotplug, type HotpluggableCpuSlot } from '../../../../src/drivers/qemu/machine';
 
 const freeSlots = (n: number): HotpluggableCpuSlot[] =>
   Array.from({ length: n }, (_, i) => ({ type: 'qemu64-x86_64-cpu', props: { 'socket-id': 0, 'core-id': n - i, 'thread-id': 0 } }));

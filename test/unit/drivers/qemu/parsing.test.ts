@@ -1,6 +1,6 @@
 import { candidatePorts } from '../../../../src/drivers/qemu/ports';
 import { QmpLineDecoder } from '../../../../src/drivers/qemu/qmp';
-import { lastHeartbeat } from '../../../../src/drivers/qemu/serialLog';
+import { lastHeartbeat } from '../../../../src/drivers/common/serialLog';
 
 test('the heartbeat is the last counter the guest printed', () => {
   expect(lastHeartbeat('vmove-boot disk_previous=0\nvmove-heartbeat 1 cpus=1\nkernel noise\nvmove-heartbeat 2 cpus=1\nvmove-heart')).toBe(2);

@@ -3,7 +3,9 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DriverError, type HostConfig, type MigrationStatus, type MigrationTuning, type VmSpec } from '../../../../src/drivers/driver';
+import { DriverError, type HostConfig } from '../../../../src/drivers/driver';
+import type { MigrationStatus, MigrationTuning } from '../../../../src/protocol/migration';
+import type { VmSpec } from '../../../../src/protocol/vm';
 import { SIM_ANNOTATIONS, SimDriver, createSimImage, readSimDiskHeader, simDiskPath, type SimDriverOptions } from '../../../../src/drivers/sim';
 
 const MiB = 1024 * 1024;

@@ -1,4 +1,6 @@
-// One FIFO lock per VM: operations on a VM run one at a time, in arrival order.
+// One FIFO lock per VM: operations on a VM run one at a time, in arrival order. The agent holds
+// it across an operation's steps; the qemu and libvirt drivers, around each call that changes a
+// VM (their QMP and libvirt sequences must not interleave).
 export class VmLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
@@ -15,5 +17,15 @@ export class VmLocks {
       // Forget the VM once nobody waits behind this holder.
       if (this.tails.get(key) === tail) this.tails.delete(key);
     };
+  }
+
+  /** Runs `fn` holding the lock of `key`; the lock is released however `fn` ends. */
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire(key);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 }

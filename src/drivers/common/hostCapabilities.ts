@@ -1,6 +1,7 @@
 // What every driver of this project advertises the same way: capacity and storage come from the
 // host's configuration; live and block migration and hotplug are supported by all three drivers.
-import type { DriverKind, HostCapabilities, HostConfig, MigrationState, MigrationStatus } from './driver';
+import type { DriverKind, HostCapabilities } from '../../protocol/host';
+import type { HostConfig } from '../driver';
 
 export function hostCapabilities(host: HostConfig, driver: DriverKind, accelerator: string): HostCapabilities {
   return {
@@ -15,17 +16,3 @@ export function hostCapabilities(host: HostConfig, driver: DriverKind, accelerat
     accelerator,
   };
 }
-
-/** A migration status with nothing transferred (none yet, or its statistics are gone). */
-export const emptyMigrationStatus = (state: MigrationState, error?: string): MigrationStatus => ({
-  state,
-  memoryTotalBytes: 0,
-  memoryTransferredBytes: 0,
-  memoryRemainingBytes: 0,
-  diskTotalBytes: 0,
-  diskTransferredBytes: 0,
-  diskRemainingBytes: 0,
-  dirtyRateBytesPerSecond: 0,
-  iteration: 0,
-  ...(error ? { error } : {}),
-});

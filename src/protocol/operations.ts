@@ -1,25 +1,12 @@
-// The agent's HTTP API, shared by the agent (server) and the controller (AgentClient).
-//
-//   GET  /healthz                         liveness, no auth
-//   GET  /v1/vms                          VmInfo[] — what this host runs
-//   PUT  /v1/operations/{opId}?waitMs=N   start (or re-submit) an operation; answers its status,
-//                                         waiting up to N ms for it to finish
-//   GET  /v1/operations/{opId}?waitMs=N   status of an operation (404 when unknown)
-//   GET  /v1/disks/{vmId}/{disk}          stream a disk (for another agent's cold copy)
+// The operations the controller asks of a host's agent, and what the agent answers about them.
 //
 // Every operation is idempotent: the opId (MoveRequest UID + attempt + step, or
 // VirtualMachine UID + action) names it; a second PUT with the same opId answers the first
 // one's status instead of acting again. Only `migrate` accepts a changed body for the same
 // opId, and only to change its tuning (the convergence ladder); any other change is a 409.
 // A finished operation keeps its result: to try again after a failure, use a new opId.
-//
-// Errors are JSON `ErrorBody` with: 400 invalid request, 401 no/invalid token (with
-// `WWW-Authenticate: Bearer`), 403 identity not allowed, 404 unknown route/operation/VM,
-// 409 conflicting body (or a disk read of a VM still running), 422 the driver refused a disk
-// read, 503 shutting down or cannot check the token (retry).
-import type { IncomingEndpoint, MigrationStatus, MigrationTuning, VmSpec } from '../drivers/driver';
-
-export const AGENT_API = '/v1';
+import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from './migration';
+import type { VmSpec } from './vm';
 
 interface OpBase<K extends string> {
   kind: K;
@@ -59,11 +46,6 @@ export interface OperationError {
   transient: boolean;
 }
 
-/** The body of every error answer. */
-export interface ErrorBody {
-  error: OperationError;
-}
-
 export interface CopyProgress {
   totalBytes: number;
   copiedBytes: number;
@@ -85,13 +67,3 @@ export interface OperationStatus {
   /** A short human sentence (shown in MoveRequest history). */
   message?: string;
 }
-
-/** Names and annotations that tie agents to the API server. */
-export const AGENT_NAMESPACE_DEFAULT = 'vmove-system';
-export const agentLeaseName = (node: string): string => `vmove-agent-${node}`;
-export const LEASE_ENDPOINT_ANNOTATION = 'vmove.dev/endpoint';
-export const LEASE_CAPABILITIES_ANNOTATION = 'vmove.dev/capabilities';
-export const LEASE_NODE_LABEL = 'vmove.dev/node';
-export const AGENT_LEASE_SELECTOR = 'app.kubernetes.io/component=vmove-agent';
-
-export const vmId = (namespace: string, name: string): string => `${namespace}_${name}`;
