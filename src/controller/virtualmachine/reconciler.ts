@@ -6,6 +6,7 @@
 import type { VirtualMachine, VirtualMachineStatus } from '../../api/types';
 
 import type { OperationRequest, OperationStatus } from '../../agent/protocol';
+import { withFinalizer, type CleanedUp } from '../../kube/finalizer';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
 import { vmRunning, vmStorage, currentResources } from '../chooseMove';
@@ -16,20 +17,18 @@ import { vmSpecFor } from '../vmSpec';
 
 export const VM_FINALIZER = 'vmove.dev/vm-protection';
 
-
-const hasFinalizer = (vm: VirtualMachine): boolean => !!vm.metadata.finalizers?.includes(VM_FINALIZER);
-
 export class VirtualMachineReconciler {
   private readonly log = componentLogger('virtualmachine');
 
   constructor(private readonly d: ControllerDeps) {}
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
-    let vm = this.d.view.vms.get(key);
+    const vm = this.d.view.vms.get(key);
     if (!vm) return {};
-    if (vm.metadata.deletionTimestamp) return this.delete(vm);
-    vm = await this.d.writers.vms.addFinalizer(vm, VM_FINALIZER);
+    return withFinalizer(this.d.writers.vms, VM_FINALIZER, vm, { apply: (vm) => this.live(vm), cleanup: (vm) => this.delete(vm) });
+  };
 
+  private async live(vm: VirtualMachine): Promise<ReconcileResult> {
     const ref = vm.status?.moveRef;
     if (ref) {
       // A lock whose MoveRequest is gone (removed without its finalizer) must not hold the VM forever.
@@ -77,7 +76,7 @@ export class VirtualMachineReconciler {
     if (!want && (phase === 'Running' || phase === 'Pending')) return this.act(vm, agent.endpoint, `${uid}.stop.${gen}`, { kind: 'stopVm', vm: this.spec(vm) }, 'Stopped', `stopped on ${node}`);
     if (vm.status?.observedGeneration !== gen) await this.patchStatus(vm, { observedGeneration: gen });
     return {};
-  };
+  }
 
   private spec(vm: VirtualMachine) {
     return vmSpecFor(vm, currentResources(vm));
@@ -137,8 +136,7 @@ export class VirtualMachineReconciler {
     return { requeueAfterMs: 2_000 };
   }
 
-  private async delete(vm: VirtualMachine): Promise<ReconcileResult> {
-    if (!hasFinalizer(vm)) return {};
+  private async delete(vm: VirtualMachine): Promise<CleanedUp<VirtualMachine>> {
     const ref = vm.status?.moveRef;
     if (ref && this.d.view.moves.get(`${vm.metadata.namespace}/${ref.name}`)?.metadata.uid === ref.uid) {
       return { requeueAfterMs: 2_000 };
@@ -168,8 +166,7 @@ export class VirtualMachineReconciler {
         this.d.events.record(vm, 'Warning', 'HostGone', `${node} is gone: whatever the VM left there is not cleaned up`);
       }
     }
-    await this.d.writers.vms.removeFinalizer(vm, VM_FINALIZER);
-    return {};
+    return { cleaned: vm };
   }
 
   private patchStatus(vm: VirtualMachine, status: VirtualMachineStatus): Promise<VirtualMachine> {
