@@ -1,5 +1,7 @@
-// Reconciles one MoveRequest: observe → decide (the machine) → act (one idempotent agent
-// operation) → record (status, written before the next act) → say when to look again.
+// Reconciles one MoveRequest: observe (facts.ts) → decide (decide.ts, pure: the next event for
+// the machine, or why it waits, and the intents the event needs) → act (intents.ts: hold a slot,
+// take the VM, send the step's idempotent agent operation) → feed the event to the machine →
+// record (status, written before the next act) → say when to look again.
 // The controller may die at any instant: the machine's state lives only in `.status.machine`,
 // and every agent operation is keyed by the request's UID and the machine's step key.
 import type { MoveRequest, MoveRequestStatus } from '../../api/types';
@@ -11,7 +13,9 @@ import { advance, contextOf, isDone, moveRecordOf, phaseOf, restoreMove, type Mo
 import { isTerminal } from '../../machines/vocabulary';
 import type { ControllerDeps } from '../deps';
 import { decideIntake } from './intake';
-import { MoveObserver, POLL_MS, vmKeyOf } from './observe';
+import { decideMove, POLL_MS } from './decide';
+import { observeMove, vmKeyOf } from './facts';
+import { MoveIntents } from './intents';
 import { MoveReservations } from './reservations';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
 import { UnsavedProgress } from './unsavedProgress';
@@ -37,14 +41,14 @@ const madeBefore = (a: MoveRequest, b: MoveRequest): boolean => {
 
 export class MoveRequestReconciler {
   private readonly reservations: MoveReservations;
-  private readonly observer: MoveObserver;
+  private readonly intents: MoveIntents;
   private readonly lastWrite = new Map<string, number>();
   private readonly unsaved = new UnsavedProgress();
   private readonly log = componentLogger('moverequest');
 
   constructor(private readonly d: ControllerDeps) {
     this.reservations = new MoveReservations(d.view);
-    this.observer = new MoveObserver(d, this.reservations);
+    this.intents = new MoveIntents(d, this.reservations);
   }
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
@@ -112,8 +116,10 @@ export class MoveRequestReconciler {
   private async run(mr: MoveRequest, m: MoveState): Promise<Applied<MoveRequest>> {
     const key = keyOf(mr);
     for (let i = 0; i < MAX_TRANSITIONS; i++) {
-      const at = new Date();
-      const obs = await this.observer.observe(mr, m, at);
+      const facts = observeMove(this.d.view, this.reservations, this.d.config, mr, new Date());
+      const decision = decideMove(mr, m, facts);
+      const obs = await this.intents.carryOut(mr, m, decision);
+      const at = facts.now;
       if (!obs.event) {
         if (obs.waiting || obs.placement) {
           const status = moveStatus(mr.status, m, { now: at.toISOString(), generation: mr.metadata.generation, notes: [], waiting: obs.waiting, placement: obs.placement });

@@ -7,7 +7,7 @@ import { keyOf } from '../../kube/paths';
 import { isTerminal } from '../../machines/vocabulary';
 import type { ClusterView } from '../clusterView';
 import type { MoveLimits } from '../config';
-import { vmKeyOf } from './observe';
+import { vmKeyOf } from './facts';
 
 export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits: MoveLimits): Watch<never>[] {
   // Which requests each VM has, so a VM's change wakes only its own requests.
