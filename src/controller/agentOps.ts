@@ -1,9 +1,34 @@
-// How the controller reaches agents. The AgentClient of src/agent implements it; tests of the
-// controller run real agents behind it.
+// How the controller reaches agents, and how it reads what they say. The AgentClient of src/agent
+// implements AgentOps; tests of the controller run real agents behind it.
+import { AgentRequestError } from '../agent/client';
 import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import type { VmInfo } from '../protocol/vm';
+import type { Logger } from '../log';
 
 export interface AgentOps {
   putOperation(endpoint: string, opId: string, req: OperationRequest, opts: { waitMs: number }): Promise<OperationStatus>;
   listVms(endpoint: string): Promise<VmInfo[]>;
+}
+
+/**
+ * What came of one call to an agent: its answer; a refusal — the agent understood and said no (a
+ * bad request, a different body for the same opId), which asking again cannot change; or no
+ * useful answer — unreachable, 5xx, throttled (429), or an auth failure, which is about the
+ * controller's identity rather than the request and may heal — which the caller asks again.
+ */
+export type AgentAnswer<T> = { answer: T } | { refused: string } | { unreachable: string };
+
+/** Make one call (the MoveRequest and VirtualMachine reconcilers' calls alike) and sort what came of it. */
+export async function askAgent<T>(call: () => Promise<T>, log: Logger, about: Record<string, unknown>): Promise<AgentAnswer<T>> {
+  try {
+    return { answer: await call() };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof AgentRequestError && !err.transient && err.status !== 401 && err.status !== 403) {
+      log.warn({ ...about, err: message }, 'agent refused the call');
+      return { refused: message };
+    }
+    log.warn({ ...about, err: message }, 'agent call failed; retrying');
+    return { unreachable: message };
+  }
 }

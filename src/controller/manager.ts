@@ -1,25 +1,27 @@
-// The controller process: leader election first, then informers feeding one work queue per kind,
-// each drained by its reconciler. Watch events only enqueue keys; all logic is in reconcilers.
+// The controller process: leader election, the HTTP server (/metrics, /healthz, /readyz), and the
+// list of controllers (src/kube/controller.ts), one per kind; each watches what it needs
+// (its triggers.ts) and reconciles one key at a time. Nothing here decides anything.
 import * as http from 'node:http';
 import { AgentClient, type TokenProvider } from '../agent/client';
 import type { KubeApi } from '../kube/api';
+import { Controller } from '../kube/controller';
 import { EventRecorder } from '../kube/events';
 import { LeaderElector } from '../kube/leaderElection';
-import { keyOf } from '../kube/paths';
-import { WorkQueue, type Reconcile } from '../kube/workQueue';
 import { componentLogger } from '../log';
-import { isTerminal } from '../machines/vocabulary';
 import type { AgentOps } from './agentOps';
 import { ClusterView } from './clusterView';
 import type { ControllerConfig } from './config';
+import type { ControllerDeps } from './deps';
+import { HostChanges } from './hostChanges';
 import { DeadHostRecovery } from './hostevacuation/autoEvacuate';
 import { HostEvacuationReconciler } from './hostevacuation/reconciler';
-import { watchEvacuations } from './hostevacuation/triggers';
-import type { ControllerDeps } from './deps';
+import { evacuationWatches } from './hostevacuation/triggers';
 import { ControllerMetrics } from './metrics';
-import { writersFor } from './writers';
 import { MoveRequestReconciler } from './moverequest/reconciler';
+import { moveWatches } from './moverequest/triggers';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler';
+import { vmWatches } from './virtualmachine/triggers';
+import { writersFor } from './writers';
 
 export interface ControllerOptions {
   api: KubeApi;
@@ -48,100 +50,16 @@ export function startController(o: ControllerOptions): RunningController {
   const agents = o.agents ?? new AgentClient({ token: o.agentToken });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
   const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
+  const hosts = new HostChanges(view);
+  hosts.start();
 
-  const counted = (kind: string, r: Reconcile): Reconcile => async (key) => {
-    try {
-      const res = await r(key);
-      metrics.reconciles.inc({ kind, result: 'ok' });
-      return res;
-    } catch (e) {
-      metrics.reconciles.inc({ kind, result: 'error' });
-      throw e;
-    }
-  };
-  const moves = new MoveRequestReconciler(deps);
-  const vms = new VirtualMachineReconciler(deps);
-  const moveQueue = new WorkQueue(counted('MoveRequest', moves.reconcile), { name: 'moverequests', concurrency: o.config.workers });
-  const vmQueue = new WorkQueue(counted('VirtualMachine', vms.reconcile), { name: 'virtualmachines', concurrency: o.config.workers });
-  // One evacuation plans at a time: two plans made side by side would both count the same free room.
-  const evacuations = new HostEvacuationReconciler(deps);
-  const evacuationQueue = new WorkQueue(counted('HostEvacuation', evacuations.reconcile), { name: 'hostevacuations', concurrency: 1 });
-  const evacuationTriggers = watchEvacuations(view, evacuationQueue);
+  const controllers = [
+    new Controller({ name: 'MoveRequest', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits), concurrency: o.config.workers }, metrics.runtime),
+    new Controller({ name: 'VirtualMachine', reconcile: new VirtualMachineReconciler(deps).reconcile, watches: vmWatches(view, hosts), concurrency: o.config.workers }, metrics.runtime),
+    // One evacuation plans at a time: two plans made side by side would both count the same free room.
+    new Controller({ name: 'HostEvacuation', reconcile: new HostEvacuationReconciler(deps).reconcile, watches: evacuationWatches(view, hosts), concurrency: 1 }, metrics.runtime),
+  ];
   const recovery = new DeadHostRecovery(deps);
-
-  // Which requests each VM has, so a VM's change wakes only its own requests.
-  const requestsOfVm = new Map<string, Set<string>>();
-  const vmKeyOfMove = (mr: { metadata: { namespace?: string }; spec: { vmName: string } }) => `${mr.metadata.namespace}/${mr.spec.vmName}`;
-  const wakeRequestsOf = (vmKey: string): void => {
-    for (const k of requestsOfVm.get(vmKey) ?? []) moveQueue.add(k);
-  };
-  /** Moves in flight on a host (its agent or Node changed). */
-  const activeMovesOn = (node: string): void => {
-    for (const mr of view.moves.list()) {
-      if (mr.status?.phase && isTerminal(mr.status.phase)) continue;
-      if (mr.status?.sourceNode === node || mr.status?.targetNode === node) moveQueue.add(keyOf(mr));
-    }
-  };
-  /**
-   * A slot or some capacity freed: wake the oldest requests still waiting to start or to be placed.
-   * Waking all of them on every change would cost O(requests²) with a thousand queued; the rest
-   * look again on their own within seconds.
-   */
-  const wakeWaiting = (): void => {
-    const waiting = view.moves
-      .list()
-      .filter((mr) => !mr.status?.phase || mr.status.phase === 'Pending' || mr.status.phase === 'Scheduling')
-      .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
-    for (const mr of waiting.slice(0, o.config.limits.parallelMoves * 2 + 8)) moveQueue.add(keyOf(mr));
-  };
-  const vmsOn = (node: string): void => {
-    for (const vm of view.vms.list()) if (vm.status?.nodeName === node || vm.status?.scheduledNode === node || !vm.status?.scheduledNode) vmQueue.add(keyOf(vm));
-  };
-
-  view.moves.on({
-    onChange: (mr, old) => {
-      const key = keyOf(mr);
-      const vmKey = vmKeyOfMove(mr);
-      if (!requestsOfVm.has(vmKey)) requestsOfVm.set(vmKey, new Set());
-      requestsOfVm.get(vmKey)!.add(key);
-      moveQueue.add(key);
-      const phase = mr.status?.phase;
-      if (phase !== old?.status?.phase && (phase === undefined || isTerminal(phase) || old?.status?.phase === 'Pending' || old?.status?.phase === 'Scheduling')) {
-        // Ended, or admitted/placed: limits and capacity changed for the others.
-        wakeWaiting();
-        if (phase && isTerminal(phase)) wakeRequestsOf(vmKey);
-      }
-    },
-    onDelete: (mr) => {
-      const vmKey = vmKeyOfMove(mr);
-      requestsOfVm.get(vmKey)?.delete(keyOf(mr));
-      wakeWaiting();
-      wakeRequestsOf(vmKey);
-    },
-  });
-  view.vms.on({
-    onChange: (vm) => {
-      vmQueue.add(keyOf(vm));
-      wakeRequestsOf(keyOf(vm));
-    },
-    onDelete: (vm) => wakeRequestsOf(keyOf(vm)),
-  });
-  const hostChanged = (node: string | undefined): void => {
-    if (!node) return;
-    activeMovesOn(node);
-    vmsOn(node);
-    evacuationTriggers.hostChanged(node);
-  };
-  view.leases.on({ onChange: (l, old) => old?.spec.holderIdentity !== l.spec.holderIdentity || !old ? hostChanged(l.metadata.labels?.['vmove.dev/node'] ?? l.spec.holderIdentity) : undefined, onDelete: (l) => hostChanged(l.metadata.labels?.['vmove.dev/node'] ?? l.spec.holderIdentity) });
-  view.nodes.on({ onChange: (n) => hostChanged(n.metadata.name), onDelete: (n) => hostChanged(n.metadata.name) });
-  // A lease expires without any watch event: look for agents that died (or came back) every 2 s.
-  let alive = new Map<string, boolean>();
-  const liveness = setInterval(() => {
-    const now = new Map(view.agents().map((a) => [a.node, a.alive]));
-    for (const [node, isAlive] of now) if (alive.get(node) !== isAlive) hostChanged(node);
-    alive = now;
-  }, 2_000);
-  liveness.unref();
 
   let server: http.Server | undefined;
   // Ready = able to take over: a standby waiting for the lease is ready; the leader is not
@@ -175,12 +93,7 @@ export function startController(o: ControllerOptions): RunningController {
     await view.synced();
     ready = true;
     log.info({ moves: view.moves.list().length, vms: view.vms.list().length, agents: view.agents().length }, 'caches synced; reconciling');
-    for (const mr of view.moves.list()) moveQueue.add(keyOf(mr));
-    for (const vm of view.vms.list()) vmQueue.add(keyOf(vm));
-    evacuationTriggers.all();
-    moveQueue.start();
-    vmQueue.start();
-    evacuationQueue.start();
+    for (const c of controllers) c.start();
     if (o.config.autoEvacuateDeadHosts) recovery.start();
   };
   const done =
@@ -196,9 +109,7 @@ export function startController(o: ControllerOptions): RunningController {
   return {
     done: Promise.race([done, stopPromise]).then((how) => {
       metrics.leader.set(0);
-      moveQueue.stop();
-      vmQueue.stop();
-      evacuationQueue.stop();
+      for (const c of controllers) c.stop();
       recovery.stop();
       view.stop();
       return how;
@@ -206,10 +117,8 @@ export function startController(o: ControllerOptions): RunningController {
     view,
     metrics,
     async stop() {
-      clearInterval(liveness);
-      moveQueue.stop();
-      vmQueue.stop();
-      evacuationQueue.stop();
+      hosts.stop();
+      for (const c of controllers) c.stop();
       recovery.stop();
       view.stop();
       await elector.release();

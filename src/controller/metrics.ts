@@ -1,9 +1,11 @@
-// Prometheus metrics of the controller (scraped from /metrics).
+// Prometheus metrics of the controller (scraped from /metrics): the runtime's of every controller
+// (reconciles, work queues) and vmove's own (moves, leadership), on one registry.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { RuntimeMetrics } from '../kube/runtimeMetrics';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
-  readonly reconciles = new Counter({ name: 'vmove_reconciles_total', help: 'Reconciles by kind and result', labelNames: ['kind', 'result'], registers: [this.registry] });
+  readonly runtime = new RuntimeMetrics(this.registry);
   readonly movesFinished = new Counter({ name: 'vmove_moves_finished_total', help: 'MoveRequests that ended, by move type and phase', labelNames: ['move_type', 'phase'], registers: [this.registry] });
   readonly moveDuration = new Histogram({
     name: 'vmove_move_duration_seconds',

@@ -7,6 +7,7 @@
 import type { HostEvacuation, MoveRequest } from '../../api/types';
 import { API_VERSION } from '../../api/types';
 import { isAlreadyExists, isNotFound } from '../../kube/api';
+import { withFinalizer } from '../../kube/finalizer';
 import { vmovePath } from '../../kube/paths';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
@@ -20,26 +21,37 @@ import { sameJson } from '../../json';
 
 export type EvacuationDeps = Pick<ControllerDeps, 'api' | 'view' | 'writers' | 'events' | 'config'>;
 
-const hasFinalizer = (e: HostEvacuation): boolean => !!e.metadata.finalizers?.includes(EVACUATION_FINALIZER);
-
 export class HostEvacuationReconciler {
   private readonly log = componentLogger('hostevacuation');
 
   constructor(private readonly d: EvacuationDeps) {}
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
-    let e = this.d.view.evacuations.get(key);
+    const e = this.d.view.evacuations.get(key);
     if (!e) return {};
-    if (e.metadata.deletionTimestamp && !hasFinalizer(e)) return {};
-    if (!e.metadata.deletionTimestamp && !isFinal(e.status?.phase)) e = await this.d.writers.evacuations.addFinalizer(e, EVACUATION_FINALIZER);
-    const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds));
-    await this.act(e, decision);
-    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+    return withFinalizer(this.d.writers.evacuations, EVACUATION_FINALIZER, e, {
+      // A finished evacuation gets no finalizer again; the one it has stays for its deletion.
+      finished: (e) => isFinal(e.status?.phase),
+      apply: async (e) => (await this.look(e)).next,
+      cleanup: async (e) => {
+        const { latest, release, next } = await this.look(e);
+        if (!release) return next;
+        this.log.info({ evacuation: e.metadata.name, node: e.spec.nodeName }, 'released');
+        return { cleaned: latest };
+      },
+    });
   };
+
+  /** Decide over the facts and act; answers the evacuation as last written, whether to let it go, and when to look again. */
+  private async look(e: HostEvacuation): Promise<{ latest: HostEvacuation; release: boolean; next: ReconcileResult }> {
+    const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds));
+    const latest = await this.act(e, decision);
+    return { latest, release: decision.actions.release, next: decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {} };
+  }
 
   // ---------------------------------------------------------------- act
 
-  private async act(e: HostEvacuation, d: EvacuationDecision): Promise<void> {
+  private async act(e: HostEvacuation, d: EvacuationDecision): Promise<HostEvacuation> {
     const a = d.actions;
     const node = e.spec.nodeName;
     // Lift the cordon before the status stops saying vmove made it, and record it before making it.
@@ -68,10 +80,7 @@ export class HostEvacuationReconciler {
       }
     }
     for (const ev of d.events) this.d.events.record(e, ev.type, ev.reason, ev.message);
-    if (a.release && hasFinalizer(e)) {
-      await this.d.writers.evacuations.removeFinalizer(e, EVACUATION_FINALIZER);
-      this.log.info({ evacuation: e.metadata.name, node }, 'released');
-    }
+    return e;
   }
 
   /** Create one MoveRequest; false when it already existed (a restart, or a cache behind our own write). */

@@ -2,7 +2,7 @@
 // moves it. Pure. The move type is chosen when the request's turn comes, from where the VM is
 // then — not from where it was when the request arrived.
 import type { MoveRequest, VirtualMachine } from '../../api/types';
-import { startMove, type MoveState } from '../../machines';
+import { startMove, traitsOf, type MoveState } from '../../machines';
 import { chooseMove, vmRunning } from '../chooseMove';
 import type { HostFacts } from '../clusterView';
 import { resolvePolicy, type ControllerConfig } from '../config';
@@ -52,7 +52,8 @@ export function decideIntake(mr: MoveRequest, f: IntakeFacts): Intake {
   if (!choice.ok) return { ended: 'Failed', reason: 'InvalidMove', message: choice.reason };
   const c = choice.choice;
   const localDiskBytes = vmSpecFor(vm, c.after).disks.filter((d) => d.storage === 'Local').reduce((s, d) => s + d.sizeBytes, 0);
-  const diskBytes = c.moveType === 'Live' && c.variant === 'SharedStorage' ? 0 : localDiskBytes;
+  const live = traitsOf(c.moveType).live;
+  const diskBytes = live && c.variant === 'SharedStorage' ? 0 : localDiskBytes;
   return {
     move: startMove({
       moveType: c.moveType,
@@ -63,7 +64,7 @@ export function decideIntake(mr: MoveRequest, f: IntakeFacts): Intake {
       before: c.before,
       after: c.after,
       policy: resolvePolicy(mr.spec.policy, f.config.policyDefaults),
-      bytesToMove: (c.moveType === 'Live' ? c.before.memoryBytes : 0) + diskBytes,
+      bytesToMove: (live ? c.before.memoryBytes : 0) + diskBytes,
     }),
   };
 }

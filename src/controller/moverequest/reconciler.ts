@@ -1,15 +1,21 @@
-// Reconciles one MoveRequest: observe → decide (the machine) → act (one idempotent agent
-// operation) → record (status, written before the next act) → say when to look again.
+// Reconciles one MoveRequest: observe (facts.ts) → decide (decide.ts, pure: the next event for
+// the machine, or why it waits, and the intents the event needs) → act (intents.ts: hold a slot,
+// take the VM, send the step's idempotent agent operation) → feed the event to the machine →
+// record (status, written before the next act) → say when to look again.
 // The controller may die at any instant: the machine's state lives only in `.status.machine`,
 // and every agent operation is keyed by the request's UID and the machine's step key.
 import type { MoveRequest, MoveRequestStatus } from '../../api/types';
+import { withFinalizer, type Applied, type CleanedUp } from '../../kube/finalizer';
+import { keyOf } from '../../kube/paths';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
-import { advance, contextOf, isDone, phaseOf, restoreMove, type MoveState, type Note, type PersistedMove } from '../../machines';
+import { advance, contextOf, isDone, moveRecordOf, phaseOf, restoreMove, type MoveState, type Note } from '../../machines';
 import { isTerminal } from '../../machines/vocabulary';
 import type { ControllerDeps } from '../deps';
 import { decideIntake } from './intake';
-import { MoveObserver, POLL_MS, vmKeyOf } from './observe';
+import { decideMove, POLL_MS } from './decide';
+import { observeMove, vmKeyOf } from './facts';
+import { MoveIntents } from './intents';
 import { MoveReservations } from './reservations';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
 import { UnsavedProgress } from './unsavedProgress';
@@ -25,6 +31,8 @@ const PROGRESS_WRITE_INTERVAL_MS = 2_000;
 const sameExceptHistory = (a: MoveRequestStatus | undefined, b: MoveRequestStatus | undefined): boolean =>
   sameJson({ ...a, history: undefined }, { ...b, history: undefined });
 
+const ended = (mr: MoveRequest): boolean => !!mr.status?.phase && isTerminal(mr.status.phase);
+
 const madeBefore = (a: MoveRequest, b: MoveRequest): boolean => {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
@@ -33,67 +41,85 @@ const madeBefore = (a: MoveRequest, b: MoveRequest): boolean => {
 
 export class MoveRequestReconciler {
   private readonly reservations: MoveReservations;
-  private readonly observer: MoveObserver;
+  private readonly intents: MoveIntents;
   private readonly lastWrite = new Map<string, number>();
   private readonly unsaved = new UnsavedProgress();
   private readonly log = componentLogger('moverequest');
 
   constructor(private readonly d: ControllerDeps) {
     this.reservations = new MoveReservations(d.view);
-    this.observer = new MoveObserver(d, this.reservations);
+    this.intents = new MoveIntents(d, this.reservations);
   }
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
-    let mr = this.d.view.moves.get(key);
+    const mr = this.d.view.moves.get(key);
     if (!mr) return {};
+    return withFinalizer(this.d.writers.moves, MOVE_FINALIZER, mr, {
+      // The finalizer guards the move, not the object: a request that ended lets its VM go and drops it.
+      finished: ended,
+      apply: (mr) => this.drive(mr),
+      cleanup: (mr) => this.windDown(mr),
+    });
+  };
+
+  /** A live request: choose its machine when its turn comes, then drive the machine. */
+  private async drive(mr: MoveRequest): Promise<Applied<MoveRequest>> {
     const now = new Date();
-    const deleting = !!mr.metadata.deletionTimestamp;
-    if (mr.status?.phase && isTerminal(mr.status.phase)) {
-      await this.finish(mr);
-      return {};
+    const record = moveRecordOf(mr.status);
+    if (record) return this.run(mr, this.unsaved.newerThan(mr) ?? restoreMove(record));
+    const intake = decideIntake(mr, {
+      vm: this.d.view.vms.get(vmKeyOf(mr)),
+      earlierRequest: this.earlierRequestFor(mr),
+      hosts: this.reservations.hosts(now),
+      config: this.d.config,
+    });
+    if ('ended' in intake) {
+      mr = await this.writeStatus(mr, endedWithoutMove(mr.status, intake.ended, intake.reason, intake.message, now.toISOString(), mr.metadata.generation));
+      this.d.events.record(mr, intake.ended === 'Failed' ? 'Warning' : 'Normal', intake.ended, intake.message);
+      return { finished: mr };
     }
-    if (deleting && !mr.status?.machine) {
-      if (mr.metadata.finalizers?.includes(MOVE_FINALIZER)) {
-        mr = await this.writeStatus(mr, endedWithoutMove(mr.status, 'Cancelled', 'Deleted', 'deleted before the move started; nothing was touched', now.toISOString(), mr.metadata.generation));
+    if ('waiting' in intake) {
+      const status = waitingWithoutMove(mr.status, intake.waiting.reason, intake.waiting.message, now.toISOString(), mr.metadata.generation);
+      if (!sameJson(status, mr.status)) {
+        mr = await this.writeStatus(mr, status);
+        this.d.events.record(mr, 'Normal', intake.waiting.reason, intake.waiting.message);
       }
-      await this.finish(mr);
-      return {};
+      return { requeueAfterMs: 5_000 };
     }
-    if (!deleting) mr = await this.d.writers.moves.addFinalizer(mr, MOVE_FINALIZER);
+    const m = intake.move;
+    mr = await this.writeStatus(mr, moveStatus(mr.status, m, { now: now.toISOString(), generation: mr.metadata.generation, notes: [] }));
+    const ctx = contextOf(m);
+    this.d.events.record(mr, 'Normal', 'Accepted', `${ctx.moveType} move (${ctx.variant}): ${ctx.reason}`);
+    return this.run(mr, m);
+  }
 
-    let m: MoveState;
-    if (!mr.status?.machine) {
-      const intake = decideIntake(mr, {
-        vm: this.d.view.vms.get(vmKeyOf(mr)),
-        earlierRequest: this.earlierRequestFor(mr),
-        hosts: this.reservations.hosts(now),
-        config: this.d.config,
-      });
-      if ('ended' in intake) {
-        mr = await this.writeStatus(mr, endedWithoutMove(mr.status, intake.ended, intake.reason, intake.message, now.toISOString(), mr.metadata.generation));
-        this.d.events.record(mr, intake.ended === 'Failed' ? 'Warning' : 'Normal', intake.ended, intake.message);
-        await this.finish(mr);
-        return {};
+  /**
+   * A request being deleted, or one that ended: a move in flight is cancelled (its machine sees
+   * the deletion) and rolls back first; then the VM is let go.
+   */
+  private async windDown(mr: MoveRequest): Promise<CleanedUp<MoveRequest>> {
+    if (!ended(mr)) {
+      const record = moveRecordOf(mr.status);
+      if (!record) {
+        mr = await this.writeStatus(mr, endedWithoutMove(mr.status, 'Cancelled', 'Deleted', 'deleted before the move started; nothing was touched', new Date().toISOString(), mr.metadata.generation));
+      } else {
+        const r = await this.run(mr, this.unsaved.newerThan(mr) ?? restoreMove(record));
+        if (!('finished' in r)) return r;
+        mr = r.finished;
       }
-      if ('waiting' in intake) {
-        const status = waitingWithoutMove(mr.status, intake.waiting.reason, intake.waiting.message, now.toISOString(), mr.metadata.generation);
-        if (!sameJson(status, mr.status)) {
-          mr = await this.writeStatus(mr, status);
-          this.d.events.record(mr, 'Normal', intake.waiting.reason, intake.waiting.message);
-        }
-        return { requeueAfterMs: 5_000 };
-      }
-      m = intake.move;
-      mr = await this.writeStatus(mr, moveStatus(mr.status, m, { now: now.toISOString(), generation: mr.metadata.generation, notes: [] }));
-      const ctx = contextOf(m);
-      this.d.events.record(mr, 'Normal', 'Accepted', `${ctx.moveType} move (${ctx.variant}): ${ctx.reason}`);
-    } else {
-      m = this.unsaved.newerThan(mr) ?? restoreMove(mr.status.machine as unknown as PersistedMove);
     }
+    await this.letGo(mr);
+    return { cleaned: mr };
+  }
 
+  /** Feed the machine what happened until it waits, ends, or has taken its share of transitions. */
+  private async run(mr: MoveRequest, m: MoveState): Promise<Applied<MoveRequest>> {
+    const key = keyOf(mr);
     for (let i = 0; i < MAX_TRANSITIONS; i++) {
-      const at = new Date();
-      const obs = await this.observer.observe(mr, m, at);
+      const facts = observeMove(this.d.view, this.reservations, this.d.config, mr, new Date());
+      const decision = decideMove(mr, m, facts);
+      const obs = await this.intents.carryOut(mr, m, decision);
+      const at = facts.now;
       if (!obs.event) {
         if (obs.waiting || obs.placement) {
           const status = moveStatus(mr.status, m, { now: at.toISOString(), generation: mr.metadata.generation, notes: [], waiting: obs.waiting, placement: obs.placement });
@@ -117,13 +143,12 @@ export class MoveRequestReconciler {
       this.announce(mr, before, m, notes);
       if (isDone(m)) {
         this.measure(mr, m);
-        await this.finish(mr);
-        return {};
+        return { finished: mr };
       }
       if (progressOnly) return { requeueAfterMs: obs.requeueAfterMs ?? POLL_MS };
     }
     return { requeueAfterMs: 0 };
-  };
+  }
 
   /**
    * An unfinished request for the same VM made before this one: requests for one VM run in the
@@ -142,7 +167,7 @@ export class MoveRequestReconciler {
   /** A whole-status update under the resourceVersion: fields the machine dropped disappear, and a stale decision fails. */
   private async writeStatus(mr: MoveRequest, status: MoveRequestStatus): Promise<MoveRequest> {
     const updated = await this.d.writers.moves.replaceStatus(mr, status);
-    this.lastWrite.set(`${mr.metadata.namespace}/${mr.metadata.name}`, Date.now());
+    this.lastWrite.set(keyOf(mr), Date.now());
     this.unsaved.forget(mr);
     if (status.phase !== 'Pending') this.reservations.release(mr.metadata.uid ?? '');
     return updated;
@@ -165,12 +190,11 @@ export class MoveRequestReconciler {
     if (mr.status?.startTime) this.d.metrics?.moveDuration.observe(labels, (Date.now() - Date.parse(mr.status.startTime)) / 1000);
   }
 
-  /** A finished request lets its VM go and drops its finalizer. */
-  private async finish(mr: MoveRequest): Promise<void> {
+  /** A finished request lets its VM go (and withFinalizer drops its finalizer next). */
+  private async letGo(mr: MoveRequest): Promise<void> {
     this.reservations.release(mr.metadata.uid ?? '');
     this.unsaved.forget(mr);
-    this.lastWrite.delete(`${mr.metadata.namespace}/${mr.metadata.name}`);
+    this.lastWrite.delete(keyOf(mr));
     await releaseVm(this.d.writers.vms, mr, this.d.view.vms.get(vmKeyOf(mr)));
-    await this.d.writers.moves.removeFinalizer(mr, MOVE_FINALIZER);
   }
 }

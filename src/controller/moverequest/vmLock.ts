@@ -5,7 +5,7 @@ import type { MoveRequest, VirtualMachine, VirtualMachinePhase } from '../../api
 import { formatBytes } from '../../api/quantity';
 import { isConflict } from '../../kube/api';
 import type { CachedWriter } from '../../kube/cachedWriter';
-import type { PersistedMove } from '../../machines';
+import { moveRecordOf, traitsOf } from '../../machines';
 
 /** Take the VM for this move, only if nobody holds it; false when another request won the race. */
 export async function lockVm(vms: CachedWriter<VirtualMachine>, mr: MoveRequest, vm: VirtualMachine): Promise<boolean> {
@@ -25,7 +25,7 @@ export async function lockVm(vms: CachedWriter<VirtualMachine>, mr: MoveRequest,
  * Pure.
  */
 export function phaseAfterMove(moveEnd: MoveRequest['status'], vmPhase: VirtualMachinePhase | undefined): VirtualMachinePhase | undefined {
-  const persisted = moveEnd?.machine as unknown as PersistedMove | undefined;
+  const persisted = moveRecordOf(moveEnd);
   if (vmPhase !== 'Moving' || moveEnd?.phase !== 'Succeeded' || !persisted) return undefined;
   return persisted.context.vmRunning ? 'Running' : 'Stopped';
 }
@@ -36,9 +36,9 @@ export function phaseAfterMove(moveEnd: MoveRequest['status'], vmPhase: VirtualM
  */
 export async function releaseVm(vms: CachedWriter<VirtualMachine>, mr: MoveRequest, vm: VirtualMachine | undefined): Promise<void> {
   if (!vm || vm.status?.moveRef?.uid !== mr.metadata.uid) return;
-  const persisted = mr.status?.machine as unknown as PersistedMove | undefined;
+  const persisted = moveRecordOf(mr.status);
   const succeeded = mr.status?.phase === 'Succeeded' && persisted;
-  const moved = succeeded && persisted.type !== 'ResizeInPlace' && mr.status?.targetNode;
+  const moved = succeeded && !traitsOf(persisted.type).sameHost && mr.status?.targetNode;
   // Before its host's next report: the next request for this VM starts from these.
   const size = succeeded ? { cpu: persisted.context.after.cpu, memory: formatBytes(persisted.context.after.memoryBytes) } : {};
   const phase = phaseAfterMove(mr.status, vm.status?.phase);

@@ -94,3 +94,38 @@ describe('WorkQueue', () => {
     q.stop();
   });
 });
+
+describe('WorkQueue observer', () => {
+  test('counts a key once while pending, its wait and work, and retries', async () => {
+    const seen = { added: 0, waited: 0, worked: 0, retried: 0, depth: [] as number[] };
+    let fail = true;
+    const q = new WorkQueue(
+      async () => {
+        if (fail) {
+          fail = false;
+          throw new Error('boom');
+        }
+      },
+      {
+        name: 't',
+        concurrency: 1,
+        baseDelayMs: 5,
+        observer: {
+          added: () => void seen.added++,
+          waited: () => void seen.waited++,
+          worked: () => void seen.worked++,
+          retried: () => void seen.retried++,
+          depth: (n) => void seen.depth.push(n),
+        },
+      },
+    );
+    q.add('k');
+    q.add('k');
+    expect(seen.added).toBe(1);
+    expect(seen.depth).toEqual([1]);
+    q.start();
+    for (let waited = 0; seen.worked < 2 && waited < 2_000; waited += 5) await tick(5);
+    expect(seen).toEqual({ added: 2, waited: 2, worked: 2, retried: 1, depth: [1, 0, 1, 0] });
+    q.stop();
+  });
+});

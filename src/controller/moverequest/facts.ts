@@ -1,0 +1,38 @@
+// What a move's next decision reads of the cluster, at one instant: its VM, the hosts (counting
+// the moves this process admitted or placed a moment ago), the competition for slots, the agents.
+// Reading only. The costly facts are asked for, not gathered up front: hosts and competition walk
+// every VM and request, and most looks need neither (a move in a step needs only two agents).
+import type { MoveRequest, VirtualMachine } from '../../api/types';
+import type { AgentInfo, ClusterView, HostFacts, MoveInFlight } from '../clusterView';
+import type { ControllerConfig } from '../config';
+import { competition, type Competition } from '../limits';
+import type { MoveReservations } from './reservations';
+
+export interface MoveFacts {
+  now: Date;
+  vm?: VirtualMachine;
+  /** Every host, with the moves in flight (also those only this process knows of yet) counted. */
+  hosts(): HostFacts[];
+  inFlight(): MoveInFlight[];
+  /** Who else waits for a slot, and every move's group. */
+  competition(): Competition;
+  /** The agent of a node, alive or not as of `now`. */
+  agent(node: string): AgentInfo | undefined;
+  config: Pick<ControllerConfig, 'limits' | 'schedulingWaitSeconds' | 'agentLostAfterSeconds'>;
+}
+
+export const vmKeyOf = (mr: MoveRequest): string => `${mr.metadata.namespace}/${mr.spec.vmName}`;
+
+export function observeMove(view: ClusterView, reservations: MoveReservations, config: MoveFacts['config'], mr: MoveRequest, now: Date): MoveFacts {
+  let hosts: HostFacts[] | undefined;
+  const hostsNow = (): HostFacts[] => (hosts ??= reservations.hosts(now));
+  return {
+    now,
+    vm: view.vms.get(vmKeyOf(mr)),
+    hosts: hostsNow,
+    inFlight: () => reservations.inFlight(),
+    competition: () => competition(view.moves.list(), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now }),
+    agent: (node) => view.agent(node, now.getTime()),
+    config,
+  };
+}
