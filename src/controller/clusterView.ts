@@ -72,12 +72,15 @@ export class ClusterView {
     api: KubeApi,
     readonly agentNamespace: string,
     resyncMs: number,
+    /** Told when an informer restarts its watch (vmove_informer_restarts_total). */
+    restarted: (informer: string) => void = () => undefined,
   ) {
-    this.vms = new Informer<VirtualMachine>(api, vmovePath('virtualmachines'), { resyncMs, name: 'virtualmachines' });
-    this.moves = new Informer<MoveRequest>(api, vmovePath('moverequests'), { resyncMs, name: 'moverequests' });
-    this.evacuations = new Informer<HostEvacuation>(api, vmovePath('hostevacuations'), { resyncMs, name: 'hostevacuations' });
-    this.nodes = new Informer<NodeObject>(api, corePath('nodes'), { resyncMs, name: 'nodes' });
-    this.leases = new Informer<LeaseObject>(api, leasePath({ namespace: agentNamespace }), { labelSelector: AGENT_LEASE_SELECTOR, resyncMs, name: 'agent-leases' });
+    const opts = (name: string) => ({ resyncMs, name, onRestart: () => restarted(name) });
+    this.vms = new Informer<VirtualMachine>(api, vmovePath('virtualmachines'), opts('virtualmachines'));
+    this.moves = new Informer<MoveRequest>(api, vmovePath('moverequests'), opts('moverequests'));
+    this.evacuations = new Informer<HostEvacuation>(api, vmovePath('hostevacuations'), opts('hostevacuations'));
+    this.nodes = new Informer<NodeObject>(api, corePath('nodes'), opts('nodes'));
+    this.leases = new Informer<LeaseObject>(api, leasePath({ namespace: agentNamespace }), { labelSelector: AGENT_LEASE_SELECTOR, ...opts('agent-leases') });
   }
 
   start(): void {

@@ -46,7 +46,8 @@ export interface RunningController {
 export function startController(o: ControllerOptions): RunningController {
   const log = componentLogger('controller', { identity: o.config.identity });
   const metrics = new ControllerMetrics();
-  const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs);
+  const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs, (name) => metrics.runtime.informerRestarted(name));
+  const objects = metrics.watch(view);
   const agents = o.agents ?? new AgentClient({ token: o.agentToken });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
   const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
@@ -71,7 +72,7 @@ export function startController(o: ControllerOptions): RunningController {
     const [host, port] = splitAddress(o.metricsAddress);
     server = http.createServer((req, res) => {
       if (req.url === '/metrics') {
-        void metrics.registry.metrics().then((text) => {
+        void metrics.scrape().then((text) => {
           res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
           res.end(text);
         });
@@ -85,12 +86,14 @@ export function startController(o: ControllerOptions): RunningController {
     server.listen(port, host);
   }
 
+  metrics.leader.set(0);
   const elector = new LeaderElector(o.api, { namespace: o.config.namespace, name: 'vmove-controller', identity: o.config.identity });
   const lead = async (): Promise<void> => {
     leading = true;
     metrics.leader.set(1);
     view.start();
     await view.synced();
+    objects.start();
     ready = true;
     log.info({ moves: view.moves.list().length, vms: view.vms.list().length, agents: view.agents().length }, 'caches synced; reconciling');
     for (const c of controllers) c.start();
@@ -109,6 +112,7 @@ export function startController(o: ControllerOptions): RunningController {
   return {
     done: Promise.race([done, stopPromise]).then((how) => {
       metrics.leader.set(0);
+      objects.stop();
       for (const c of controllers) c.stop();
       recovery.stop();
       view.stop();

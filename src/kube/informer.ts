@@ -44,7 +44,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly api: KubeApi,
     private readonly path: string,
-    private readonly opts: { labelSelector?: string; resyncMs?: number; name?: string } = {},
+    private readonly opts: { labelSelector?: string; resyncMs?: number; name?: string; onRestart?: () => void } = {},
   ) {
     this.log = componentLogger('informer', { resource: opts.name ?? path });
   }
@@ -100,7 +100,11 @@ export class Informer<T extends KubeObject> {
   private async run(): Promise<void> {
     let backoff = MIN_BACKOFF_MS;
     let needList = true;
+    let first = true;
     while (!this.stopped) {
+      // Every pass after the first resumes a watch that ended: closed by the server, failed, or gone (410).
+      if (!first) this.opts.onRestart?.();
+      first = false;
       try {
         if (needList) {
           await this.relist();

@@ -16,6 +16,7 @@ export class RuntimeMetrics {
   private readonly queueDuration: Histogram<'name'>;
   private readonly workDuration: Histogram<'name'>;
   private readonly retries: Counter<'name'>;
+  private readonly informerRestarts: Counter<'name'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -27,6 +28,12 @@ export class RuntimeMetrics {
     this.queueDuration = new Histogram({ name: 'vmove_workqueue_queue_duration_seconds', help: 'Time a key waits in a work queue before a worker takes it', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     this.workDuration = new Histogram({ name: 'vmove_workqueue_work_duration_seconds', help: 'Time a worker spends on one key', labelNames: ['name'], buckets: WORK_BUCKETS, registers });
     this.retries = new Counter({ name: 'vmove_workqueue_retries_total', help: 'Keys requeued with backoff after a failure', labelNames: ['name'], registers });
+    this.informerRestarts = new Counter({ name: 'vmove_informer_restarts_total', help: 'Watches an informer restarted (closed by the server, failed, or relisted after 410 Gone)', labelNames: ['name'], registers });
+  }
+
+  /** The informer called `name` restarted its watch. */
+  informerRestarted(name: string): void {
+    this.informerRestarts.inc({ name });
   }
 
   /** The observer of the work queue called `name`. */

@@ -7,8 +7,8 @@ import { isSameHost, mayRetryStepInPlace, nextAttempt, outcomeOfFailure, withLos
 import { hasRungAbove, NOTHING_SEEN, rungAt } from './ladder';
 import { afterFailedStep, afterLostHost, planRollback } from './rollbackPlan';
 import { stepName } from './steps';
-import { climbOf, freshWatch, judgeOnRung, timeoutReason, watchAfter } from './stepWatch';
-import type { MoveContext, MoveEvent, MoveInput, RollbackOutcome, Step } from './vocabulary';
+import { climbOf, freshWatch, judgeOnRung, timeoutCause, timeoutReason, watchAfter } from './stepWatch';
+import type { MoveContext, MoveEvent, MoveInput, RollbackCause, RollbackOutcome, Step } from './vocabulary';
 
 /** What an attempt has reached when it enters a state (rollback undoes it). */
 export type Reach = keyof MoveContext['reached'];
@@ -17,7 +17,7 @@ export type Reach = keyof MoveContext['reached'];
 export const failureText = (ev: MoveEvent): string =>
   ev.type === 'STEP_FAILED' || ev.type === 'AGENT_LOST' ? ev.message : ev.type === 'REJECTED' ? ev.message : ev.type;
 
-type Decision = { outcome: RollbackOutcome; reason: string };
+type Decision = { outcome: RollbackOutcome; reason: string; cause: RollbackCause };
 
 /** The event reports on the step `state` runs now; reports about any other step (stale, or an earlier attempt's) are not. */
 const isStepOf = (state: MovePhase, context: MoveContext, event: MoveEvent): boolean => {
@@ -37,12 +37,12 @@ export function moveSetup(undo: (ctx: MoveContext) => Step[]) {
     assign<MoveContext, MoveEvent, { state: MovePhase }, MoveEvent, never>(({ context, event }, params) => {
       const unreachable = event.type === 'AGENT_LOST' ? withLost(context, event.role) : context.unreachable;
       const ctx = { ...context, unreachable };
-      const { outcome, reason } = decide(ctx, event, params.state);
+      const { outcome, reason, cause } = decide(ctx, event, params.state);
       return {
         unreachable,
         stepTry: 0,
         failure: outcome === 'Cancelled' ? context.failure : reason,
-        rollback: planRollback(ctx, undo, outcome, reason),
+        rollback: { ...planRollback(ctx, undo, outcome, reason), cause },
       };
     });
 
@@ -84,6 +84,7 @@ export function moveSetup(undo: (ctx: MoveContext) => Step[]) {
         return {
           endpoint: event.endpoint ? event.endpoint : context.endpoint,
           guestHeartbeat: event.guestHeartbeat !== undefined ? event.guestHeartbeat : context.guestHeartbeat,
+          downtimeMs: event.downtimeMs !== undefined ? event.downtimeMs : context.downtimeMs,
         };
       }),
       watchProgress: assign(({ context, event }, params: { converge: boolean }) => {
@@ -100,19 +101,20 @@ export function moveSetup(undo: (ctx: MoveContext) => Step[]) {
       }),
       rollBackAfterStepFailure: rollBack((ctx, ev, state) => {
         assertEvent(ev, 'STEP_FAILED');
-        return { outcome: outcomeOfFailure(ctx, ev.transient), reason: `${state}: ${failureText(ev)}` };
+        return { outcome: outcomeOfFailure(ctx, ev.transient), reason: `${state}: ${failureText(ev)}`, cause: 'StepFailed' };
       }),
-      rollBackAfterTimeout: rollBack((ctx, ev, state) => ({ outcome: 'Failed', reason: `${state}: ${timeoutReason(ctx, ctx.watch!, ev.at)}` })),
-      rollBackNotConverging: rollBack((ctx) => ({ outcome: 'Failed', reason: `did not converge on the last rung (${rungAt(ctx.policy, ctx.rung).name})` })),
+      rollBackAfterTimeout: rollBack((ctx, ev, state) => ({ outcome: 'Failed', reason: `${state}: ${timeoutReason(ctx, ctx.watch!, ev.at)}`, cause: timeoutCause(ctx, ctx.watch!, ev.at) })),
+      rollBackNotConverging: rollBack((ctx) => ({ outcome: 'Failed', reason: `did not converge on the last rung (${rungAt(ctx.policy, ctx.rung).name})`, cause: 'NotConverged' })),
       /** Losing the target's agent before the point of no return may pass: the move may try again. */
       rollBackAfterLostAgent: rollBack((ctx, ev, state) => {
         assertEvent(ev, 'AGENT_LOST');
         return {
           outcome: ev.role === 'target' && !isSameHost(ctx) ? outcomeOfFailure(ctx, true) : 'Failed',
           reason: `${ev.role} host lost during ${state}: ${failureText(ev)}`,
+          cause: 'HostLost',
         };
       }),
-      rollBackOnCancel: rollBack((_ctx, _ev, state) => ({ outcome: 'Cancelled', reason: `cancelled during ${state}` })),
+      rollBackOnCancel: rollBack((_ctx, _ev, state) => ({ outcome: 'Cancelled', reason: `cancelled during ${state}`, cause: 'Cancelled' })),
       /** The host that runs the VM now is lost with it: the move fails, the VM is Lost there. */
       loseVmWithHost: assign(({ context, event }, params: { state: MovePhase }) => {
         assertEvent(event, 'AGENT_LOST');

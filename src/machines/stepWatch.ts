@@ -31,6 +31,12 @@ export function timeoutReason(ctx: MoveContext, watch: StepWatch, at: string): s
   return undefined;
 }
 
+/** Which limit timeoutReason found passed (same comparisons, as a closed set). */
+export function timeoutCause(ctx: MoveContext, watch: StepWatch, at: string): 'ProgressTimeout' | 'CompletionTimeout' {
+  const quiet = (Date.parse(at) - Date.parse(watch.lastProgressAt)) / 1000;
+  return quiet > ctx.policy.progressTimeoutSeconds ? 'ProgressTimeout' : 'CompletionTimeout';
+}
+
 /** The ladder's judge of a pass, as patient as the current rung needs. */
 export const judgeOnRung = (context: MoveContext, event: ProgressEvent) => judgePass(context.watch!, event, patienceOf(rungAt(context.policy, context.rung)));
 

@@ -58,11 +58,16 @@ export const SOURCE_AGENT = '@source-agent';
 
 export type RollbackOutcome = 'Failed' | 'Cancelled' | 'Retry';
 
+/** Why a rollback started, as a closed set (the metrics' `reason` label; `reason` is the sentence). */
+export type RollbackCause = 'Cancelled' | 'ProgressTimeout' | 'CompletionTimeout' | 'NotConverged' | 'StepFailed' | 'HostLost';
+
 export interface RollbackPlan {
   steps: Step[];
   index: number;
   outcome: RollbackOutcome;
   reason: string;
+  /** Absent in plans persisted before it existed. */
+  cause?: RollbackCause;
   /** Steps that failed for good or were left out (their host lost, or to keep the VM from running twice). */
   incomplete?: Array<{ step: Step; why: string }>;
 }
@@ -89,6 +94,8 @@ export interface MoveContext extends MoveInput {
   endpoint?: IncomingEndpoint;
   /** The guest's last heartbeat on the source when the live migration completed (this attempt). */
   guestHeartbeat?: number;
+  /** The live migration's final pause as the hypervisor reported it (this attempt). */
+  downtimeMs?: number;
   /** Position on the convergence ladder (live moves). */
   rung: number;
   watch?: StepWatch;
@@ -123,7 +130,7 @@ export type MoveEvent = Timed &
     | { type: 'START'; sourceReachable?: boolean }
     | { type: 'PLACED'; targetNode: string }
     | { type: 'REJECTED'; message: string }
-    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint; guestHeartbeat?: number }
+    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint; guestHeartbeat?: number; downtimeMs?: number }
     | { type: 'STEP_FAILED'; step: string; message: string; transient: boolean }
     | { type: 'PROGRESS'; step: string; processedBytes: number; remainingBytes: number; iteration: number }
     | { type: 'AGENT_LOST'; role: Role; message: string }

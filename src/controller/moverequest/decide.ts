@@ -210,7 +210,7 @@ export function readStepAnswer(put: PutStep, ctx: MoveContext, a: AgentAnswer<Op
   switch (st.state) {
     case 'Succeeded':
       return {
-        event: { type: 'STEP_SUCCEEDED', at, step: step.key, ...(st.endpoint ? { endpoint: st.endpoint } : {}), ...(st.guestHeartbeat !== undefined ? { guestHeartbeat: st.guestHeartbeat } : {}) },
+        event: { type: 'STEP_SUCCEEDED', at, step: step.key, ...(st.endpoint ? { endpoint: st.endpoint } : {}), ...(st.guestHeartbeat !== undefined ? { guestHeartbeat: st.guestHeartbeat } : {}), ...(st.migration?.downtimeMs !== undefined ? { downtimeMs: st.migration.downtimeMs } : {}) },
         progress,
       };
     case 'Failed':

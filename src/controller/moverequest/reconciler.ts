@@ -141,10 +141,7 @@ export class MoveRequestReconciler {
         this.unsaved.keep(mr, m);
       }
       this.announce(mr, before, m, notes);
-      if (isDone(m)) {
-        this.measure(mr, m);
-        return { finished: mr };
-      }
+      if (isDone(m)) return { finished: mr };
       if (progressOnly) return { requeueAfterMs: obs.requeueAfterMs ?? POLL_MS };
     }
     return { requeueAfterMs: 0 };
@@ -182,12 +179,6 @@ export class MoveRequestReconciler {
       this.d.events.record(mr, phase === 'Failed' ? 'Warning' : 'Normal', phase, `${phase}${where}`);
     }
     if (changed) this.log.info({ move: `${mr.metadata.namespace}/${mr.metadata.name}`, vm: mr.spec.vmName, from: phaseOf(before), to: phase, attempt: contextOf(after).attempt }, 'phase');
-  }
-
-  private measure(mr: MoveRequest, m: MoveState): void {
-    const labels = { move_type: contextOf(m).moveType, phase: phaseOf(m) };
-    this.d.metrics?.movesFinished.inc(labels);
-    if (mr.status?.startTime) this.d.metrics?.moveDuration.observe(labels, (Date.now() - Date.parse(mr.status.startTime)) / 1000);
   }
 
   /** A finished request lets its VM go (and withFinalizer drops its finalizer next). */
