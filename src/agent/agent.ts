@@ -21,6 +21,7 @@ import {
 } from './auth';
 import { AgentClient, type TokenProvider } from './client';
 import { AgentLease } from './lease';
+import { AgentMetrics } from './metrics';
 import { LeftoverCollector, leftoverReason } from './leftovers';
 import { OperationExecutor } from './operations';
 import { createAgentServer } from './server';
@@ -108,10 +109,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     parts.api?.close();
     if (ownsDriver) await step('driver', () => driver.close());
   };
+  const metrics = new AgentMetrics();
   try {
     const peers = new AgentClient({ token: ownToken(opts.auth, opts.kubeconfig) });
     const executor = await OperationExecutor.open({
       driver,
+      metrics,
       stateDir: opts.host.stateDir,
       fetchDisk: (endpoint, vmId, disk, signal) => peers.readDisk(endpoint, vmId, disk, signal),
       ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
@@ -129,7 +132,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ? { ...baseAllowed, controller: [...baseAllowed.controller, SHARED_SECRET_USERNAME] }
         : baseAllowed;
 
-    const server = createAgentServer({ executor, driver, authenticator, allowed });
+    const server = createAgentServer({ executor, driver, authenticator, allowed, metrics });
     const { host, port } = parseListen(opts.listen ?? '127.0.0.1:0');
     server.listen({ host, port });
     await once(server, 'listening');
@@ -167,6 +170,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         kubeconfig: opts.kubeconfig,
         node,
         driver,
+        listFailed: () => metrics.driverErrors.inc({ driver: driver.kind, kind: 'report' }),
         leftovers: new LeftoverCollector({ node, graceMs, lastActivity: (id) => executor.lastActivity(id), remove: removeLeftover }),
         ...(opts.reportIntervalMs !== undefined ? { intervalMs: opts.reportIntervalMs } : {}),
       });
@@ -179,6 +183,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         node,
         endpoint,
         capabilities: driver.capabilities(),
+        metrics,
         ...(opts.leaseNamespace ? { namespace: opts.leaseNamespace } : {}),
         ...(opts.leaseRenewMs ? { renewMs: opts.leaseRenewMs } : {}),
       });

@@ -11,6 +11,7 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
+import type { AgentMetrics } from './metrics';
 import {
   AGENT_LEASE_SELECTOR,
   AGENT_NAMESPACE_DEFAULT,
@@ -36,6 +37,7 @@ export interface LeaseOptions {
   namespace?: string;
   renewMs?: number;
   durationSeconds?: number;
+  metrics?: AgentMetrics;
 }
 
 const httpStatus = (err: unknown): number | undefined => (err as { code?: unknown }).code as number | undefined;
@@ -112,9 +114,15 @@ export class AgentLease {
   }
 
   private renewOnce(): Promise<void> {
-    this.renewing = this.renew().catch((err: unknown) => {
-      this.log.warn({ err: errorMessage(err) }, 'cannot renew the agent Lease; retrying');
-    });
+    const end = this.opts.metrics?.leaseRenewDuration.startTimer();
+    this.renewing = this.renew().then(
+      () => void end?.(),
+      (err: unknown) => {
+      end?.();
+      this.opts.metrics?.leaseRenewFailures.inc();
+        this.log.warn({ err: errorMessage(err) }, 'cannot renew the agent Lease; retrying');
+      },
+    );
     return this.renewing;
   }
 

@@ -9,10 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DiskReader, Driver } from '../drivers/driver';
+import { DriverError, type DiskReader, type Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { readJsonFile, writeFileAtomic } from '../fs/atomicFile';
 import { AgentError, badRequest, conflict, toOperationError } from './errors';
+import type { AgentMetrics } from './metrics';
 import { runOperation } from './operationKinds';
 import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
@@ -38,6 +39,7 @@ export interface ExecutorOptions {
   retentionMs?: number;
   /** fsync operation records (default true; benchmarks on tmpfs may turn it off). */
   fsync?: boolean;
+  metrics?: AgentMetrics;
 }
 
 export interface ExecutorEvents {
@@ -197,6 +199,9 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
         release();
       }
     };
+    const kind = { kind: rec.request.kind };
+    const m = this.opts.metrics;
+    m?.operationsInFlight.inc(kind);
     try {
       if (this.closing) return;
       const outcome = await runOperation(rec.request, {
@@ -223,10 +228,15 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
       if (this.closing) return;
       rec.status = { ...rec.status, state: 'Failed', error: toOperationError(err) };
       rec.status.message = rec.status.error!.message;
+      if (err instanceof DriverError) m?.driverErrors.inc({ driver: this.opts.driver.kind, kind: rec.request.kind });
     } finally {
       releaseVm();
+      m?.operationsInFlight.dec(kind);
     }
     rec.status.finishedAt = new Date().toISOString();
+    const result = { kind: rec.request.kind, result: rec.status.state };
+    m?.operations.inc(result);
+    m?.operationDuration.observe(result, Math.max(0, (Date.parse(rec.status.finishedAt) - Date.parse(rec.status.startedAt)) / 1000));
     try {
       await this.persist(rec);
     } catch (err) {

@@ -8,6 +8,7 @@ import { authorize, bearerToken, type AllowedIdentities, type Authenticator, typ
 import { AgentError, badRequest, errorMessage, isTransient, notFound } from './errors';
 import type { OperationExecutor } from './operations';
 import { AGENT_API, type ErrorBody } from './httpApi';
+import type { AgentMetrics } from './metrics';
 import { isSafeName } from './requestValidation';
 
 const log = componentLogger('agent-http');
@@ -21,6 +22,8 @@ export interface AgentServerDeps {
   driver: Driver;
   authenticator: Authenticator;
   allowed: AllowedIdentities;
+  /** Served at /metrics, without a token (as /healthz). */
+  metrics?: AgentMetrics;
 }
 
 type Route = {
@@ -138,6 +141,12 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.end('ok\n');
       return;
     }
+    if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
+      const text = await deps.metrics.scrape(driver);
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
     const route = routes.find((r) => r.pattern.test(url.pathname) && r.method === req.method);
     if (!route) {
       const pathKnown = routes.some((r) => r.pattern.test(url.pathname));
@@ -147,11 +156,13 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     const identity = token ? await deps.authenticator.authenticate(token) : undefined;
     const decision = authorize(identity, route.access, deps.allowed);
     if (decision === 'unauthenticated') {
+      deps.metrics?.refused(token ? 'InvalidToken' : 'NoToken');
       req.resume();
       sendError(res, 401, token ? 'invalid bearer token' : 'bearer token required', false, { 'www-authenticate': 'Bearer realm="vmove-agent"' });
       return;
     }
     if (decision === 'forbidden') {
+      deps.metrics?.refused('NotAllowed');
       req.resume();
       sendError(res, 403, `${identity!.username} may not ${req.method} ${url.pathname}`, false);
       return;

@@ -54,6 +54,8 @@ export interface VmReporterOptions {
   driver: Driver;
   intervalMs?: number;
   leftovers?: LeftoverCollector;
+  /** Told when the driver fails to list its VMs (vmove_agent_driver_errors_total, kind `report`). */
+  listFailed?: () => void;
 }
 
 export class VmStatusReporter {
@@ -126,7 +128,11 @@ export class VmStatusReporter {
   private async pass(): Promise<void> {
     const watch = this.watch;
     if (!watch?.isSynced) return;
-    const copies = (await this.opts.driver.list()).filter((info) => parseVmId(info.id));
+    const listed = await this.opts.driver.list().catch((err: unknown) => {
+      this.opts.listFailed?.();
+      throw err;
+    });
+    const copies = listed.filter((info) => parseVmId(info.id));
     for (const info of copies) {
       const vm = this.current(info.id);
       const changes = vm && statusChanges(vm, info, this.opts.node);
