@@ -25,6 +25,8 @@ export interface Watch<T> {
 export interface ControllerSpec {
   /** The kind reconciled: names the queue, the metrics' labels and the log lines. */
   name: string;
+  /** The work queue's name in metrics (default `name`): the resource's plural, as its informer's. */
+  queue?: string;
   reconcile: Reconcile;
   // Each watch is typed where it is made; the runtime only hands its objects back to its own toKeys.
   watches: readonly Watch<never>[];
@@ -36,7 +38,7 @@ export class Controller {
   private readonly queue: WorkQueue;
 
   constructor(spec: ControllerSpec, metrics: RuntimeMetrics) {
-    this.queue = new WorkQueue(counted(spec.name, spec.reconcile, metrics), { name: spec.name, concurrency: spec.concurrency, observer: metrics.queue(spec.name) });
+    this.queue = new WorkQueue(counted(spec.name, spec.reconcile, metrics), { name: spec.queue ?? spec.name, concurrency: spec.concurrency, observer: metrics.queue(spec.queue ?? spec.name) });
     for (const w of spec.watches) {
       const enqueue = (keys: Iterable<string>): void => {
         for (const key of keys) {

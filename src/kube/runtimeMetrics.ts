@@ -4,8 +4,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { QueueObserver } from './workQueue';
 
-const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60];
-const WORK_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** controller-runtime's work-queue buckets: 10⁻⁸ … 10³ s, ×10 (docs/metrics.md). */
+const QUEUE_BUCKETS = Array.from({ length: 12 }, (_, i) => Number((1e-8 * 10 ** i).toPrecision(1)));
+const RECONCILE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class RuntimeMetrics {
   readonly reconciles: Counter<'kind' | 'result'>;
@@ -21,12 +22,12 @@ export class RuntimeMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     this.reconciles = new Counter({ name: 'vmove_reconciles_total', help: 'Reconciles by kind and result', labelNames: ['kind', 'result'], registers });
-    this.reconcileDuration = new Histogram({ name: 'vmove_reconcile_duration_seconds', help: 'Time one reconcile takes, by kind', labelNames: ['kind'], buckets: WORK_BUCKETS, registers });
+    this.reconcileDuration = new Histogram({ name: 'vmove_reconcile_duration_seconds', help: 'Time one reconcile takes, by kind', labelNames: ['kind'], buckets: RECONCILE_BUCKETS, registers });
     this.reconcileErrors = new Counter({ name: 'vmove_reconcile_errors_total', help: 'Reconciles that failed (and were requeued with backoff), by kind', labelNames: ['kind'], registers });
     this.depth = new Gauge({ name: 'vmove_workqueue_depth', help: 'Keys waiting in a work queue', labelNames: ['name'], registers });
     this.adds = new Counter({ name: 'vmove_workqueue_adds_total', help: 'Keys that became pending in a work queue', labelNames: ['name'], registers });
     this.queueDuration = new Histogram({ name: 'vmove_workqueue_queue_duration_seconds', help: 'Time a key waits in a work queue before a worker takes it', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
-    this.workDuration = new Histogram({ name: 'vmove_workqueue_work_duration_seconds', help: 'Time a worker spends on one key', labelNames: ['name'], buckets: WORK_BUCKETS, registers });
+    this.workDuration = new Histogram({ name: 'vmove_workqueue_work_duration_seconds', help: 'Time a worker spends on one key', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     this.retries = new Counter({ name: 'vmove_workqueue_retries_total', help: 'Keys requeued with backoff after a failure', labelNames: ['name'], registers });
     this.informerRestarts = new Counter({ name: 'vmove_informer_restarts_total', help: 'Watches an informer restarted (closed by the server, failed, or relisted after 410 Gone)', labelNames: ['name'], registers });
   }

@@ -98,7 +98,7 @@ export class MoveDriver {
   }
 
   /** The current step succeeds: its effect lands in the world (it must be possible there). */
-  succeed(answer: { guestHeartbeat?: number } = {}): this {
+  succeed(answer: { guestHeartbeat?: number; downtimeMs?: number } = {}): this {
     const step = this.mustStep();
     const host = this.hostOf(step.role);
     const outcome = applyStep(this.world, host, step.request, this.ctx[step.resources]);
