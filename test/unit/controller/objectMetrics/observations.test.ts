@@ -3,13 +3,13 @@
 import { downtimeOf, observationsOf, type Observation } from '../../../../src/controller/objectMetrics/observations';
 import { MoveRequestFixture } from './fixtures';
 
-const kinds = (obs: Observation[], kind: Observation['kind']) => obs.filter((o) => o.kind === kind);
+const kinds = <K extends Observation['kind']>(obs: Observation[], kind: K) => obs.filter((o): o is Extract<Observation, { kind: K }> => o.kind === kind);
 
 test('a live move that succeeds: each phase entered once, from creation; the end with its duration; the hypervisor-reported downtime; the VM moved once', () => {
   const f = new MoveRequestFixture('m1', { type: 'Live', variant: 'SharedStorage', vmRunning: true }).runToEnd();
   const obs = observationsOf(f.object);
   const created = Date.parse(f.object.metadata.creationTimestamp!) / 1000;
-  expect(kinds(obs, 'phaseEntered').map((o) => [o.labels.phase, (o as { seconds: number }).seconds])).toEqual(
+  expect(kinds(obs, 'phaseEntered').map((o) => [o.labels.phase, o.seconds])).toEqual(
     f.status!.history!.map((h) => [h.phase, Date.parse(h.startedAt) / 1000 - created]),
   );
   expect(kinds(obs, 'phaseEntered').map((o) => o.labels.phase)).toEqual(['Pending', 'Scheduling', 'PreparingTarget', 'Migrating', 'SwitchingOver', 'Verifying', 'CleaningUp', 'Succeeded']);
