@@ -15,7 +15,7 @@ import { KubeApi } from '../kube/api';
 import { LocalFleet } from '../local/fleet';
 import { guestKitImagesDir } from '../local/guestKit';
 
-const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms] [--dir DIR]
+const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms] [--dir DIR] [--metrics-address ADDR]
 
 Starts (or reuses) the local control plane, installs the CRDs and RBAC, runs the controller and
 one agent per demo node, and creates the demo VMs from examples/. With --driver qemu or libvirt
@@ -24,6 +24,7 @@ agents and their guests; the control plane keeps running (make cluster-down stop
 
   --dir DIR   the demo hosts' folder (default <checkout>/.cache/demo); the control plane's is
               $VMOVE_CLUSTER_DIR or <checkout>/.cache/cluster
+  --metrics-address ADDR  where the controller serves /metrics (default 127.0.0.1:8080)
 `;
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
@@ -36,6 +37,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       nodes: { type: 'string', default: 'node-a,node-b,node-c' },
       'no-vms': { type: 'boolean', default: false },
       dir: { type: 'string' },
+      'metrics-address': { type: 'string', default: '127.0.0.1:8080' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -74,7 +76,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const zones = ['east', 'west', 'west'];
   const nodes = values.nodes!.split(',').filter(Boolean);
   for (const [i, node] of nodes.entries()) await fleet.addNode(node, { labels: { 'topology.kubernetes.io/zone': zones[i % zones.length]! } });
-  fleet.startController();
+  fleet.startController(['--metrics-address', values['metrics-address']!]);
 
   const demoVms = ['vm-shared.yaml', 'vm-local.yaml'].map((f) => repoPath('examples', f)).filter((f) => existsSync(f));
   if (switched) {
@@ -92,6 +94,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say(`  export KUBECONFIG=${kc.admin}`);
   say('  kubectl get vmv,nodes');
   say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
+  say(`  curl -s http://${values['metrics-address']}/metrics | grep vmove_move_   # the move's metrics (docs/metrics.md)`);
   if (driver !== 'sim') say(`  tail -f ${path.relative(process.cwd(), demoDir) || demoDir}/nodes/*/state/${driver}/vms/default_web/serial.log   # the guest's console`);
   say('Ctrl-C stops the controller, the agents and their guests (make cluster-down stops the control plane).');
   say('');

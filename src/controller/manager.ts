@@ -83,6 +83,8 @@ export function startController(o: ControllerOptions): RunningController {
         res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'leading; caches not synced yet');
       } else res.writeHead(404).end();
     });
+    // A port already taken (a second `make run`, another process) costs the metrics, not the controller.
+    server.on('error', (err) => log.error({ err: String(err), address: o.metricsAddress }, 'cannot serve /metrics, /healthz, /readyz'));
     server.listen(port, host);
   }
 
