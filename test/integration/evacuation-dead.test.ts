@@ -20,6 +20,7 @@ import {
   waitAgentGone,
   waitForEvacuation,
 } from '../support/evacuationHelpers';
+import { kstatusOf } from '../support/kstatus';
 import { startVmoveEnv, vmYaml, type VmoveEnv } from '../support/vmoveEnv';
 
 jest.setTimeout(300_000);
@@ -73,6 +74,8 @@ describe('a dead host', () => {
     expect(fenced).toMatchObject({ status: 'False', reason: 'WaitingForFence' });
     expect(fenced?.message).toContain('kubectl taint nodes dead-1 node.kubernetes.io/out-of-service=nodeshutdown:NoExecute');
     expect(e.status?.conditions?.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'False', reason: 'WaitingForFence' });
+    // Only a person can move it on, so a Flux wait ends now with the how-to instead of timing out.
+    expect(kstatusOf([e])[0]).toMatchObject({ status: 'Failed', message: e.status!.message });
     expect(e.status).toMatchObject({ total: 4, pending: 4, succeeded: 0, inProgress: 0 });
 
     // The plan says what would happen once fenced.

@@ -21,6 +21,7 @@ import {
   waitForEvacuation,
   type MoveSample,
 } from '../support/evacuationHelpers';
+import { kstatusOf } from '../support/kstatus';
 import { startVmoveEnv, vmYaml, type VmoveEnv } from '../support/vmoveEnv';
 
 jest.setTimeout(300_000);
@@ -108,6 +109,7 @@ describe('a live host with 20 VMs', () => {
       expect(p.rejected?.every((r) => r.reason === `does not match nodeSelector role=target`)).toBe(true);
     }
     expect(e.status!.message).toBe('dry run: 20 of 20 VMs on src-a have a target; nothing was moved and src-a was not cordoned');
+    expect(kstatusOf([e])[0]).toMatchObject({ status: 'Current' }); // Flux: a dry run is done once planned
     expect(await listMoves(env)).toEqual([]);
     expect((await getNode(env, 'src-a')).spec?.unschedulable).toBeFalsy();
 
@@ -263,6 +265,7 @@ describe('cancel and delete', () => {
     const r = await env.kubectl(['patch', 'hostevacuation', 'drain-t1', '--type=merge', '-p', '{"spec":{"cancel":true}}']);
     expect(r.code).toBe(0);
     const e = await waitForEvacuation(env, 'drain-t1', ['Cancelled'], 120_000);
+    expect(kstatusOf([e])[0]).toMatchObject({ status: 'Failed', message: e.status!.message });
     expect(e.status!.conditions?.find((c) => c.type === 'Cordoned')).toMatchObject({ status: 'False', reason: 'UncordonedByVmove' });
     expect((await getNode(env, 't1')).spec?.unschedulable).toBeFalsy();
     const moves = await listMoves(env, 'vmove.dev/evacuation=drain-t1');

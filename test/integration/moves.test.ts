@@ -1,6 +1,7 @@
 // The move engine end to end on the real API server with the sim driver: requests applied with
 // kubectl, carried out by the real controller and agent processes, checked as a user sees them
 // (status, events) and as the hosts see them (where the VM runs).
+import { kstatusOf } from '../support/kstatus';
 import { moveYaml, startVmoveEnv, vmYaml, type VmoveEnv } from '../support/vmoveEnv';
 
 jest.setTimeout(180_000);
@@ -142,4 +143,36 @@ test('two requests for one VM: the second waits for the first, then runs', async
   expect((await env.waitForMove('web-first', ['Succeeded', 'Failed'])).status?.phase).toBe('Succeeded');
   expect((await env.waitForMove('web-second', ['Succeeded', 'Failed'])).status?.phase).toBe('Succeeded');
   await vmRunningOn('web', 'node-a');
+});
+
+test('Flux and kstatus see how each move ended: Current on success, Failed at once on failure or cancel', async () => {
+  // Objects of real moves above, judged by the kstatus library Flux's health checks use.
+  await env.apply(moveYaml('web-cancelled', 'web', { cancel: true }));
+  await env.waitForMove('web-cancelled', ['Cancelled']);
+  const names = ['web-live', 'ghost-move', 'big-to-c', 'web-cancelled'];
+  const verdicts = kstatusOf(await Promise.all(names.map((n) => env.move(n))));
+  expect(verdicts.map((v) => [v.name, v.status])).toEqual([
+    ['web-live', 'Current'],
+    ['ghost-move', 'Failed'],
+    ['big-to-c', 'Failed'],
+    ['web-cancelled', 'Failed'],
+  ]);
+  expect(verdicts[1]!.message).toBe('VirtualMachine ghost does not exist in namespace default');
+  expect(verdicts[2]!.message).toContain('node-c: not enough memory');
+  // A wait for the outcome ends at once on a failure instead of running into its timeout.
+  const wait = await env.kubectl(['wait', '--for=condition=Stalled', '--timeout=5s', 'moverequest/big-to-c']);
+  expect(wait.code).toBe(0);
+});
+
+test('a move under way is InProgress for kstatus, saying what it does', async () => {
+  await env.apply(moveYaml('big-to-b', 'big', { target: { nodeName: 'node-b' } }));
+  const seen = await env.waitFor('big-to-b under way', async () => {
+    const mr = await env.move('big-to-b');
+    return mr?.status?.phase && !['Pending', 'Succeeded', 'Failed', 'Cancelled'].includes(mr.status.phase) ? mr : undefined;
+  });
+  const [v] = kstatusOf([seen]);
+  expect(v!.status).toBe('InProgress');
+  expect(v!.message).toMatch(new RegExp(`^(${seen.status!.phase}|rolling back)`));
+  expect((await env.waitForMove('big-to-b', ['Succeeded', 'Failed'])).status?.phase).toBe('Succeeded');
+  expect(kstatusOf([await env.move('big-to-b')])[0]!.status).toBe('Current');
 });

@@ -31,6 +31,7 @@ export function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, even
   if (host.state === 'Dead') fencing(f, host, d, []);
   d.set({ type: 'Progressing', status: 'False', reason: 'DryRun', message });
   d.set({ type: 'Ready', status: 'True', reason: 'DryRun', message });
+  d.standing('Succeeded', { state: 'done', reason: 'DryRun' });
   events.push({ type: 'Normal', reason: 'Planned', message });
   return {
     status: {

@@ -1,5 +1,5 @@
 // An evacuation's phase, from how its VMs and its host stand: the phase and the message that
-// explains it, the Progressing and Ready conditions that say it, and the events of a change. Pure.
+// explains it, the Progressing, Ready, Reconciling and Stalled conditions that say it, and the events of a change. Pure.
 import type { Condition, EvacuationPhase, MoveRequest } from '../../api/types';
 import { traitsOf } from '../../machines/traits';
 import { OUT_OF_SERVICE_TAINT } from '../clusterView';
@@ -78,7 +78,7 @@ function successMessage(latest: (MoveRequest | undefined)[], node: string, recov
   return `${node} is empty: ${plural(moved.length, 'VM')} moved off (${how})${tail}`;
 }
 
-/** The Progressing and Ready conditions that say the phase. */
+/** The conditions that say the phase. */
 export function setPhaseConditions(d: StatusDraft, phase: EvacuationPhase, message: string, recovered: boolean): void {
   const final = isFinal(phase);
   d.set(
@@ -89,6 +89,17 @@ export function setPhaseConditions(d: StatusDraft, phase: EvacuationPhase, messa
         : { type: 'Progressing', status: 'False', reason: phase === 'WaitingForFence' ? 'WaitingForFence' : 'HostUnreachable', message },
   );
   d.set(phase === 'Succeeded' ? { type: 'Ready', status: 'True', reason: 'NodeEmpty', message } : { type: 'Ready', status: 'False', reason: phase, message: final ? message : `the evacuation is ${phase}` });
+  // Waiting for a fence is stalled: only a person (or a fencing agent) powering the host off moves it on.
+  d.standing(
+    phase,
+    phase === 'Succeeded'
+      ? { state: 'done', reason: phase }
+      : phase === 'Failed'
+        ? { state: 'stalled', reason: 'VMsNotMoved', message }
+        : phase === 'WaitingForFence'
+          ? { state: 'stalled', reason: 'WaitingForFence', message }
+          : { state: 'working', reason: phase === 'Pending' ? 'HostUnreachable' : recovered ? 'Recovering' : phase, message },
+  );
 }
 
 /** The events of a change of phase (none while the phase holds). */

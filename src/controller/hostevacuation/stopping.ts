@@ -18,6 +18,7 @@ export function cancelling(f: EvacuationFacts, d: StatusDraft, actions: Evacuati
   if (running.length) {
     const message = `cancelling: ${plural(running.length, 'move')} stop${running.length === 1 ? 's' : ''} (each rolls back, or finishes if the VM already runs on its target)`;
     d.set({ type: 'Progressing', status: 'True', reason: 'Cancelling', message });
+    d.standing('Cancelling', { state: 'working', reason: 'Cancelling', message });
     if (findCondition(d.prev.conditions, 'Progressing')?.reason !== 'Cancelling') events.push({ type: 'Normal', reason: 'Cancelling', message });
     return { status: { ...d.prev, moves, inProgress: running.length, observedGeneration: e.metadata.generation, conditions: d.conditions, message }, actions, events, requeueAfterMs: 5_000 };
   }
@@ -25,6 +26,7 @@ export function cancelling(f: EvacuationFacts, d: StatusDraft, actions: Evacuati
   const message = `cancelled: ${plural(moved, 'VM')} had been moved off ${e.spec.nodeName}; the others stay where they are${cordonNote ? `; ${cordonNote}` : ''}`;
   d.set({ type: 'Progressing', status: 'False', reason: 'Cancelled', message });
   d.set({ type: 'Ready', status: 'False', reason: 'Cancelled', message });
+  d.standing('Cancelled', { state: 'stalled', reason: 'Cancelled', message });
   events.push({ type: 'Normal', reason: 'Cancelled', message });
   return {
     status: { ...d.prev, phase: 'Cancelled', moves, succeeded: moved, inProgress: 0, pending: 0, startTime: d.prev.startTime ?? now, completionTime: now, observedGeneration: e.metadata.generation, conditions: d.conditions, message },
@@ -40,6 +42,7 @@ export function deleting(f: EvacuationFacts, d: StatusDraft, actions: Evacuation
   if (f.moves.length) {
     const message = `deleting: waiting for ${plural(f.moves.length, 'MoveRequest')} of this evacuation to stop and go`;
     d.set({ type: 'Progressing', status: 'True', reason: 'Deleting', message });
+    d.standing('Deleting', { state: 'working', reason: 'Deleting', message });
     return { status: { ...d.prev, conditions: d.conditions, message }, actions, events, requeueAfterMs: 2_000 };
   }
   const cordonNote = uncordon(f, d, actions, events);

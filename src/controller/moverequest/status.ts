@@ -2,9 +2,18 @@
 // Pure: the reconciler hands in what happened, this decides what the user reads.
 import type { HistoryEntry, MovePhase, MoveProgress, MoveRequestStatus, Placement } from '../../api/types';
 import { contextOf, isDone, persistMove, phaseOf, type MoveState, type Note } from '../../machines';
-import { setCondition, type ConditionInput } from '../conditions';
+import { setCondition, standingConditions, type ConditionInput, type Standing } from '../conditions';
 
 const MAX_HISTORY = 60;
+const CANCELLED_MESSAGE = 'cancelled; the VM is where it was';
+
+/** What a move under way is doing, for the Reconciling condition: "Migrating: 15% sent, node-a → node-b". */
+function underWay(phase: MovePhase, source: string | undefined, target: string | undefined, progress: MoveProgress | undefined): string {
+  const route = source ? `${source} → ${target ?? 'a host not chosen yet'}` : '';
+  const sent = progress?.percent !== undefined && progress.percent > 0 ? `${progress.percent}% sent` : '';
+  const said = [sent, route].filter(Boolean).join(', ');
+  return said ? `${phase}: ${said}` : `in ${phase}`;
+}
 
 export interface StatusInput {
   now: string;
@@ -67,11 +76,24 @@ export function moveStatus(prev: MoveRequestStatus | undefined, m: MoveState, i:
   const lastNote = i.notes[i.notes.length - 1]?.message;
   const message = phase === 'Failed' ? (ctx.failure ?? lastNote ?? prev?.message) : (lastNote ?? (i.waiting?.message || prev?.message));
 
+  const progress = phase === 'Succeeded' ? { ...(i.progress ?? prev?.progress ?? {}), percent: 100 } : i.progress ? progressFrom(i.progress) : prev?.progress;
+
   set({ type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: phase, message: phase === 'Succeeded' ? `the VM runs on ${ctx.targetNode}` : `the move is ${phase}` });
   if (done) set({ type: 'Progressing', status: 'False', reason: phase, message: `the move ended ${phase}` });
   else if (i.waiting) set({ type: 'Progressing', status: 'False', reason: i.waiting.reason, message: i.waiting.message });
   else set({ type: 'Progressing', status: started ? 'True' : 'False', reason: phase, message: lastNote ?? `in ${phase}` });
   set({ type: 'Failed', status: phase === 'Failed' ? 'True' : 'False', reason: phase === 'Failed' ? 'MoveFailed' : 'NotFailed', message: phase === 'Failed' ? (ctx.failure ?? 'failed') : '' });
+  const standing: Standing =
+    phase === 'Succeeded'
+      ? { state: 'done', reason: phase }
+      : phase === 'Failed'
+        ? { state: 'stalled', reason: 'MoveFailed', message: ctx.failure ?? 'failed' }
+        : phase === 'Cancelled'
+          ? { state: 'stalled', reason: 'Cancelled', message: CANCELLED_MESSAGE }
+          : i.waiting
+            ? { state: 'working', ...i.waiting }
+            : { state: 'working', reason: phase, message: phase === 'RollingBack' ? `rolling back: ${ctx.rollback?.reason ?? 'the move failed'}` : underWay(phase, ctx.sourceNode, ctx.targetNode, progress) };
+  for (const c of standingConditions(phase, standing)) set(c);
   if (ctx.rollback || (prev?.conditions ?? []).some((c) => c.type === 'RolledBack')) {
     const rolledBack = done && phase !== 'Succeeded' && !!ctx.rollback;
     set({ type: 'RolledBack', status: rolledBack ? 'True' : 'False', reason: rolledBack ? 'RolledBack' : phase === 'RollingBack' ? 'RollingBack' : 'NotRolledBack', message: ctx.rollback?.reason ?? '' });
@@ -80,11 +102,10 @@ export function moveStatus(prev: MoveRequestStatus | undefined, m: MoveState, i:
     set(
       ctx.cancelIgnored
         ? { type: 'Cancelled', status: 'False', reason: 'PastPointOfNoReturn', message: 'cancel arrived after the VM started on the target; the move completed instead' }
-        : { type: 'Cancelled', status: phase === 'Cancelled' ? 'True' : 'False', reason: phase === 'Cancelled' ? 'Cancelled' : 'Cancelling', message: phase === 'Cancelled' ? 'cancelled; the VM is where it was' : 'rolling back' },
+        : { type: 'Cancelled', status: phase === 'Cancelled' ? 'True' : 'False', reason: phase === 'Cancelled' ? 'Cancelled' : 'Cancelling', message: phase === 'Cancelled' ? CANCELLED_MESSAGE : 'rolling back' },
     );
   }
 
-  const progress = phase === 'Succeeded' ? { ...(i.progress ?? prev?.progress ?? {}), percent: 100 } : i.progress ? progressFrom(i.progress) : prev?.progress;
   return {
     phase,
     moveType: ctx.moveType,
@@ -110,6 +131,7 @@ export function endedWithoutMove(prev: MoveRequestStatus | undefined, phase: 'Fa
   let conditions = setCondition(prev?.conditions, { type: 'Ready', status: 'False', reason, message }, now, generation);
   conditions = setCondition(conditions, { type: 'Progressing', status: 'False', reason, message }, now, generation);
   conditions = setCondition(conditions, { type: 'Failed', status: phase === 'Failed' ? 'True' : 'False', reason, message }, now, generation);
+  for (const c of standingConditions(phase, { state: 'stalled', reason, message })) conditions = setCondition(conditions, c, now, generation);
   return {
     ...prev,
     phase,
@@ -125,5 +147,6 @@ export function endedWithoutMove(prev: MoveRequestStatus | undefined, phase: 'Fa
 export function waitingWithoutMove(prev: MoveRequestStatus | undefined, reason: string, message: string, now: string, generation?: number): MoveRequestStatus {
   let conditions = setCondition(prev?.conditions, { type: 'Ready', status: 'False', reason: 'Pending', message: 'the move has not started' }, now, generation);
   conditions = setCondition(conditions, { type: 'Progressing', status: 'False', reason, message }, now, generation);
+  for (const c of standingConditions('Pending', { state: 'working', reason, message })) conditions = setCondition(conditions, c, now, generation);
   return { ...prev, phase: 'Pending', message, observedGeneration: generation, conditions, history: prev?.history?.length ? prev.history : [{ phase: 'Pending', startedAt: now, attempt: 1, message }] };
 }

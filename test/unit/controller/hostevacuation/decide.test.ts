@@ -69,6 +69,8 @@ describe('live host', () => {
     expect(d.status.phase).toBe('Succeeded');
     expect(d.status.message).toBe('a is empty: 2 VMs moved off (1 live, 1 cold); a stays cordoned while this HostEvacuation exists (delete it to uncordon)');
     expect(cond(d.status, 'Ready')).toMatchObject({ status: 'True', reason: 'NodeEmpty' });
+    expect(cond(d.status, 'Reconciling')).toMatchObject({ status: 'False', reason: 'Succeeded' });
+    expect(cond(d.status, 'Stalled')).toMatchObject({ status: 'False' });
     expect(d.status.completionTime).toBe(NOW.toISOString());
     expect(d.actions).toEqual({ create: [], cancel: [], delete: [], release: false });
     expect(d.events).toContainEqual(expect.objectContaining({ reason: 'Succeeded' }));
@@ -89,6 +91,9 @@ describe('live host', () => {
     const f = decideEvacuation(facts({ evacuation: e, vms: [vm('v1'), vm('v2', { node: 'c' })], moves: [permanent, ownedMove('v2', 1, { phase: 'Succeeded', target: 'c' })] }));
     expect(f.status).toMatchObject({ phase: 'Failed', failed: 1, succeeded: 1, total: 2 });
     expect(f.status.message).toBe('1 of 2 VMs could not be moved off a — default/v1: PreparingTarget: unknown image');
+    // kstatus (Flux) reads Stalled: a wait on this evacuation ends now, with the message.
+    expect(cond(f.status, 'Stalled')).toMatchObject({ status: 'True', reason: 'VMsNotMoved', message: f.status.message });
+    expect(cond(f.status, 'Reconciling')).toMatchObject({ status: 'False' });
     expect(f.status.moves!.find((m) => m.vmName === 'v1')!.message).toBe('PreparingTarget: unknown image');
     expect(f.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'Failed' }));
   });
@@ -97,6 +102,8 @@ describe('live host', () => {
     const big = vm('big', { memory: '32Gi' });
     const busy = decideEvacuation(facts({ evacuation: evacuation({}, { status: { phase: 'Evacuating' } }), vms: [big, vm('v1')], moves: [ownedMove('v1', 1, { phase: 'Migrating', target: 'b' })] }));
     expect(busy.status).toMatchObject({ phase: 'Evacuating', pending: 1, failed: 0 });
+    expect(cond(busy.status, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Evacuating', message: busy.status.message });
+    expect(cond(busy.status, 'Stalled')).toMatchObject({ status: 'False' });
     expect(busy.status.plan![0]).toMatchObject({ vmName: 'big', rejected: [{ nodeName: 'b', reason: 'not enough memory: needs 32Gi, 16Gi free of 16Gi' }, { nodeName: 'c', reason: 'not enough memory: needs 32Gi, 16Gi free of 16Gi' }] });
     const idle = decideEvacuation(facts({ evacuation: evacuation({}, { status: { phase: 'Evacuating' } }), vms: [big, vm('v1', { node: 'b' })], moves: [ownedMove('v1', 1, { phase: 'Succeeded', target: 'b' })] }));
     expect(idle.status).toMatchObject({ phase: 'Failed', failed: 1, succeeded: 1 });
@@ -140,6 +147,9 @@ describe('dead host', () => {
     expect(d.status.phase).toBe('WaitingForFence');
     expect(d.status.hostState).toBe('Dead');
     expect(cond(d.status, 'Fenced')).toMatchObject({ status: 'False', reason: 'WaitingForFence' });
+    // Only a person fencing the host moves it on: stalled, not reconciling.
+    expect(cond(d.status, 'Stalled')).toMatchObject({ status: 'True', reason: 'WaitingForFence', message: d.status.message });
+    expect(cond(d.status, 'Reconciling')).toMatchObject({ status: 'False' });
     expect(cond(d.status, 'Fenced')!.message).toMatch(/kubectl taint nodes a node.kubernetes.io\/out-of-service=nodeshutdown:NoExecute/);
     expect(d.actions.create).toEqual([]);
     expect(d.actions.cancel).toEqual([{ namespace: 'default', name: 'drain-a-shared-1', why: 'a died before this move started; the VM is recovered by a rebuild instead' }]);
@@ -205,6 +215,7 @@ describe('cancel and delete', () => {
     expect(d.actions.node).toBeUndefined();
     expect(d.status.phase).toBe('Evacuating');
     expect(cond(d.status, 'Progressing')).toMatchObject({ status: 'True', reason: 'Cancelling' });
+    expect(cond(d.status, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Cancelling' });
 
     const rolledBack = [ownedMove('v1', 1, { phase: 'Cancelled', target: 'b', annotations: { [CANCELLED_BY_ANNOTATION]: 'the evacuation was cancelled' } }), moves[1]!];
     const c = decideEvacuation(facts({ evacuation: after(e, d.status), node: { exists: true, unschedulable: true }, vms: [vm('v1'), vm('v2', { node: 'c' })], moves: rolledBack }));
@@ -212,6 +223,7 @@ describe('cancel and delete', () => {
     expect(c.actions.node).toBe('uncordon');
     expect(cond(c.status, 'Cordoned')).toMatchObject({ status: 'False', reason: 'UncordonedByVmove' });
     expect(c.status.message).toBe('cancelled: 1 VM had been moved off a; the others stay where they are; a is uncordoned');
+    expect(cond(c.status, 'Stalled')).toMatchObject({ status: 'True', reason: 'Cancelled', message: c.status.message });
   });
 
   test('cancel leaves a node cordoned that the admin cordoned, or that another evacuation still needs cordoned', () => {
@@ -248,6 +260,8 @@ describe('dry run', () => {
     ]);
     expect(d.status.plan![0]!.rejected).toEqual([{ nodeName: 'c', reason: 'is cordoned' }]);
     expect(d.status.message).toBe('dry run: 2 of 3 VMs on a have a target; 1 cannot be moved now (see status.plan); nothing was moved and a was not cordoned');
+    expect(cond(d.status, 'Reconciling')).toMatchObject({ status: 'False', reason: 'Succeeded' });
+    expect(cond(d.status, 'Stalled')).toMatchObject({ status: 'False' });
     expect(cond(d.status, 'Cordoned')).toBeUndefined();
   });
 });
