@@ -25,11 +25,12 @@ export function duration(seconds: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** Milliseconds between two instants, shorter ones with a decimal ("0.4s"). */
+/** The time from an instant to another: "14ms", "4.2s", "3m05s". */
 export function span(fromIso: string, toMs: number): string {
-  const ms = toMs - Date.parse(fromIso);
+  const ms = Math.max(0, toMs - Date.parse(fromIso));
   if (!Number.isFinite(ms)) return '-';
-  return ms < 10_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)}s` : duration(ms / 1000);
+  if (ms < 1_000) return `${Math.round(ms)}ms`;
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : duration(ms / 1000);
 }
 
 /** A bar of `width` cells for a percentage: "[#####.....]". ASCII, so every terminal shows it. */

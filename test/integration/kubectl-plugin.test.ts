@@ -154,8 +154,8 @@ test('cancel a move in flight, watch it end Cancelled (exit 1), and read its his
   expect(phases).toEqual(expect.arrayContaining(['Pending', 'Scheduling', 'PreparingTarget', 'Migrating', 'RollingBack', 'Cancelled']));
   expect(phases[phases.length - 1]).toBe('Cancelled');
   // Every entry ended: a duration each, none open ("+"), and the total.
-  for (const l of lines.slice(3).filter((x) => /^[A-Z]\w+\s+\d+\s+\d{4}-/.test(x))) expect(l).toMatch(/Z\s+(\d+\.\d+s|\d+m\d\ds|\d+s)(\s|$)/);
-  expect(lines[lines.length - 1]).toMatch(/^total (\d+\.\d+s|\d+m\d\ds|\d+s)$/);
+  for (const l of lines.slice(3).filter((x) => /^[A-Z]\w+\s+\d+\s+\d{4}-/.test(x))) expect(l).toMatch(/Z\s+(\d+ms|\d+\.\d+s|\d+m\d\ds|\d+s)(\s|$)/);
+  expect(lines[lines.length - 1]).toMatch(/^total (\d+ms|\d+\.\d+s|\d+m\d\ds|\d+s)$/);
   // `kubectl vmove cancel` on a move that ended says so, and changes nothing.
   expect(await plugin(['cancel', name])).toEqual({ code: 0, stdout: `moverequest.vmove.dev/${name} already ended Cancelled: nothing to cancel\n`, stderr: '' });
   expect(await env.runningOn('slow')).toEqual(['node-c']);

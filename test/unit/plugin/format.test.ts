@@ -8,6 +8,7 @@ test('bytes, rates, durations, bars', () => {
   expect(rate(64 * 2 ** 20)).toBe('64.0 MiB/s');
   expect([duration(0), duration(45.4), duration(185), duration(7260)]).toEqual(['0s', '45s', '3m05s', '2h01m']);
   expect(span('2030-01-01T00:00:00.000Z', Date.parse('2030-01-01T00:00:01.250Z'))).toBe('1.3s');
+  expect(span('2030-01-01T00:00:00.000Z', Date.parse('2030-01-01T00:00:00.014Z'))).toBe('14ms');
   expect(span('2030-01-01T00:00:00.000Z', Date.parse('2030-01-01T00:02:10Z'))).toBe('2m10s');
   expect([bar(0, 10), bar(50, 10), bar(100, 10), bar(undefined, 4)]).toEqual(['[..........]', '[#####.....]', '[##########]', '[....]']);
   expect(fit('abcdef', 4)).toBe('abc…');
