@@ -176,6 +176,19 @@ test('evacuate --dry-run prints the plan the controller made and moves nothing',
   expect((await env.kubectl(['get', 'node', 'node-a', '-o', 'jsonpath={.spec.unschedulable}'])).stdout).toBe('');
 });
 
+test('evacuate --watch follows the moves the evacuation creates and exits 0 once it Succeeded', async () => {
+  const r = await plugin(['evacuate', 'node-c', '--watch'], 240_000);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  const lines = r.stdout.trim().split('\n');
+  const name = /^hostevacuation\.vmove\.dev\/(node-c-\w+) created$/.exec(lines[0]!)?.[1];
+  expect(name).toBeDefined();
+  // The evacuation's own line, then its move (named <evacuation>-<vm>-<n>) as it crosses.
+  expect(lines.some((l) => new RegExp(`^\\S+ HostEvacuation ${name} of node-c: Evacuating`).test(l))).toBe(true);
+  expect(lines.some((l) => new RegExp(`^\\S+ default/${name}-slow-1 Migrating node-c->node-[ab] \\d+% sent=`).test(l))).toBe(true);
+  expect(lines[lines.length - 1]).toMatch(new RegExp(`^HostEvacuation ${name} of node-c: Succeeded .* — 1 move: 1 Succeeded\\. All ended: Succeeded\\.$`));
+  expect((await env.runningOn('slow'))[0]).toMatch(/node-[ab]/);
+});
+
 test('the MoveRequest it creates is the one a manifest with the same fields gives', async () => {
   const r = await plugin(['move', 'doomed', '--selector', 'kubernetes.io/hostname=node-c', '--mode', 'Cold', '--cpu', '2', '--memory', '512Mi']);
   expect(r.code).toBe(0);
