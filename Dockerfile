@@ -18,6 +18,9 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY crds ./crds
+# The kubectl plugin (`kubectl vmove …`): its script finds dist/ next to it and the image's Node.
+COPY bin ./bin
+RUN ln -s /app/bin/kubectl-vmove /usr/local/bin/kubectl-vmove
 USER node
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["controller"]

@@ -35,9 +35,11 @@ guest:
 	hack/build-guest.sh >/dev/null
 
 # What the unit tests of the alerts, dashboard and health checks run, cached in ~/.cache/vmove:
-# promtool (from the Prometheus Go module), hack/kstatus, hack/promql, hack/grafana, and Lua.
+# promtool (from the Prometheus Go module), hack/kstatus, hack/promql, hack/grafana, and Lua;
+# tmux for the kubectl plugin's terminal test.
 tools:
 	hack/install-lua.sh >/dev/null
+	hack/install-tmux.sh >/dev/null
 	hack/build-promtool.sh >/dev/null
 	hack/build-go-tool.sh kstatus >/dev/null
 	hack/build-go-tool.sh promql >/dev/null

@@ -95,6 +95,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say('  kubectl get vmv,nodes');
   say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
   say(`  curl -s http://${values['metrics-address']}/metrics | grep vmove_move_   # the move's metrics (docs/metrics.md)`);
+  say(`  export PATH=${repoPath('bin')}:$PATH   # then: kubectl vmove move web --to node-b --watch`);
   if (driver !== 'sim') say(`  tail -f ${path.relative(process.cwd(), demoDir) || demoDir}/nodes/*/state/${driver}/vms/default_web/serial.log   # the guest's console`);
   say('Ctrl-C stops the controller, the agents and their guests (make cluster-down stops the control plane).');
   say('');
