@@ -55,7 +55,7 @@ type Check = (v: unknown, at: string, out: Problem[]) => void;
 type Obj = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
+const typeName = (v: unknown): string => (v === null ? 'null' : v === undefined ? 'nothing' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
 const got = (v: unknown): string => {
   if (typeof v === 'string') return ` (got "${v.length > 40 ? `${v.slice(0, 40)}…` : v}")`;
   if (typeof v === 'number' || typeof v === 'boolean') return ` (got ${String(v)})`;
@@ -114,7 +114,8 @@ function libvirtUriOk(uri: string): boolean {
 const absolutePathOk = (p: string): boolean => p.startsWith('/') && printable(p) && p.split('/').every((s) => s !== '.' && s !== '..');
 
 function httpUrlOk(s: string): boolean {
-  if (!/^https?:\/\//.test(s) || !printable(s)) return false;
+  // A base URL only: the client appends /v1/disks/… itself.
+  if (!/^https?:\/\/[^/?#@\\]+\/?$/.test(s) || !printable(s)) return false;
   try {
     const u = new URL(s);
     return u.username === '' && u.password === '' && (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === '';
@@ -268,6 +269,7 @@ export function requestName(body: unknown): string {
 export function validateOperationRequest(body: unknown): { request: OperationRequest } | { problems: Problem[] } {
   const problems: Problem[] = [];
   if (!isObj(body)) must(problems, 'body', 'a JSON object', body);
+  else if (body.kind === undefined) problems.push({ field: 'kind', message: `required: one of ${OPERATION_KINDS.map((k) => `"${k}"`).join(', ')}` });
   else if (!OPERATION_KINDS.includes(body.kind as OperationKind)) oneOf(...OPERATION_KINDS)(body.kind, 'kind', problems);
   else KIND_CHECKS[body.kind as OperationKind](body, '', problems);
   return problems.length ? { problems } : { request: body as unknown as OperationRequest };
