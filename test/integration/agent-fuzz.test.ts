@@ -65,7 +65,7 @@ async function runAll(cases: FuzzCase[], limit: number): Promise<RawResponse[]> 
 
 /** What is wrong with one answer, if anything. */
 function judge(c: FuzzCase, res: RawResponse): string | undefined {
-  if (res.status === 0) return `no answer: ${res.error}`;
+  if (!res.answered) return `no answer: ${res.error}`;
   if (res.status >= 500) return `answered ${res.status}: ${res.text.slice(0, 300)}`;
   if (c.expect.kind === 'any') return undefined;
   if (!c.expect.statuses.includes(res.status)) return `answered ${res.status}, expected ${c.expect.statuses.join('|')}: ${res.text.slice(0, 300)}`;

@@ -19,8 +19,21 @@ export interface RawRequest {
 }
 
 export type RawResponse =
-  | { status: number; headers: IncomingHttpHeaders; text: string; json?: unknown }
-  | { status: 0; error: string };
+  | { answered: true; status: number; headers: IncomingHttpHeaders; text: string; json?: unknown }
+  | { answered: false; status: 0; error: string };
+
+/** Until `req` can take more (or closed): for tests that write big bodies themselves. */
+export function drained(req: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.on('drain', done);
+    req.on('close', done);
+  });
+}
 
 export interface AgentChannel {
   readonly base: URL;
@@ -68,7 +81,7 @@ export function agentChannel(endpoint: string, opts: ChannelOptions): AgentChann
         });
       } catch (err) {
         // The client refused to send it (a path Node will not put on the wire): the test's bug.
-        finish({ status: 0, error: `not sent: ${(err as Error).message}` });
+        finish({ answered: false, status: 0, error: `not sent: ${(err as Error).message}` });
         return;
       }
       req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error('no answer in time')));
@@ -76,7 +89,7 @@ export function agentChannel(endpoint: string, opts: ChannelOptions): AgentChann
         answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => finish({ status: 0, error: `response: ${err.message}` }));
+        res.on('error', (err) => finish({ answered: false, status: 0, error: `response: ${err.message}` }));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let json: unknown;
@@ -85,12 +98,12 @@ export function agentChannel(endpoint: string, opts: ChannelOptions): AgentChann
           } catch {
             json = undefined;
           }
-          finish({ status: res.statusCode ?? 0, headers: res.headers, text, ...(json !== undefined ? { json } : {}) });
+          finish({ answered: true, status: res.statusCode ?? 0, headers: res.headers, text, ...(json !== undefined ? { json } : {}) });
         });
       });
       // Errors after an answer (the agent closed a connection whose body it refused) are expected.
       req.on('error', (err) => {
-        if (!answered) finish({ status: 0, error: err.message });
+        if (!answered) finish({ answered: false, status: 0, error: err.message });
       });
       if (r.write) {
         r.write(req, () => answered).then(

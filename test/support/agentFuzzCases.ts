@@ -7,7 +7,7 @@
 // validator, so the test does not grade the validator by itself.
 import fc from 'fast-check';
 import type { OperationKind } from '../../src/protocol/operations';
-import type { RawRequest } from './agentChannel';
+import { drained, type RawRequest } from './agentChannel';
 import { sampleRequests, sampleVm } from './operationSamples';
 
 export interface FuzzCase {
@@ -258,7 +258,7 @@ export function oversizedAndSlowCases(): FuzzCase[] {
         headers: declared ? { ...json, 'content-length': String(8 * MiB) } : { ...json, 'transfer-encoding': 'chunked' },
         write: async (req, answered) => {
           for (let sent = 0; sent < sendBytes && !answered() && !req.destroyed; sent += chunk.length) {
-            if (!req.write(chunk)) await new Promise((r) => req.once('drain', r).once('close', r));
+            if (!req.write(chunk)) await drained(req);
           }
           // Never finish a declared body: the agent must answer without waiting for the rest.
           if (declared) await new Promise<void>((r) => (answered() ? r() : req.once('response', () => r()).once('close', () => r())));
