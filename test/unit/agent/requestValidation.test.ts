@@ -40,6 +40,25 @@ test('optional fields may be left out', () => {
   expect(problemsOf(edit(samples.migrate!, 'to', { migrationUri: 'tcp://[fd00::2]' }))).toEqual([]);
 });
 
+test('endpoints as each driver answers them pass on to migrate', () => {
+  const to = [
+    // qemu, block migration over NBD, TLS
+    { migrationUri: 'tcp:127.0.0.1:49152', tls: true, postCopy: false, multifdChannels: 0, nbd: { host: '127.0.0.1', port: 49153, exports: { data: 'data' } } },
+    // qemu on IPv6
+    { migrationUri: 'tcp:[fd00::2]:49152', multifdChannels: 4 },
+    // sim
+    { migrationUri: 'tcp:127.0.0.1:27001', nbd: { host: '127.0.0.1', port: 27002, exports: { data: 'default_web/data' } } },
+    // libvirt (sandbox peer URI with its socket)
+    {
+      migrationUri: 'tcp://127.0.0.1',
+      postCopy: false,
+      multifdChannels: 0,
+      libvirt: { peerUri: 'qemu+unix:///system?socket=/tmp/vmove-e2e-Ab1_x/node-b/run/libvirt/libvirt-sock', listenAddress: '127.0.0.1', disks: { root: '/tmp/vmove-e2e-Ab1_x/shared/default_web/root.qcow2' }, serialLog: '/tmp/vmove-e2e-Ab1_x/node-b/state/default_web.serial.log' },
+    },
+  ];
+  for (const endpoint of to) expect(problemsOf({ ...samples.migrate, to: endpoint })).toEqual([]);
+});
+
 test('not an object, an unknown or missing kind: named as body and kind', () => {
   expect(problemsOf(null)).toEqual([{ field: 'body', message: 'must be a JSON object (got null)' }]);
   expect(problemsOf([1])).toEqual([{ field: 'body', message: 'must be a JSON object (got an array)' }]);
