@@ -14,6 +14,16 @@ export class AgentError extends Error {
 }
 
 export const badRequest = (message: string): AgentError => new AgentError(message, 400, false);
+
+/** A body the protocol refuses: 400, with each problem naming its field. */
+export class InvalidRequest extends AgentError {
+  constructor(
+    what: string,
+    readonly problems: { field: string; message: string }[],
+  ) {
+    super(`invalid ${what}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, 400, false);
+  }
+}
 export const notFound = (message: string): AgentError => new AgentError(message, 404, false);
 export const conflict = (message: string): AgentError => new AgentError(message, 409, false);
 

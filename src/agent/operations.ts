@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { DriverError, type DiskReader, type Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { readJsonFile, writeFileAtomic } from '../fs/atomicFile';
-import { AgentError, badRequest, conflict, toOperationError } from './errors';
+import { AgentError, InvalidRequest, conflict, toOperationError } from './errors';
 import type { AgentMetrics } from './metrics';
 import { runOperation } from './operationKinds';
 import type { OperationRequest, OperationStatus } from '../protocol/operations';
-import { compareResubmission, isValidOpId, validateOperationRequest } from './requestValidation';
+import { compareResubmission, opIdProblem, requestName, validateOperationRequest } from './requestValidation';
 import { VmLocks } from '../vmLocks';
 
 const log = componentLogger('operations');
@@ -84,9 +84,10 @@ export class OperationExecutor extends EventEmitter<ExecutorEvents> {
   /** Start the operation `opId`, or answer its status when it is already known. */
   async submit(opId: string, body: unknown): Promise<OperationStatus> {
     if (this.closing) throw new AgentError('agent is shutting down', 503, true);
-    if (!isValidOpId(opId)) throw badRequest(`invalid operation id "${opId}"`);
+    const badId = opIdProblem(opId);
+    if (badId) throw new InvalidRequest('operation id', [badId]);
     const checked = validateOperationRequest(body);
-    if ('problems' in checked) throw badRequest(`invalid ${String((body as { kind?: unknown })?.kind ?? 'operation')} request: ${checked.problems.join('; ')}`);
+    if ('problems' in checked) throw new InvalidRequest(requestName(body), checked.problems);
     const request = checked.request;
 
     const known = this.records.get(opId);

@@ -1,19 +1,25 @@
 // The agent's HTTP API (routes in httpApi.ts) on node:http: JSON in and out, bearer-token
 // auth on /v1, long polls with ?waitMs=, disk streams for another agent's cold copy.
+// Order of checks: route and method (404/405), caller (401/403), path names and query (400),
+// then the body (415/413/408/400) — nothing reaches the executor unless all of it is valid.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
 import { authorize, bearerToken, type AllowedIdentities, type Authenticator, type RouteAccess } from './auth';
-import { AgentError, badRequest, errorMessage, isTransient, notFound } from './errors';
+import { AgentError, InvalidRequest, badRequest, errorMessage, isTransient, notFound } from './errors';
 import type { OperationExecutor } from './operations';
 import { AGENT_API, type ErrorBody } from './httpApi';
 import type { AgentMetrics } from './metrics';
-import { isSafeName } from './requestValidation';
+import { readJsonBody, type BodyLimits } from './requestBody';
+import { isSafeName, isValidOpId, pathNameProblem, requestName, validateOperationRequest } from './requestValidation';
 
 const log = componentLogger('agent-http');
 
-const MAX_BODY_BYTES = 1 << 20;
+/** Bodies are small JSON documents; anything bigger is refused before it is read. */
+export const MAX_BODY_BYTES = 1 << 20;
+/** A body must arrive within this; the controller sends a few KiB at once. */
+export const BODY_TIMEOUT_MS = 10_000;
 /** Upper bound of a long poll; callers poll again after it. */
 export const MAX_WAIT_MS = 60_000;
 
@@ -24,12 +30,16 @@ export interface AgentServerDeps {
   allowed: AllowedIdentities;
   /** Served at /metrics, without a token (as /healthz). */
   metrics?: AgentMetrics;
+  /** Defaults: MAX_BODY_BYTES, BODY_TIMEOUT_MS. */
+  bodyLimits?: Partial<BodyLimits>;
 }
 
 type Route = {
   method: string;
   pattern: RegExp;
   access: RouteAccess;
+  /** Query parameters the route reads; any other is refused. */
+  query: readonly string[];
   handle: (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void>;
 };
 
@@ -39,56 +49,79 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(data);
 }
 
-function sendError(res: ServerResponse, status: number, message: string, transient: boolean, headers: Record<string, string> = {}): void {
-  const body: ErrorBody = { error: { message, transient } };
-  sendJson(res, status, body, headers);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new AgentError('request body too large', 413, false);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw badRequest('request body is not valid JSON');
-  }
+function sendError(req: IncomingMessage, res: ServerResponse, status: number, message: string, transient: boolean, headers: Record<string, string> = {}, problems?: ErrorBody['problems']): void {
+  const body: ErrorBody = { error: { message, transient }, ...(problems ? { problems } : {}) };
+  // A refused request's body is not read to its end (it may be huge or never end): the
+  // connection closes after the answer instead of draining it for keep-alive.
+  sendJson(res, status, body, req.complete ? headers : { ...headers, connection: 'close' });
 }
 
 function waitMsOf(url: URL): number {
   const raw = url.searchParams.get('waitMs');
   if (raw === null) return 0;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw badRequest('waitMs: a number of milliseconds ≥ 0');
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidRequest('query', [{ field: 'query.waitMs', message: `must be a number of milliseconds ≥ 0 (got ${JSON.stringify(raw.slice(0, 40))})` }]);
   return Math.min(n, MAX_WAIT_MS);
+}
+
+function checkQuery(url: URL, allowed: readonly string[]): void {
+  const keys = [...new Set(url.searchParams.keys())];
+  const unknown = keys.filter((k) => !allowed.includes(k));
+  const repeated = keys.filter((k) => url.searchParams.getAll(k).length > 1);
+  const problems = [
+    ...unknown.map((k) => ({ field: `query.${k.slice(0, 40)}`, message: allowed.length ? `unknown parameter (this route reads ${allowed.join(', ')})` : 'unknown parameter (this route reads none)' })),
+    ...repeated.filter((k) => !unknown.includes(k)).map((k) => ({ field: `query.${k}`, message: 'must be given once' })),
+  ];
+  if (problems.length) throw new InvalidRequest('query', problems);
+}
+
+function pathParams(match: RegExpExecArray, names: string[]): string[] {
+  return match.slice(1).map((p, i) => {
+    let value: string;
+    try {
+      value = decodeURIComponent(p);
+    } catch {
+      throw new InvalidRequest('path', [{ field: names[i] ?? 'path', message: 'must be valid percent-encoding' }]);
+    }
+    const wrong = pathNameProblem(names[i] ?? 'path', value, names[i] === 'opId' ? isValidOpId : isSafeName);
+    if (wrong) throw new InvalidRequest('path', [wrong]);
+    return value;
+  });
 }
 
 export function createAgentServer(deps: AgentServerDeps): Server {
   const { executor, driver } = deps;
-  const routes: Route[] = [
+  const limits: BodyLimits = { maxBytes: deps.bodyLimits?.maxBytes ?? MAX_BODY_BYTES, timeoutMs: deps.bodyLimits?.timeoutMs ?? BODY_TIMEOUT_MS };
+  const routes: (Route & { params: string[] })[] = [
     {
       method: 'GET',
       pattern: new RegExp(`^${AGENT_API}/vms$`),
+      params: [],
+      query: [],
       access: 'controller',
       handle: async (_req, res) => sendJson(res, 200, await driver.list()),
     },
     {
       method: 'PUT',
       pattern: new RegExp(`^${AGENT_API}/operations/([^/]+)$`),
+      params: ['opId'],
+      query: ['waitMs'],
       access: 'controller',
       handle: async (req, res, [opId], url) => {
         const waitMs = waitMsOf(url);
-        const status = await executor.submit(opId!, await readJson(req));
+        // Checked here, before the executor sees it: a refused body is neither recorded nor run.
+        const body = await readJsonBody(req, limits);
+        const checked = validateOperationRequest(body);
+        if ('problems' in checked) throw new InvalidRequest(requestName(body), checked.problems);
+        const status = await executor.submit(opId!, checked.request);
         sendJson(res, 200, waitMs > 0 && status.state === 'Running' ? await executor.waitFor(opId!, waitMs) : status);
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^${AGENT_API}/operations/([^/]+)$`),
+      params: ['opId'],
+      query: ['waitMs'],
       access: 'controller',
       handle: async (_req, res, [opId], url) => {
         const status = await executor.waitFor(opId!, waitMsOf(url));
@@ -99,9 +132,10 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     {
       method: 'GET',
       pattern: new RegExp(`^${AGENT_API}/disks/([^/]+)/([^/]+)$`),
+      params: ['vmId', 'disk'],
+      query: [],
       access: 'diskRead',
       handle: async (req, res, [vmId, disk]) => {
-        if (!isSafeName(vmId!) || !isSafeName(disk!)) throw badRequest('invalid VM or disk name');
         const vm = (await driver.list()).find((v) => v.id === vmId);
         if (!vm) throw notFound(`no VM ${vmId} here`);
         // Copying the disk of a guest that still writes to it would copy a torn image.
@@ -119,24 +153,28 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   const server = createServer((req, res) => {
     const started = Date.now();
     res.on('finish', () => {
-      log.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, 'request');
+      log.debug({ method: req.method, url: req.url?.slice(0, 200), status: res.statusCode, ms: Date.now() - started }, 'request');
     });
     void handle(req, res).catch((err: unknown) => {
       const status = err instanceof AgentError ? err.status : 500;
-      if (status >= 500) log.warn({ err: errorMessage(err), url: req.url }, 'request failed');
+      if (status >= 500) log.warn({ err: errorMessage(err), url: req.url?.slice(0, 200) }, 'request failed');
       if (res.headersSent) {
         res.destroy(err instanceof Error ? err : undefined);
         return;
       }
       // Driver errors while reading (no such VM, missing disk) are the caller's to see.
       const driverStatus = status === 500 && !isTransient(err) ? 422 : status === 500 ? 503 : status;
-      sendError(res, driverStatus, errorMessage(err), isTransient(err));
+      const headers: Record<string, string> = err instanceof MethodNotAllowed ? { allow: err.allow } : {};
+      sendError(req, res, driverStatus, errorMessage(err), isTransient(err), headers, err instanceof InvalidRequest ? err.problems : undefined);
     });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
-    if (url.pathname === '/healthz' && req.method === 'GET') {
+    // Only origin-form targets ("/v1/…"): an absolute or "//host" target must not pick the path.
+    if (!req.url?.startsWith('/') || req.url.startsWith('//')) throw badRequest('request target: must be a path starting with a single "/"');
+    const url = new URL(`http://agent${req.url}`);
+    if (url.pathname === '/healthz') {
+      if (req.method !== 'GET') throw new MethodNotAllowed('GET');
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');
       return;
@@ -147,27 +185,27 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       res.end(text);
       return;
     }
-    const route = routes.find((r) => r.pattern.test(url.pathname) && r.method === req.method);
+    const matching = routes.filter((r) => r.pattern.test(url.pathname));
+    const route = matching.find((r) => r.method === req.method);
     if (!route) {
-      const pathKnown = routes.some((r) => r.pattern.test(url.pathname));
-      throw new AgentError(pathKnown ? `${req.method} not allowed here` : `no route ${url.pathname}`, pathKnown ? 405 : 404, false);
+      if (matching.length) throw new MethodNotAllowed(matching.map((r) => r.method).join(', '));
+      throw notFound(`no route ${url.pathname.slice(0, 200)}`);
     }
     const token = bearerToken(req.headers.authorization);
     const identity = token ? await deps.authenticator.authenticate(token) : undefined;
     const decision = authorize(identity, route.access, deps.allowed);
     if (decision === 'unauthenticated') {
       deps.metrics?.refused(token ? 'InvalidToken' : 'NoToken');
-      req.resume();
-      sendError(res, 401, token ? 'invalid bearer token' : 'bearer token required', false, { 'www-authenticate': 'Bearer realm="vmove-agent"' });
+      sendError(req, res, 401, token ? 'invalid bearer token' : 'bearer token required', false, { 'www-authenticate': 'Bearer realm="vmove-agent"' });
       return;
     }
     if (decision === 'forbidden') {
       deps.metrics?.refused('NotAllowed');
-      req.resume();
-      sendError(res, 403, `${identity!.username} may not ${req.method} ${url.pathname}`, false);
+      sendError(req, res, 403, `${identity!.username} may not ${req.method} ${url.pathname.slice(0, 200)}`, false);
       return;
     }
-    const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => decodeURIComponent(p));
+    const params = pathParams(route.pattern.exec(url.pathname)!, route.params);
+    checkQuery(url, route.query);
     await route.handle(req, res, params, url);
   }
 
@@ -177,4 +215,10 @@ export function createAgentServer(deps: AgentServerDeps): Server {
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 30_000;
   return server;
+}
+
+class MethodNotAllowed extends AgentError {
+  constructor(readonly allow: string) {
+    super(`method not allowed here (allowed: ${allow})`, 405, false);
+  }
 }

@@ -4,7 +4,6 @@ import { rm } from 'node:fs/promises';
 import { componentLogger } from '../../log';
 import type { VmSpec } from '../../protocol/vm';
 import { permanent } from '../common/errors';
-import { imageFiles } from '../common/paths';
 import { deleteDiskFiles, ensureDiskFiles } from '../common/vmDisks';
 import { parseLayout } from './machine';
 import { vmFiles } from './paths';
@@ -23,7 +22,6 @@ export async function ensureDisks(q: QemuHost, vm: VmSpec, how: 'keep' | 'fresh'
 }
 
 export async function define(q: QemuHost, vm: VmSpec): Promise<void> {
-  imageFiles(q.host, vm.image); // validates the name
   const current = await q.records.read(vm.id);
   const running = (await q.vms.pid(vm.id)) !== undefined;
   const layout = running && current ? current.layout : (parseLayout(vm.machine) ?? bootLayoutOf(q, vm));
