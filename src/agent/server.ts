@@ -1,6 +1,8 @@
-// The agent's HTTP API (routes in httpApi.ts) on node:http: JSON in and out, bearer-token
-// auth on /v1, long polls with ?waitMs=, disk streams for another agent's cold copy.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The agent's HTTP API (routes in httpApi.ts) over HTTPS (node:https; plain node:http only when
+// asked for): JSON in and out, bearer-token auth on /v1, long polls with ?waitMs=, disk streams
+// for another agent's cold copy.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import type { Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
@@ -21,7 +23,11 @@ export interface AgentServerDeps {
   driver: Driver;
   authenticator: Authenticator;
   allowed: AllowedIdentities;
+  /** Serving certificate and key (PEM); plain HTTP without. */
+  tls?: { cert: string; key: string };
 }
+
+export type AgentHttpServer = Server | HttpsServer;
 
 type Route = {
   method: string;
@@ -64,7 +70,7 @@ function waitMsOf(url: URL): number {
   return Math.min(n, MAX_WAIT_MS);
 }
 
-export function createAgentServer(deps: AgentServerDeps): Server {
+export function createAgentServer(deps: AgentServerDeps): AgentHttpServer {
   const { executor, driver } = deps;
   const routes: Route[] = [
     {
@@ -113,7 +119,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     },
   ];
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = Date.now();
     res.on('finish', () => {
       log.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, 'request');
@@ -129,7 +135,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       const driverStatus = status === 500 && !isTransient(err) ? 422 : status === 500 ? 503 : status;
       sendError(res, driverStatus, errorMessage(err), isTransient(err));
     });
-  });
+  };
+  const server: AgentHttpServer = deps.tls ? createHttpsServer({ cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' }, onRequest) : createHttpServer(onRequest);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agent');
