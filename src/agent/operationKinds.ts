@@ -127,7 +127,7 @@ const handlers: Handlers = {
           // Where the guest's heartbeat stood when it left: the target's must go on from there.
           const heartbeat = (await find(driver, id))?.heartbeat;
           return {
-            message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes`,
+            message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes${st.tls === undefined ? '' : st.tls ? ', over TLS' : ', in plaintext'}`,
             ...(heartbeat !== undefined ? { guestHeartbeat: heartbeat } : {}),
           };
         }

@@ -7,9 +7,9 @@ import { note, type MoveStateConfig } from './moveSetup';
 const rejected = () => ({ target: 'Failed', actions: ['recordRejection', note((ctx) => ctx.failure ?? 'rejected', true)] }) as const;
 const cancelledBeforeStart = () => ({ target: 'Cancelled', actions: ['recordCancel', note('cancelled before the move started; nothing was touched')] }) as const;
 
-/** A live move streams over TLS unless its policy said plaintext; the history says which. */
+/** A live move's stream must be TLS unless its policy said plaintext; the history says which was asked. */
 const streamNote = (moveType: string, insecure: boolean | undefined): string =>
-  moveType !== 'Live' ? '' : insecure ? '; the migration stream goes in plaintext, as spec.policy.insecureMigration (or the controller\'s --insecure-migration) asks' : '; the migration stream goes over TLS';
+  moveType !== 'Live' ? '' : insecure ? '; migration stream: plaintext, as spec.policy.insecureMigration (or the controller\'s --insecure-migration) asks' : '; migration stream: TLS required';
 
 /** Waiting for the controller to let the move start: its VM is free and the limits allow it. */
 export const pendingState = (): MoveStateConfig => ({

@@ -46,11 +46,11 @@ test('a live move between trusted agents; insecureMigration is recorded in its h
   await env.apply(moveYaml('plain-to-a', 'plain', { mode: 'Live', target: { nodeName: 'node-a' }, policy: { insecureMigration: true } }));
   const done = await env.waitForMove('plain-to-a', ['Succeeded'], 120_000);
   const prepared = done.status?.history?.find((h) => h.phase === 'PreparingTarget');
-  expect(prepared?.message).toMatch(/the migration stream goes in plaintext, as spec\.policy\.insecureMigration/);
+  expect(prepared?.message).toMatch(/migration stream: plaintext, as spec\.policy\.insecureMigration/);
   // And a move without it says TLS.
   await env.apply(moveYaml('plain-back', 'plain', { mode: 'Live', target: { nodeName: 'node-b' } }));
   const back = await env.waitForMove('plain-back', ['Succeeded'], 120_000);
-  expect(back.status?.history?.find((h) => h.phase === 'PreparingTarget')?.message).toMatch(/the migration stream goes over TLS/);
+  expect(back.status?.history?.find((h) => h.phase === 'PreparingTarget')?.message).toMatch(/migration stream: TLS required/);
 });
 
 test('insecureMigration is refused at admission for a mode that does not stream', async () => {
