@@ -696,6 +696,32 @@ describe('in a real API server', () => {
     }
   }, 120_000);
 
+  test('helm upgrade keeps the CA and certificates (lookup), issues one for each new hypervisor Node, and tls.rotate=true replaces them', async () => {
+    const secret = async (): Promise<Record<string, string>> => {
+      const r = await cluster.kubectl(['get', 'secret', 'vmove-agent-tls', '-n', NS, '-o', 'json']);
+      expect(r.stderr).toBe('');
+      return (JSON.parse(r.stdout) as { data: Record<string, string> }).data;
+    };
+    const upgrade = (...set: string[]) => helmOk(['upgrade', 'vmove', CHART, '--namespace', NS, '--reuse-values', ...set.flatMap((x) => ['--set', x]), '--kubeconfig', cluster.kubeconfig]);
+    const installed = await secret();
+    // hv-a and hv-b (labelled hypervisors) were created after the install: the upgrade issues theirs.
+    await upgrade();
+    const upgraded = await secret();
+    expect(upgraded['ca.crt']).toBe(installed['ca.crt']);
+    expect(Object.keys(upgraded).filter((k) => k.endsWith('.crt')).sort()).toEqual(['ca.crt', 'hv-a.crt', 'hv-b.crt']);
+    const hvA = new X509Certificate(Buffer.from(upgraded['hv-a.crt']!, 'base64'));
+    expect(hvA.subjectAltName).toBe('DNS:hv-a');
+    expect(hvA.checkIssued(new X509Certificate(Buffer.from(upgraded['ca.crt']!, 'base64')))).toBe(true);
+    await upgrade();
+    expect(await secret()).toEqual(upgraded);
+    await upgrade('tls.rotate=true');
+    const rotated = await secret();
+    expect(rotated['ca.crt']).not.toBe(upgraded['ca.crt']);
+    expect(rotated['hv-a.crt']).not.toBe(upgraded['hv-a.crt']);
+    await upgrade('tls.rotate=false');
+    expect((await secret())['ca.crt']).toBe(rotated['ca.crt']);
+  });
+
   test('helm upgrade agent.enabled=false removes the agents; helm uninstall leaves the CRDs and the VMs', async () => {
     await helmOk(['upgrade', 'vmove', CHART, '--namespace', NS, '--reuse-values', '--set', 'agent.enabled=false', '--kubeconfig', cluster.kubeconfig]);
     const agentObjects = await cluster.kubectl(['get', 'daemonsets,serviceaccounts,roles', '-n', NS, '-l', 'app.kubernetes.io/component=vmove-agent', '-o', 'name']);
