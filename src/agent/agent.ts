@@ -12,6 +12,7 @@ import { EventRecorder } from '../kube/events';
 import { createDriver, type DriverOptions } from '../drivers/registry';
 import { componentLogger } from '../log';
 import {
+  AGENT_AUDIENCE,
   DEFAULT_ALLOWED,
   SHARED_SECRET_USERNAME,
   SharedSecretAuthenticator,
@@ -20,6 +21,8 @@ import {
   type Authenticator,
 } from './auth';
 import { AgentClient, type TokenProvider } from './client';
+import { tokenFromTokenRequest, type TokenSource } from '../kube/audienceToken';
+import { readTlsMaterial, watchTlsFiles, type AgentTlsFiles } from './tlsFiles';
 import { AgentLease } from './lease';
 import { AgentMetrics } from './metrics';
 import { LeftoverCollector, leftoverReason } from './leftovers';
@@ -36,9 +39,20 @@ export interface AgentOptions {
   driverOptions?: DriverOptions;
   /** `HOST:PORT` to listen on; port 0 picks a free one. Default 127.0.0.1:0. */
   listen?: string;
-  /** URL other parties reach this agent at; default http://<listen host>:<port>. */
+  /** URL other parties reach this agent at; default https://<listen host>:<port>. */
   endpoint?: string;
+  /** Certificate (naming this node), key and vmove CA: the API serves HTTPS with them, re-read when they change. */
+  tls?: AgentTlsFiles;
+  /** Serve plain HTTP instead (debugging only; warned about at every start). Needed when `tls` is absent. */
+  insecureHttp?: boolean;
   auth: AgentAuth;
+  /**
+   * The token this agent shows other agents (cold moves pull disks from the source's). Default
+   * with tokenreview: a TokenRequest for `peerServiceAccount` with the agent audience.
+   */
+  peerToken?: TokenSource;
+  /** Default vmove-system/vmove-agent. */
+  peerServiceAccount?: { namespace: string; name: string };
   allowed?: AllowedIdentities;
   /** API server access: Lease heartbeat, VM status reports, TokenReview, own token. */
   kubeconfig?: KubeConfig;
@@ -68,21 +82,18 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
-/** The bearer token this agent presents to other agents. */
-function ownToken(auth: AgentAuth, kc: KubeConfig | undefined): TokenProvider {
+/** The bearer token this agent presents to other agents: audience-bound, issued for its ServiceAccount. */
+function ownToken(opts: AgentOptions, api: () => Promise<KubeApi>): TokenProvider {
+  const auth = opts.auth;
   if (auth.mode === 'shared-secret') return () => auth.secret;
-  if (!kc) throw new Error('tokenreview auth needs a kubeconfig');
+  if (opts.peerToken) return opts.peerToken;
+  if (!opts.kubeconfig) throw new Error('tokenreview auth needs a kubeconfig');
+  const sa = opts.peerServiceAccount ?? { namespace: 'vmove-system', name: 'vmove-agent' };
+  let source: TokenSource | undefined;
   return async () => {
-    const opts: { headers?: Record<string, string> } = {};
-    await kc.applyToHTTPSOptions(opts);
-    const token = bearerOf(opts.headers?.Authorization ?? opts.headers?.authorization);
-    if (!token) throw new Error('the kubeconfig user has no bearer token to present to other agents');
-    return token;
+    source ??= tokenFromTokenRequest(await api(), { namespace: sa.namespace, serviceAccount: sa.name, audience: AGENT_AUDIENCE });
+    return source();
   };
-}
-
-function bearerOf(header: string | undefined): string | undefined {
-  return /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
 }
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
@@ -93,6 +104,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const parts: {
     executor?: OperationExecutor;
     closeServer?: () => Promise<void>;
+    stopTlsWatch?: () => void;
+    peers?: AgentClient;
     reporter?: VmStatusReporter;
     lease?: AgentLease;
     api?: KubeApi;
@@ -106,12 +119,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     await step('reporter', () => parts.reporter?.stop());
     await step('executor', () => parts.executor?.close());
     await step('server', () => parts.closeServer?.());
+    parts.stopTlsWatch?.();
+    await step('peers', () => parts.peers?.close());
     parts.api?.close();
     if (ownsDriver) await step('driver', () => driver.close());
   };
   const metrics = new AgentMetrics();
   try {
-    const peers = new AgentClient({ token: ownToken(opts.auth, opts.kubeconfig) });
+    if (!opts.tls && !opts.insecureHttp) throw new Error(`agent ${node}: no TLS certificate given (--tls-dir, or --tls-cert-file/--tls-key-file/--tls-ca-file); plain HTTP only with --insecure-http`);
+    const tls = opts.tls ? readTlsMaterial(opts.tls) : undefined;
+    let caPem = tls?.ca;
+    let apiReady: Promise<KubeApi> | undefined;
+    const kubeApi = (): Promise<KubeApi> => (apiReady ??= KubeApi.fromKubeConfig(requireKubeconfig(opts)).then((a) => (parts.api = a)));
+    const peers = new AgentClient({ token: ownToken(opts, kubeApi), ...(tls ? { ca: () => caPem! } : {}) });
+    parts.peers = peers;
     const executor = await OperationExecutor.open({
       driver,
       metrics,
@@ -132,7 +153,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ? { ...baseAllowed, controller: [...baseAllowed.controller, SHARED_SECRET_USERNAME] }
         : baseAllowed;
 
-    const server = createAgentServer({ executor, driver, authenticator, allowed, metrics });
+    const server = createAgentServer({ executor, driver, authenticator, allowed, metrics, ...(tls ? { tls } : {}) });
+    if (opts.tls && 'setSecureContext' in server) {
+      const files = opts.tls;
+      parts.stopTlsWatch = watchTlsFiles(files, (m) => {
+        server.setSecureContext({ cert: m.cert, key: m.key });
+        caPem = m.ca;
+        log.info({ cert: files.certFile }, 'serving the renewed certificate');
+      });
+    }
+    if (!tls) log.warn('serving plain HTTP (--insecure-http): bearer tokens and operations cross the network unencrypted; debugging only');
     const { host, port } = parseListen(opts.listen ?? '127.0.0.1:0');
     server.listen({ host, port });
     await once(server, 'listening');
@@ -145,11 +175,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       clearTimeout(cut);
     };
     const bound = (server.address() as AddressInfo).port;
-    const endpoint = opts.endpoint ?? `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+    const endpoint = opts.endpoint ?? `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}`;
 
     if (opts.kubeconfig) {
-      const api = await KubeApi.fromKubeConfig(opts.kubeconfig);
-      parts.api = api;
+      const api = await kubeApi();
       const events = new EventRecorder(api, 'vmove-agent', node);
       const graceMs = opts.leftoverGraceMs ?? 30_000;
       // Decided again under the VM's lock, from fresh facts: nothing may have run on it since.
@@ -191,7 +220,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       await lease.start();
     }
 
-    log.info({ endpoint, driver: driver.kind, auth: opts.auth.mode }, 'agent started');
+    log.info({ endpoint, driver: driver.kind, auth: opts.auth.mode, tls: !!tls }, 'agent started');
     let stopping: Promise<void> | undefined;
     return {
       node,

@@ -2,6 +2,8 @@
 // an identity (TokenReview against the API server, or a shared secret for local development),
 // and `authorize` decides: the controller identity may call everything, the agent identity
 // (another host's agent pulling disks for a cold move) only `GET /v1/disks/…`.
+// Tokens are audience-bound: a TokenReview asks for AGENT_AUDIENCE and a token issued for
+// anything else (the controller's ordinary API token, if it leaked) is no identity here.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { componentLogger } from '../log';
@@ -10,6 +12,9 @@ import { AgentError, errorMessage } from './errors';
 const log = componentLogger('agent-auth');
 
 export type AuthMode = 'tokenreview' | 'shared-secret';
+
+/** The audience every token shown to an agent must carry (TokenRequest / projected token `audience`). */
+export const AGENT_AUDIENCE = 'vmove-agent';
 
 export interface Identity {
   username: string;
@@ -91,6 +96,7 @@ export class TokenReviewAuthenticator implements Authenticator {
 
   constructor(
     kc: KubeConfig,
+    /** audiences: what a token must be issued for (default [AGENT_AUDIENCE]). */
     private readonly opts: { cacheTtlMs?: number; maxCacheEntries?: number; audiences?: string[] } = {},
   ) {
     this.api = kc.makeApiClient(AuthenticationV1Api);
@@ -107,6 +113,10 @@ export class TokenReviewAuthenticator implements Authenticator {
     return review;
   }
 
+  private get audiences(): string[] {
+    return this.opts.audiences ?? [AGENT_AUDIENCE];
+  }
+
   private async review(token: string, key: string): Promise<Identity | undefined> {
     let result;
     try {
@@ -114,7 +124,7 @@ export class TokenReviewAuthenticator implements Authenticator {
         body: {
           apiVersion: 'authentication.k8s.io/v1',
           kind: 'TokenReview',
-          spec: { token, ...(this.opts.audiences ? { audiences: this.opts.audiences } : {}) },
+          spec: { token, audiences: this.audiences },
         },
       });
     } catch (err) {
@@ -122,7 +132,9 @@ export class TokenReviewAuthenticator implements Authenticator {
       throw new AgentError(`cannot check the caller's token: ${errorMessage(err)}`, 503, true);
     }
     const user = result.status?.user;
+    // Refused: not authenticated, or (when audiences were asked for) not for one of them.
     if (!result.status?.authenticated || !user?.username) return undefined;
+    if (!this.audiences.some((a) => result.status?.audiences?.includes(a))) return undefined;
     const identity: Identity = { username: user.username, ...(user.groups ? { groups: user.groups } : {}) };
     this.remember(key, identity);
     return identity;

@@ -47,6 +47,14 @@ async function find(driver: Driver, id: string): Promise<VmInfo | undefined> {
   return (await driver.list()).find((v) => v.id === id);
 }
 
+/** How the migration stream is protected, for the move's history. */
+export function streamSecurity(endpoint: IncomingEndpoint, insecureAsked: boolean, driver: string): string {
+  if (endpoint.tls) return 'over TLS';
+  if (insecureAsked) return 'in plaintext, as spec.policy.insecureMigration (or the controller\'s --insecure-migration) asked';
+  if (driver === 'sim') return '(simulated stream)';
+  return `in plaintext: the ${driver} driver has no TLS certificates for migrations here`;
+}
+
 /** How long completeIncoming waits for the target to load the state the source finished sending. */
 const ARRIVAL_WAIT_MS = 60_000;
 
@@ -95,8 +103,12 @@ const handlers: Handlers = {
   },
 
   async prepareIncoming(req, { driver }) {
-    const endpoint = await driver.prepareIncoming(req.vm, { blockMigration: req.blockMigration, ...(req.tuning ? { tuning: req.tuning } : {}) });
-    return { message: `waiting for the VM at ${endpoint.migrationUri}`, endpoint };
+    const endpoint = await driver.prepareIncoming(req.vm, {
+      blockMigration: req.blockMigration,
+      ...(req.tuning ? { tuning: req.tuning } : {}),
+      ...(req.insecureMigration ? { plaintext: true } : {}),
+    });
+    return { message: `waiting for the VM at ${endpoint.migrationUri} ${streamSecurity(endpoint, req.insecureMigration === true, driver.kind)}`, endpoint };
   },
 
   async migrate(req, ctx) {
@@ -115,7 +127,7 @@ const handlers: Handlers = {
           // Where the guest's heartbeat stood when it left: the target's must go on from there.
           const heartbeat = (await find(driver, id))?.heartbeat;
           return {
-            message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes`,
+            message: `migrated in ${fmtMs(st.totalTimeMs)}, downtime ${fmtMs(st.downtimeMs)}, ${st.iteration} passes${st.tls === undefined ? '' : st.tls ? ', over TLS' : ', in plaintext'}`,
             ...(heartbeat !== undefined ? { guestHeartbeat: heartbeat } : {}),
           };
         }

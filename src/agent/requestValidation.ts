@@ -245,7 +245,7 @@ const KIND_FIELDS: Record<OperationKind, Record<string, Field>> = {
   startVm: {},
   stopVm: {},
   deleteVm: { deleteLocalDisks: req(bool), deleteSharedDisks: opt(bool) },
-  prepareIncoming: { blockMigration: req(bool), tuning: opt(tuning) },
+  prepareIncoming: { blockMigration: req(bool), tuning: opt(tuning), insecureMigration: opt(bool) },
   migrate: { to: req(incomingEndpoint), tuning: req(tuning), blockMigration: req(bool) },
   abortMigration: {},
   completeIncoming: {},

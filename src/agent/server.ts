@@ -1,8 +1,10 @@
-// The agent's HTTP API (routes in httpApi.ts) on node:http: JSON in and out, bearer-token
-// auth on /v1, long polls with ?waitMs=, disk streams for another agent's cold copy.
-// Order of checks: route and method (404/405), caller (401/403), path names and query (400),
-// then the body (415/413/408/400) — nothing reaches the executor unless all of it is valid.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The agent's HTTP API (routes in httpApi.ts) over HTTPS (node:https; plain node:http only when
+// asked for): JSON in and out, bearer-token auth on /v1, long polls with ?waitMs=, disk streams
+// for another agent's cold copy. Order of checks: route and method (404/405), caller (401/403),
+// path names and query (400), then the body (415/413/408/400) — nothing reaches the executor
+// unless all of it is valid.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import type { Driver } from '../drivers/driver';
 import { componentLogger } from '../log';
@@ -32,7 +34,11 @@ export interface AgentServerDeps {
   metrics?: AgentMetrics;
   /** Defaults: MAX_BODY_BYTES, BODY_TIMEOUT_MS. */
   bodyLimits?: Partial<BodyLimits>;
+  /** Serving certificate and key (PEM); plain HTTP without. */
+  tls?: { cert: string; key: string };
 }
+
+export type AgentHttpServer = Server | HttpsServer;
 
 type Route = {
   method: string;
@@ -89,7 +95,7 @@ function pathParams(match: RegExpExecArray, names: string[]): string[] {
   });
 }
 
-export function createAgentServer(deps: AgentServerDeps): Server {
+export function createAgentServer(deps: AgentServerDeps): AgentHttpServer {
   const { executor, driver } = deps;
   const limits: BodyLimits = { maxBytes: deps.bodyLimits?.maxBytes ?? MAX_BODY_BYTES, timeoutMs: deps.bodyLimits?.timeoutMs ?? BODY_TIMEOUT_MS };
   const routes: (Route & { params: string[] })[] = [
@@ -150,7 +156,7 @@ export function createAgentServer(deps: AgentServerDeps): Server {
     },
   ];
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = Date.now();
     res.on('finish', () => {
       log.debug({ method: req.method, url: req.url?.slice(0, 200), status: res.statusCode, ms: Date.now() - started }, 'request');
@@ -167,7 +173,8 @@ export function createAgentServer(deps: AgentServerDeps): Server {
       const headers: Record<string, string> = err instanceof MethodNotAllowed ? { allow: err.allow } : {};
       sendError(req, res, driverStatus, errorMessage(err), isTransient(err), headers, err instanceof InvalidRequest ? err.problems : undefined);
     });
-  });
+  };
+  const server: AgentHttpServer = deps.tls ? createHttpsServer({ cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' }, onRequest) : createHttpServer(onRequest);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Only origin-form targets ("/v1/…"): an absolute or "//host" target must not pick the path.

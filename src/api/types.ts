@@ -138,6 +138,8 @@ export interface MovePolicy {
   progressTimeoutSeconds?: number;
   allowAutoConverge?: boolean;
   allowPostCopy?: boolean;
+  /** Migration streams in plaintext instead of TLS (the move's history says so). Only with mode Live or Auto. */
+  insecureMigration?: boolean;
   maxAttempts?: number;
 }
 

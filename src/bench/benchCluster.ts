@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startAgent, type RunningAgent } from '../agent/agent';
 import type { MoveRequest } from '../api/types';
+import { issueNodeCert } from '../cluster/agentPki';
+import { tlsFilesOfDir } from '../agent/tlsFiles';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane';
 import { createSimImage } from '../drivers/sim';
 import { KubeApi } from '../kube/api';
@@ -63,6 +65,7 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
         },
         driver: 'sim',
         driverOptions: { sim: { bandwidthMiBps: Infinity, diskMiBps: Infinity, ...o.simOptions } },
+        tls: tlsFilesOfDir(await issueNodeCert(cp.agentPkiDir, node, ['127.0.0.1'], path.join(dir, 'nodes', node, 'tls'))),
         auth: { mode: 'tokenreview' },
         kubeconfig: agentKc,
         fsync: false,

@@ -21,12 +21,15 @@ export interface Scenario {
 }
 
 const DEFAULT_POLICY = { label: 'vmove', policy: {} };
+const PLAINTEXT_LABEL = 'vmove plaintext';
 /** The full ladder: after auto-converge, post-copy (off by default: a failure in post-copy loses the guest). */
 const POST_COPY = { label: 'vmove +post-copy', policy: { allowPostCopy: true } };
+/** The same move with its stream in plaintext: what TLS (the default) costs, same guest, same run. */
+const PLAINTEXT = { label: PLAINTEXT_LABEL, policy: { insecureMigration: true } };
 
 export const SCENARIOS: Scenario[] = [
-  { name: '1 GiB guest rewriting 256 MiB', image: 'testguest', memoryMiB: 1024, dirtyMiB: 256, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY] },
-  { name: '256 MiB guest rewriting 64 MiB', image: 'testguest', memoryMiB: 256, dirtyMiB: 64, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY] },
+  { name: '1 GiB guest rewriting 256 MiB', image: 'testguest', memoryMiB: 1024, dirtyMiB: 256, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY, PLAINTEXT] },
+  { name: '256 MiB guest rewriting 64 MiB', image: 'testguest', memoryMiB: 256, dirtyMiB: 64, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY, PLAINTEXT] },
   {
     name: '1 GiB guest rewriting 256 MiB, link capped at 100 MiB/s',
     image: 'testguest',
@@ -115,6 +118,18 @@ export function report(results: ScenarioResult[]): string {
       ]);
     }
   }
+  // What TLS costs: the default (TLS) run over the plaintext run of the same scenario.
+  const tlsRows: (string | number)[][] = [['scenario', 'hypervisor time', 'wall', 'downtime', 'guest stall', 'sent']];
+  for (const { scenario, vmove } of results) {
+    const tls = vmove.find((v) => v.tool === DEFAULT_POLICY.label);
+    const plain = vmove.find((v) => v.tool === PLAINTEXT_LABEL);
+    if (!tls || !plain) continue;
+    tlsRows.push(
+      tls.converged && plain.converged
+        ? [scenario.name, ratio(tls.migrationMs, plain.migrationMs), ratio(tls.wallMs, plain.wallMs), ratio(tls.downtimeMs, plain.downtimeMs), ratio(tls.guestPause?.pauseMs, plain.guestPause?.pauseMs), ratio(tls.bytesSent, plain.bytesSent)]
+        : [scenario.name, `TLS ${tls.converged ? 'converged' : 'did not converge'}, plaintext ${plain.converged ? 'converged' : 'did not'}`, '', '', '', ''],
+    );
+  }
   const switchOvers = results.flatMap((r) => r.vmove.map((v) => v.switchOverMs)).filter((v): v is number => v !== undefined);
   return [
     table(rows),
@@ -122,6 +137,7 @@ export function report(results: ScenarioResult[]): string {
     'vmove / libvirt:',
     table(ratios),
     '',
+    ...(tlsRows.length > 1 ? ['vmove TLS (the default) / vmove plaintext (spec.policy.insecureMigration), same guest, same run:', table(tlsRows), ''] : []),
     'hypervisor time: QEMU\'s total-time of the migration (vmove started the target before) vs libvirt\'s "Time elapsed"',
     '(starting the target included); wall: vmove MoveRequest created → done (placement, target start, verification,',
     'clean-up included) vs the virsh command; downtime: stop-and-copy as the hypervisor reports it; guest stall: the',

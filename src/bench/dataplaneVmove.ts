@@ -6,7 +6,10 @@
 // total time, downtime and bytes).
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { AGENT_AUDIENCE } from '../agent/auth';
+import { CA_CERT } from '../cluster/agentPki';
+import { tokenFromTokenRequest } from '../kube/audienceToken';
 import type { MoveRequest, VirtualMachine } from '../api/types';
 import { AgentClient } from '../agent/client';
 import type { OperationStatus } from '../protocol/operations';
@@ -48,10 +51,10 @@ export class VmoveSide {
     const api = await KubeApi.fromFile(cp.kubeconfigs.admin);
     await mkdir(root, { recursive: true });
     const fleet = new LocalFleet(api, { dir: root, controllerKubeconfig: cp.kubeconfigs.controller, agentKubeconfig: cp.kubeconfigs.agent, imagesDir }, { driver: 'qemu', cpu: 4, memory: '8Gi' });
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigs.controller);
-    const token = kc.getCurrentUser()?.token ?? '';
-    const side = new VmoveSide(cp, api, fleet, new AgentClient({ token: () => token, timeoutMs: 10_000 }));
+    // As the controller calls agents: an audience-bound token, the vmove CA.
+    const ca = readFileSync(path.join(fleet.agentPkiDir, CA_CERT), 'utf8');
+    const token = tokenFromTokenRequest(api, { namespace: 'vmove-system', serviceAccount: 'vmove-controller', audience: AGENT_AUDIENCE });
+    const side = new VmoveSide(cp, api, fleet, new AgentClient({ token, ca: () => ca, timeoutMs: 10_000 }));
     try {
       for (const node of [SOURCE, TARGET]) await fleet.addNode(node);
       fleet.startController();
@@ -65,6 +68,7 @@ export class VmoveSide {
 
   async stop(): Promise<void> {
     await this.fleet.stop();
+    await this.agents.close();
     this.api.close();
     await this.cp.stop();
   }
@@ -139,7 +143,7 @@ export class VmoveSide {
   /** The record an agent keeps of one operation. */
   private async operation(node: string, opId: string): Promise<OperationStatus | undefined> {
     const agent = (await this.agentsAlive()).find((a) => a.node === node);
-    return agent ? this.agents.getOperation(agent.endpoint, opId) : undefined;
+    return agent ? this.agents.getOperation({ endpoint: agent.endpoint, node }, opId) : undefined;
   }
 
   private async until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {

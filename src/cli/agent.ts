@@ -11,13 +11,26 @@ import { STORAGE_KINDS, type StorageKind } from '../api/types';
 import type { HostConfig } from '../drivers/driver';
 import { DRIVER_KINDS, isDriverKind } from '../drivers/registry';
 import { componentLogger } from '../log';
+import { migrationTlsDir, tlsFilesOfDir, type AgentTlsFiles } from '../agent/tlsFiles';
+import { parseServiceAccount, tokenFromFile } from '../kube/audienceToken';
 
 const USAGE = `usage: vmove agent --node NAME [options]
 
   --node NAME                 node this agent serves (required)
   --driver sim|qemu|libvirt   hypervisor driver (default sim)
   --listen HOST:PORT          API address; port 0 picks a free one (default 127.0.0.1:0)
-  --endpoint URL              URL advertised to the controller (default http://HOST:PORT)
+  --endpoint URL              URL advertised to the controller (default https://HOST:PORT)
+  --tls-dir DIR               certificate material in QEMU's layout: ca-cert.pem, server-cert.pem,
+                              server-key.pem, client-cert.pem, client-key.pem (the API's HTTPS and
+                              the migration streams' TLS)
+  --tls-cert-file PATH        or: this node's certificate (SAN: node name and advertised address),
+  --tls-key-file PATH           its key,
+  --tls-ca-file PATH            and the vmove CA (re-read when they change)
+  --insecure-http             serve plain HTTP, no TLS at all (debugging only; warns at every start)
+  --peer-token-file PATH      token shown to other agents (a projected ServiceAccount token with the
+                              vmove-agent audience; re-read when it changes). Default: TokenRequest
+                              for --peer-service-account
+  --peer-service-account NS/NAME  (default vmove-system/vmove-agent)
   --endpoint-file PATH        write the endpoint there once listening
   --state-dir DIR             operation records, driver state (default $TMPDIR/vmove/NODE/state)
   --local-dir DIR             disks only this host sees (default $TMPDIR/vmove/NODE/local)
@@ -79,6 +92,17 @@ function loadKubeconfig(path: string | undefined): KubeConfig | undefined {
   return undefined;
 }
 
+/** The certificate files the flags name: a folder, or three files; none with --insecure-http. */
+function tlsOptions(v: { 'tls-dir'?: string; 'tls-cert-file'?: string; 'tls-key-file'?: string; 'tls-ca-file'?: string; 'insecure-http'?: boolean }): AgentTlsFiles | undefined {
+  const files = [v['tls-cert-file'], v['tls-key-file'], v['tls-ca-file']];
+  if (v['tls-dir'] && files.some(Boolean)) throw new Error('--tls-dir or --tls-cert-file/--tls-key-file/--tls-ca-file, not both');
+  if (files.some(Boolean) && !files.every(Boolean)) throw new Error('--tls-cert-file, --tls-key-file and --tls-ca-file go together');
+  const tls = v['tls-dir'] ? tlsFilesOfDir(v['tls-dir']) : files.every(Boolean) ? { certFile: files[0]!, keyFile: files[1]!, caFile: files[2]! } : undefined;
+  if (tls && v['insecure-http']) throw new Error('--insecure-http and TLS certificates exclude each other');
+  if (!tls && !v['insecure-http']) throw new Error('the agent serves HTTPS: give --tls-dir (or --tls-cert-file, --tls-key-file, --tls-ca-file); --insecure-http for plain HTTP');
+  return tls;
+}
+
 export async function agentCommand(argv: string[]): Promise<number> {
   let values;
   try {
@@ -92,6 +116,13 @@ export async function agentCommand(argv: string[]): Promise<number> {
         listen: { type: 'string', default: '127.0.0.1:0' },
         endpoint: { type: 'string' },
         'endpoint-file': { type: 'string' },
+        'tls-dir': { type: 'string' },
+        'tls-cert-file': { type: 'string' },
+        'tls-key-file': { type: 'string' },
+        'tls-ca-file': { type: 'string' },
+        'insecure-http': { type: 'boolean', default: false },
+        'peer-token-file': { type: 'string' },
+        'peer-service-account': { type: 'string' },
         'state-dir': { type: 'string' },
         'local-dir': { type: 'string' },
         'shared-dir': { type: 'string' },
@@ -162,6 +193,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
     const simBandwidth = number('sim-bandwidth-mibps', values['sim-bandwidth-mibps']);
     const simDisk = number('sim-disk-mibps', values['sim-disk-mibps']);
     const simScale = number('sim-time-scale', values['sim-time-scale']);
+    const tls = tlsOptions(values);
+    const migrationTls = tls ? migrationTlsDir(tls, host.stateDir) : undefined;
     const accelerator = values.accelerator;
     if (accelerator !== undefined && accelerator !== 'tcg' && accelerator !== 'kvm') throw new Error(`--accelerator: tcg or kvm, got "${accelerator}"`);
     options = {
@@ -173,7 +206,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
           ...(simDisk !== undefined ? { diskMiBps: simDisk } : {}),
           ...(simScale !== undefined ? { timeScale: simScale } : {}),
         },
-        qemu: { ...(accelerator ? { accelerator } : {}) },
+        qemu: { ...(accelerator ? { accelerator } : {}), ...(migrationTls ? { tlsDir: migrationTls } : {}) },
         libvirt: {
           ...(accelerator ? { accelerator } : {}),
           ...(values['libvirt-socket'] ? { socketPath: values['libvirt-socket'] } : {}),
@@ -181,6 +214,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
       },
       listen: values.listen,
       ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+      ...(tls ? { tls } : {}),
+      insecureHttp: values['insecure-http'],
+      ...(values['peer-token-file'] ? { peerToken: tokenFromFile(values['peer-token-file']) } : {}),
+      ...(values['peer-service-account'] ? { peerServiceAccount: parseServiceAccount(values['peer-service-account']) } : {}),
       auth,
       allowed: {
         controller: values['allow-controller'] ?? DEFAULT_ALLOWED.controller,

@@ -1,6 +1,8 @@
 // `vmove controller`: the cluster brain. Leader-elected; exits when it loses the lease so a
 // restart (by its Deployment, or by `make run`) starts clean from what the API server holds.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { AGENT_AUDIENCE } from '../agent/auth';
+import { parseServiceAccount, tokenFromFile, tokenFromTokenRequest } from '../kube/audienceToken';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultConfig } from '../controller/config';
@@ -12,8 +14,14 @@ const USAGE = `usage: vmove controller [options]
 
   --kubeconfig PATH          API server credentials (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --namespace NS             where agent and leader Leases live (default vmove-system)
-  --agent-token-file PATH    bearer token shown to agents (re-read on every call; default: the kubeconfig's token,
-                             or the service account token in a cluster)
+  --agent-token-file PATH    bearer token shown to agents: a projected ServiceAccount token with the vmove-agent
+                             audience (re-read when it changes). Default: TokenRequest for --agent-token-service-account,
+                             renewed before it expires
+  --agent-token-service-account NS/NAME  (default vmove-system/vmove-controller)
+  --agent-ca-file PATH       the vmove CA agents' certificates must chain to (re-read when it changes); each agent's
+                             certificate must name its node. Required unless every agent serves --insecure-http
+  --insecure-migration       migration streams in plaintext for every move (default: TLS; a MoveRequest can ask for
+                             plaintext with spec.policy.insecureMigration)
   --identity NAME            leader-election identity (default: hostname-pid)
   --metrics-address ADDR     serve /metrics, /healthz, /readyz (e.g. :8080)
   --parallel-moves N         moves in flight in the cluster (default 5)
@@ -31,7 +39,16 @@ Cluster defaults for what a MoveRequest's spec.policy leaves unsaid:
   --default-allow-post-copy true|false     (false)
 `;
 
-const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** The file's text, read again when it changes. */
+function pemFromFile(path: string): () => string {
+  let seen: { stamp: string; text: string } | undefined;
+  return () => {
+    const st = statSync(path);
+    const stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+    if (seen?.stamp !== stamp) seen = { stamp, text: readFileSync(path, 'utf8') };
+    return seen.text;
+  };
+}
 
 export async function controllerCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -40,6 +57,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       namespace: { type: 'string', default: 'vmove-system' },
       'agent-token-file': { type: 'string' },
+      'agent-token-service-account': { type: 'string', default: 'vmove-system/vmove-controller' },
+      'agent-ca-file': { type: 'string' },
+      'insecure-migration': { type: 'boolean', default: false },
       identity: { type: 'string' },
       'metrics-address': { type: 'string' },
       'parallel-moves': { type: 'string' },
@@ -94,16 +114,17 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       maxAttempts: num(values['default-max-attempts'], p.maxAttempts),
       allowAutoConverge: bool(values['default-allow-auto-converge'], p.allowAutoConverge),
       allowPostCopy: bool(values['default-allow-post-copy'], p.allowPostCopy),
+      insecureMigration: values['insecure-migration']!,
     },
   });
   const tokenFile = values['agent-token-file'];
-  const kubeToken = api.bearerToken();
-  const agentToken = (): string => {
-    if (tokenFile) return readFileSync(tokenFile, 'utf8').trim();
-    if (kubeToken) return kubeToken;
-    return readFileSync(SA_TOKEN, 'utf8').trim();
-  };
-  const running = startController({ api, config, agentToken, metricsAddress: values['metrics-address'], leaderElection: !values['no-leader-election'] });
+  const sa = parseServiceAccount(values['agent-token-service-account']!);
+  const agentToken = tokenFile ? tokenFromFile(tokenFile) : tokenFromTokenRequest(api, { namespace: sa.namespace, serviceAccount: sa.name, audience: AGENT_AUDIENCE });
+  const caFile = values['agent-ca-file'];
+  if (!caFile) log.warn('no --agent-ca-file: agents serving HTTPS will not be trusted (only --insecure-http agents can be reached)');
+  if (config.policyDefaults.insecureMigration) log.warn('--insecure-migration: every migration stream crosses the network in plaintext');
+  const agentCa = caFile ? pemFromFile(caFile) : undefined;
+  const running = startController({ api, config, agentToken, ...(agentCa ? { agentCa } : {}), metricsAddress: values['metrics-address'], leaderElection: !values['no-leader-election'] });
   const shutdown = (signal: string) => {
     log.info({ signal }, 'stopping');
     void running.stop();

@@ -8,6 +8,7 @@ import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries';
 import { newTokens, serviceAccountKeyPair, tokenAuthFile, type Tokens } from './credentials';
 import { httpGet, httpsGet } from './http';
 import { IDENTITIES, IDENTITY_NAMES, type IdentityName } from './identities';
+import { agentPkiDir, ensureAgentCa } from './agentPki';
 import { renderKubeconfig } from './kubeconfig';
 import { installVmoveManifests } from './manifests';
 import { freePort } from './ports';
@@ -46,6 +47,8 @@ export interface ControlPlane {
   tokens: Tokens;
   /** PEM bundle that verifies the API server's serving certificate. */
   caPem: string;
+  /** The vmove CA that signs the agents' certificates (agentPki.ts), next to the kubeconfigs. */
+  agentPkiDir: string;
   pids: { etcd: number; kubeApiserver: number };
   /** Present when this process started the instance. */
   timings?: StartTimings;
@@ -122,6 +125,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const caPem = readFileSync(paths.caBundle, 'utf8');
     writeKubeconfigs(paths, apiserver.server, caPem, tokens);
+    await ensureAgentCa(agentPkiDir(opts.dir));
     await installVmoveManifests(paths.kubeconfigs, {
       crds: opts.crds ?? false,
       rbac: opts.rbac ?? false,
@@ -147,6 +151,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       kubeconfigs: paths.kubeconfigs,
       tokens,
       caPem,
+      agentPkiDir: agentPkiDir(opts.dir),
       pids: { etcd: etcd.daemon.pid, kubeApiserver: apiserver.daemon.pid },
       timings,
       stop: () => (stopping ??= stopAll()),
@@ -170,6 +175,7 @@ export function attachControlPlane(dir: string): ControlPlane | undefined {
     kubeconfigs: paths.kubeconfigs,
     tokens,
     caPem: readFileSync(paths.caBundle, 'utf8'),
+    agentPkiDir: agentPkiDir(dir),
     pids: { etcd: etcd.pid, kubeApiserver: kubeApiserver.pid },
     stop: () => stopInstance(dir),
   };
@@ -221,7 +227,7 @@ function resetInstanceFolder(paths: InstancePaths): void {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   for (const p of [
     paths.stateFile, paths.tokensFile, paths.tokenAuthFile, paths.serviceAccountKey, paths.serviceAccountPub,
-    paths.certDir, paths.etcdData, paths.etcdLog, paths.etcdPid, paths.apiserverLog, paths.apiserverPid,
+    paths.certDir, agentPkiDir(paths.dir), paths.etcdData, paths.etcdLog, paths.etcdPid, paths.apiserverLog, paths.apiserverPid,
     ...Object.values(paths.kubeconfigs),
   ]) {
     rmSync(p, { recursive: true, force: true });

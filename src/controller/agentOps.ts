@@ -1,13 +1,14 @@
 // How the controller reaches agents, and how it reads what they say. The AgentClient of src/agent
 // implements AgentOps; tests of the controller run real agents behind it.
-import { AgentRequestError } from '../agent/client';
+import { AgentRequestError, AgentUntrustedError, type AgentTarget } from '../agent/client';
 import type { OperationRequest, OperationStatus } from '../protocol/operations';
 import type { VmInfo } from '../protocol/vm';
 import type { Logger } from '../log';
 
 export interface AgentOps {
-  putOperation(endpoint: string, opId: string, req: OperationRequest, opts: { waitMs: number }): Promise<OperationStatus>;
-  listVms(endpoint: string): Promise<VmInfo[]>;
+  /** `target.node`: the node the agent's certificate must name. */
+  putOperation(target: AgentTarget, opId: string, req: OperationRequest, opts: { waitMs: number }): Promise<OperationStatus>;
+  listVms(target: AgentTarget): Promise<VmInfo[]>;
 }
 
 /**
@@ -16,7 +17,7 @@ export interface AgentOps {
  * useful answer — unreachable, 5xx, throttled (429), or an auth failure, which is about the
  * controller's identity rather than the request and may heal — which the caller asks again.
  */
-export type AgentAnswer<T> = { answer: T } | { refused: string } | { unreachable: string };
+export type AgentAnswer<T> = { answer: T } | { refused: string } | { unreachable: string; untrusted?: true };
 
 /** Make one call (the MoveRequest and VirtualMachine reconcilers' calls alike) and sort what came of it. */
 export async function askAgent<T>(call: () => Promise<T>, log: Logger, about: Record<string, unknown>): Promise<AgentAnswer<T>> {
@@ -27,6 +28,11 @@ export async function askAgent<T>(call: () => Promise<T>, log: Logger, about: Re
     if (err instanceof AgentRequestError && !err.transient && err.status !== 401 && err.status !== 403) {
       log.warn({ ...about, err: message }, 'agent refused the call');
       return { refused: message };
+    }
+    // A certificate that is not the node's: nothing reached that agent; the caller says so to the user.
+    if (err instanceof AgentUntrustedError) {
+      log.warn({ ...about, err: message }, 'agent not trusted; retrying');
+      return { unreachable: message, untrusted: true };
     }
     log.warn({ ...about, err: message }, 'agent call failed; retrying');
     return { unreachable: message };

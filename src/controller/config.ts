@@ -37,6 +37,7 @@ export const DEFAULT_POLICY: ResolvedPolicy = {
   allowAutoConverge: true,
   allowPostCopy: false,
   maxAttempts: 3,
+  insecureMigration: false,
 };
 
 export const defaultConfig = (over: Partial<ControllerConfig> = {}): ControllerConfig => ({
@@ -64,5 +65,6 @@ export function resolvePolicy(p: MovePolicy | undefined, d: ResolvedPolicy): Res
     allowAutoConverge: p?.allowAutoConverge ?? d.allowAutoConverge,
     allowPostCopy: p?.allowPostCopy ?? d.allowPostCopy,
     maxAttempts: p?.maxAttempts ?? d.maxAttempts,
+    insecureMigration: p?.insecureMigration ?? d.insecureMigration ?? false,
   };
 }

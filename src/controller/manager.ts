@@ -26,8 +26,10 @@ import { writersFor } from './writers';
 export interface ControllerOptions {
   api: KubeApi;
   config: ControllerConfig;
-  /** Bearer token shown to agents. */
+  /** Bearer token shown to agents (audience vmove-agent). */
   agentToken: TokenProvider;
+  /** PEM of the vmove CA agents' certificates must chain to. */
+  agentCa?: () => string;
   /** Defaults to an AgentClient with agentToken. */
   agents?: AgentOps;
   /** host:port for /metrics, /healthz and /readyz; none when undefined. */
@@ -48,7 +50,7 @@ export function startController(o: ControllerOptions): RunningController {
   const metrics = new ControllerMetrics();
   const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs, (name) => metrics.runtime.informerRestarted(name));
   const objects = metrics.watch(view);
-  const agents = o.agents ?? new AgentClient({ token: o.agentToken });
+  const agents = o.agents ?? new AgentClient({ token: o.agentToken, ...(o.agentCa ? { ca: o.agentCa } : {}) });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
   const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
   const hosts = new HostChanges(view);

@@ -60,7 +60,8 @@ export interface Driver {
    * Idempotent: while the VM waits for its stream, answers the same endpoint again. `tuning` (the
    * migration's first tuning) lets the target arm multifd and post-copy to match the source.
    */
-  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint>;
+  /** `plaintext`: the move asked for an unencrypted stream; otherwise a driver that can encrypt it must (IncomingEndpoint.tls says which). */
+  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<IncomingEndpoint>;
   /** No-op when a migration of this VM to the same endpoint is active or completed. */
   startMigration(id: string, to: IncomingEndpoint, tuning: MigrationTuning, opts: { blockMigration: boolean }): Promise<void>;
   tuneMigration(id: string, tuning: MigrationTuning): Promise<void>;

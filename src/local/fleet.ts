@@ -18,6 +18,7 @@ import { vmFiles, vmsRoot } from '../drivers/qemu/paths';
 import { findQemu, terminate } from '../drivers/qemu/processes';
 import { isAlreadyExists, type KubeApi } from '../kube/api';
 import { corePath } from '../kube/paths';
+import { CA_CERT, agentPkiDir, issueNodeCert } from '../cluster/agentPki';
 
 export interface FleetPaths {
   dir: string;
@@ -26,6 +27,8 @@ export interface FleetPaths {
   /** Kubeconfigs of the controller's and the agents' identities. */
   controllerKubeconfig: string;
   agentKubeconfig: string;
+  /** The vmove CA that signs each node's certificate; default agent-pki next to the kubeconfigs. */
+  agentPkiDir?: string;
   sharedDir?: string;
   imagesDir?: string;
 }
@@ -40,6 +43,10 @@ export interface NodeOptions {
   agentArgs?: string[];
   /** Create the Node object too (default true). */
   createNode?: boolean;
+  /** Serve plain HTTP (`--insecure-http`) instead of HTTPS with the node's certificate. */
+  insecureHttp?: boolean;
+  /** Start the agent with this node's certificate folder instead of its own (a host answering for another). */
+  tlsDirOf?: string;
 }
 
 /** A node's driver and host layout, fixed when the node is first added (a restarted agent reuses them). */
@@ -50,6 +57,8 @@ export interface FleetNode {
   host: HostConfig;
   /** The node's private libvirtd (libvirt driver). */
   libvirt?: LibvirtSandbox;
+  /** Its certificate, key and the vmove CA, in QEMU's layout (agentPki.ts). */
+  tlsDir: string;
 }
 
 export interface FleetProcess {
@@ -100,6 +109,7 @@ export class LocalFleet {
     if (opts.createNode !== false) await this.ensureNode(name, opts.labels);
     const node = this.nodeLayout(name, opts);
     const { host } = node;
+    const tlsArgs = opts.insecureHttp ? ['--insecure-http'] : ['--tls-dir', await this.tlsDirOf(opts.tlsDirOf ?? name)];
     if (node.driver === 'libvirt') node.libvirt = await startSandbox(name, path.join(this.p.dir, 'nodes', name, 'libvirt'), host.migrationPorts);
     const args = [
       'agent',
@@ -118,6 +128,7 @@ export class LocalFleet {
       '--storage', (opts.storage ?? host.storage).join(','),
       '--kubeconfig', this.p.agentKubeconfig,
       '--auth', 'tokenreview',
+      ...tlsArgs,
       ...(opts.agentArgs ?? []),
     ];
     const proc = this.spawn(`agent-${name}`, args);
@@ -138,6 +149,7 @@ export class LocalFleet {
     const node: FleetNode = {
       name,
       driver,
+      tlsDir: path.join(nodeDir, 'tls'),
       host: {
         nodeName: name,
         stateDir: path.join(nodeDir, 'state'),
@@ -162,8 +174,21 @@ export class LocalFleet {
     }
   }
 
+  /** The vmove CA that signs the nodes' certificates. */
+  get agentPkiDir(): string {
+    return this.p.agentPkiDir ?? agentPkiDir(path.dirname(this.p.controllerKubeconfig));
+  }
+
+  /** The certificate folder of a node the fleet laid out (issued, or kept when still valid). */
+  async tlsDirOf(name: string): Promise<string> {
+    const node = this.nodes.get(name);
+    if (!node) throw new Error(`no node ${name} in this fleet`);
+    return issueNodeCert(this.agentPkiDir, name, [node.host.migrationAddress], node.tlsDir);
+  }
+
   startController(extraArgs: string[] = []): FleetProcess {
-    this.controller = this.spawn('controller', ['controller', '--kubeconfig', this.p.controllerKubeconfig, ...extraArgs]);
+    const ca = path.join(this.agentPkiDir, CA_CERT);
+    this.controller = this.spawn('controller', ['controller', '--kubeconfig', this.p.controllerKubeconfig, '--agent-ca-file', ca, ...extraArgs]);
     return this.controller;
   }
 

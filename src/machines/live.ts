@@ -16,7 +16,14 @@ export const liveMove = defineMove('Live', {
   states: {
     PreparingTarget: acting({
       reaches: 'targetPrepared',
-      step: (c) => onTarget('prepare-incoming', { kind: 'prepareIncoming', blockMigration: block(c), tuning: rungAt(c.policy, 0).tuning }),
+      // Migration streams are TLS unless the policy says plaintext; only then does the request say so.
+      step: (c) =>
+        onTarget('prepare-incoming', {
+          kind: 'prepareIncoming',
+          blockMigration: block(c),
+          tuning: rungAt(c.policy, 0).tuning,
+          ...(c.policy.insecureMigration ? { insecureMigration: true } : {}),
+        }),
     }),
     Migrating: acting({
       reaches: 'migrationStarted',

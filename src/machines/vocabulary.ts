@@ -22,6 +22,8 @@ export interface ResolvedPolicy {
   allowAutoConverge: boolean;
   allowPostCopy: boolean;
   maxAttempts: number;
+  /** Migration streams in plaintext (spec.policy.insecureMigration or the controller's flag); absent in moves recorded before it existed. */
+  insecureMigration?: boolean;
 }
 
 /** What the controller knows when a move starts; fixed for the move's life. */

@@ -63,4 +63,6 @@ export interface MigrationStatus {
   error?: string;
   /** With `error`: true when trying the migration again may succeed (peer died, link broke). */
   errorTransient?: boolean;
+  /** The hypervisor's own word on whether the stream uses TLS credentials (QEMU's tls-creds); absent when it cannot say. */
+  tls?: boolean;
 }

@@ -20,8 +20,11 @@ export type OperationRequest =
   | OpBase<'stopVm'>
   /** Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself). */
   | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean })
-  /** `tuning`: the migration's first settings; some (post-copy, auto-converge) must be armed on the target before the stream starts. */
-  | (OpBase<'prepareIncoming'> & { blockMigration: boolean; tuning?: MigrationTuning })
+  /**
+   * `tuning`: the migration's first settings; some (post-copy, auto-converge) must be armed on the target before the stream starts.
+   * `insecureMigration`: accept the stream (and NBD) in plaintext; without it the target waits for TLS only.
+   */
+  | (OpBase<'prepareIncoming'> & { blockMigration: boolean; tuning?: MigrationTuning; insecureMigration?: boolean })
   | (OpBase<'migrate'> & { to: IncomingEndpoint; tuning: MigrationTuning; blockMigration: boolean })
   | OpBase<'abortMigration'>
   | OpBase<'completeIncoming'>

@@ -1,6 +1,7 @@
 // Two `vmove agent` processes (sim driver) against a real kube-apiserver: the Lease heartbeat,
-// VM status reporting, TokenReview auth (401/403/200) and a cold disk copy between the agents
-// under the agent identity. Needs `npm run build` (the CLI runs from dist/).
+// VM status reporting, HTTPS with the local vmove CA's node certificates, TokenReview auth with
+// the vmove-agent audience (401/403/200) and a cold disk copy between the agents under the agent
+// identity (its own audience-bound token). Needs `npm run build` (the CLI runs from dist/).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoordinationV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { AgentClient } from '../../src/agent/client';
+import { CA_CERT, issueNodeCert } from '../../src/cluster/agentPki';
+import { agentGet, expiredCopy, requestToken } from '../support/agentTokens';
 import type { OperationRequest, OperationStatus } from '../../src/protocol/operations';
 import { GROUP, PLURALS, VERSION, type VirtualMachine } from '../../src/api/types';
 import { createSimImage, readSimDiskHeader, simDiskPath } from '../../src/drivers/sim';
@@ -48,6 +51,7 @@ function agentArgs(node: string, port: number): string[] {
     '--memory', '8Gi',
     '--sim-time-scale', '10',
     '--endpoint-file', join(work, node, 'endpoint'),
+    '--tls-dir', join(work, node, 'tls'),
   ];
 }
 
@@ -122,8 +126,11 @@ async function leaseJson(node: string): Promise<{ metadata: { labels: Record<str
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   cluster = await startTestCluster();
-  controller = new AgentClient({ token: () => cluster.tokens.controller });
+  const controllerToken = await requestToken(cluster, 'vmove-controller');
+  const ca = await readFile(join(cluster.agentPkiDir, CA_CERT), 'utf8');
+  controller = new AgentClient({ token: () => controllerToken, ca: () => ca });
   work = await mkdtemp(join(tmpdir(), 'vmove-agent-it-'));
+  for (const node of ['node-a', 'node-b']) await issueNodeCert(cluster.agentPkiDir, node, ['127.0.0.1'], join(work, node, 'tls'));
   await createSimImage(join(work, 'images'), 'testguest');
   const base = 27000 + (process.pid % 1000) * 10;
   for (const [i, node] of ['node-a', 'node-b'].entries()) agents[node] = await launch(node, agentArgs(node, base + i * 5));
@@ -165,25 +172,44 @@ describe('Lease heartbeat', () => {
   });
 });
 
-describe('TokenReview auth', () => {
-  const call = (path: string, token?: string) => fetch(`${agents['node-a']!.endpoint}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+describe('TLS and TokenReview auth with the vmove-agent audience', () => {
+  const url = (path: string) => `${agents['node-a']!.endpoint}${path}`;
+  const call = (path: string, token?: string) => agentGet(cluster, url(path), token);
 
-  test('no token or an unknown one: 401', async () => {
+  test('the agent serves HTTPS only: its Lease advertises https, plain HTTP gets no answer', async () => {
+    expect(agents['node-a']!.endpoint).toMatch(/^https:\/\//);
+    await expect(fetch(url('/healthz').replace(/^https:/, 'http:'))).rejects.toThrow();
+    // Without the vmove CA a client does not trust it.
+    await expect(fetch(url('/healthz'))).rejects.toThrow();
+    expect((await call('/healthz')).status).toBe(200);
+  });
+
+  test('no token, an unknown one, or an expired one: 401', async () => {
     expect((await call('/v1/vms')).status).toBe(401);
     const res = await call('/v1/vms', 'not-a-token-anyone-issued');
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const issued = await requestToken(cluster, 'vmove-controller');
+    expect((await call('/v1/vms', expiredCopy(cluster, issued))).status).toBe(401);
+    // The same re-signing with times still valid is accepted: it is the expiry that was refused.
+    expect((await call('/v1/vms', expiredCopy(cluster, issued, -120))).status).toBe(200);
   });
 
-  test('the controller may call everything: 200', async () => {
-    expect((await call('/v1/vms', cluster.tokens.controller)).status).toBe(200);
+  test("the controller's tokens without the vmove-agent audience: 401 (its API token opens no agent)", async () => {
+    expect((await call('/v1/vms', cluster.tokens.controller)).status).toBe(401);
+    expect((await call('/v1/vms', await requestToken(cluster, 'vmove-controller', null))).status).toBe(401);
+    expect((await call('/v1/vms', await requestToken(cluster, 'vmove-controller', 'some-other-service'))).status).toBe(401);
   });
 
-  test('the agent identity may only read disks; others are forbidden: 403', async () => {
-    expect((await call('/v1/vms', cluster.tokens.agent)).status).toBe(403);
-    expect((await call('/v1/operations/x', cluster.tokens.agent)).status).toBe(403);
-    expect((await call('/v1/disks/default_none/root', cluster.tokens.agent)).status).toBe(404);
-    expect((await call('/v1/vms', cluster.tokens.admin)).status).toBe(403);
+  test("the controller's vmove-agent token may call everything: 200", async () => {
+    expect((await call('/v1/vms', await requestToken(cluster, 'vmove-controller'))).status).toBe(200);
+  });
+
+  test("the agent's own identity may only read disks: 403 on operations", async () => {
+    const agentToken = await requestToken(cluster, 'vmove-agent');
+    expect((await call('/v1/vms', agentToken)).status).toBe(403);
+    expect((await call('/v1/operations/x', agentToken)).status).toBe(403);
+    expect((await call('/v1/disks/default_none/root', agentToken)).status).toBe(404);
   });
 });
 

@@ -7,7 +7,10 @@ import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
+import { requestToken } from '../support/agentTokens';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
 import { freePort } from '../../src/cluster/ports';
 import { KubeApi } from '../../src/kube/api';
@@ -76,8 +79,8 @@ interface Container {
   args: string[];
   env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   ports?: { name: string; containerPort: number }[];
-  livenessProbe?: { httpGet: { path: string; port: string } };
-  readinessProbe?: { httpGet: { path: string; port: string } };
+  livenessProbe?: { httpGet: { path: string; port: string; scheme?: string } };
+  readinessProbe?: { httpGet: { path: string; port: string; scheme?: string } };
   securityContext?: Record<string, unknown>;
   volumeMounts?: { name: string; mountPath: string }[];
 }
@@ -87,7 +90,12 @@ interface PodSpec {
   hostNetwork?: boolean;
   nodeSelector?: Record<string, string>;
   containers: Container[];
-  volumes?: { name: string; hostPath?: { path: string }; secret?: { secretName: string } }[];
+  volumes?: {
+    name: string;
+    hostPath?: { path: string };
+    secret?: { secretName: string; items?: { key: string; path: string }[]; optional?: boolean };
+    projected?: { sources: { serviceAccountToken?: { audience: string; expirationSeconds: number; path: string }; secret?: { name: string; optional?: boolean; items?: { key: string; path: string }[] } }[] };
+  }[];
   affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] } };
 }
 
@@ -105,6 +113,7 @@ interface Manifest {
     endpoints?: { port: string; path: string }[];
   };
   rules?: unknown[];
+  data?: Record<string, string>;
   roleRef?: { kind: string; name: string };
   subjects?: { kind: string; name: string; namespace: string }[];
 }
@@ -143,6 +152,7 @@ async function render(o: RenderOptions = {}): Promise<Rendered> {
   return new Rendered(parseAllDocuments(text).map((d) => d.toJS() as Manifest | null).filter((m): m is Manifest => m !== null));
 }
 
+const agentProbe = (r: Rendered) => container(r.get('DaemonSet', 'vmove-agent')).livenessProbe!.httpGet;
 const container = (workload: Manifest): Container => workload.spec!.template!.spec.containers[0]!;
 const podSpec = (workload: Manifest): PodSpec => workload.spec!.template!.spec;
 const flag = (c: Container, name: string): string | undefined =>
@@ -174,14 +184,23 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
  * Runs a rendered container's command with the compiled CLI: `$(VAR)` in its args replaced as
  * the kubelet would, its literal env, and `--kubeconfig` for the identity its ServiceAccount has.
  */
-function startChartProcess(c: Container, vars: Record<string, string>, kubeconfig: string, logFile: string): ChartProcess {
-  const args = c.args.map((a) =>
-    a.replace(/\$\((\w+)\)/g, (_m, name: string) => {
+/**
+ * `mounts`: what the kubelet would mount, by the container's mountPath → a local folder holding
+ * the same files; flags naming a file under a mountPath are pointed at the local copy.
+ */
+function startChartProcess(c: Container, vars: Record<string, string>, kubeconfig: string, logFile: string, mounts: Record<string, string> = {}): ChartProcess {
+  const args = c.args.map((a) => {
+    let out = a.replace(/\$\((\w+)\)/g, (_m, name: string) => {
       const v = vars[name];
       if (v === undefined) throw new Error(`the chart's ${c.name} args use $(${name}), which this test does not set`);
       return v;
-    }),
-  );
+    });
+    for (const m of c.volumeMounts ?? []) {
+      const local = mounts[m.mountPath];
+      if (local && out.includes(`=${m.mountPath}/`)) out = out.replace(`=${m.mountPath}/`, `=${local}/`);
+    }
+    return out;
+  });
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   const argv = [process.execPath, cliPath(), ...args, `--kubeconfig=${kubeconfig}`];
@@ -261,9 +280,11 @@ describe('helm lint and helm template', () => {
       'ClusterRoleBinding/vmove-agent', 'ClusterRoleBinding/vmove-controller',
       'DaemonSet/vmove-agent',
       'Deployment/vmove-controller',
+      'NetworkPolicy/vmove-agent',
       'PodDisruptionBudget/vmove-controller',
       'Role/vmove-agent', 'Role/vmove-controller',
       'RoleBinding/vmove-agent', 'RoleBinding/vmove-controller',
+      'Secret/vmove-agent-ca', 'Secret/vmove-agent-tls',
       'Service/vmove-controller-metrics',
       'ServiceAccount/vmove-agent', 'ServiceAccount/vmove-controller',
     ]);
@@ -276,6 +297,7 @@ describe('helm lint and helm template', () => {
       .toEqual({ namespace: NS, metrics: ':8080', parallel: '5' });
     expect(ctl.args).not.toContain('--auto-evacuate-dead-hosts');
     expect(ctl.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(agentProbe(r)).toEqual({ path: '/healthz', port: 'api', scheme: 'HTTPS' });
     expect(ctl.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(ctl.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
     expect(ctl.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
@@ -305,7 +327,7 @@ describe('helm lint and helm template', () => {
       migration: flag(agent, 'migration-address'),
       auth: flag(agent, 'auth'),
       storage: flag(agent, 'storage'),
-    }).toEqual({ node: '$(NODE_NAME)', driver: 'sim', endpoint: 'http://$(NODE_IP):9440', migration: '$(NODE_IP)', auth: 'tokenreview', storage: 'Local' });
+    }).toEqual({ node: '$(NODE_NAME)', driver: 'sim', endpoint: 'https://$(NODE_IP):9440', migration: '$(NODE_IP)', auth: 'tokenreview', storage: 'Local' });
     expect(ds.spec!.updateStrategy!.type).toBe('RollingUpdate');
     expect(agent.securityContext!.privileged).toBeUndefined();
     // Host folders are mounted where they are on the host (libvirtd opens the same paths).
@@ -339,6 +361,71 @@ describe('helm lint and helm template', () => {
       const source = configRbac(component).find((o) => o.kind === kind)!;
       expect({ kind, rules: r.get(kind, `vmove-${component}`).rules }).toEqual({ kind, rules: source.rules });
     }
+  });
+
+  test('TLS by default: each node gets a certificate naming it from the chart CA; the controller mounts only the CA, both show audience-bound projected tokens', async () => {
+    const r = await render({ set: ['tls.nodes[0].name=hv-a', 'tls.nodes[0].addresses[0]=10.0.0.11'] });
+    const tls = r.get('Secret', 'vmove-agent-tls');
+    expect(Object.keys(tls.data!).sort()).toEqual(['ca.crt', 'hv-a.crt', 'hv-a.key', 'hv-a.san']);
+    const cert = new X509Certificate(Buffer.from(tls.data!['hv-a.crt']!, 'base64'));
+    expect(cert.subjectAltName).toBe('DNS:hv-a, IP Address:10.0.0.11');
+    expect(cert.checkIssued(new X509Certificate(Buffer.from(tls.data!['ca.crt']!, 'base64')))).toBe(true);
+    expect(r.get('Secret', 'vmove-agent-ca').data!['ca.key']).toBeTruthy();
+
+    const ds = r.get('DaemonSet', 'vmove-agent');
+    const agent = container(ds);
+    expect({ cert: flag(agent, 'tls-cert-file'), key: flag(agent, 'tls-key-file'), ca: flag(agent, 'tls-ca-file'), peer: flag(agent, 'peer-token-file') }).toEqual({
+      cert: '/etc/vmove/tls/$(NODE_NAME).crt', key: '/etc/vmove/tls/$(NODE_NAME).key', ca: '/etc/vmove/tls/ca.crt', peer: '/var/run/secrets/vmove-agent-token/token',
+    });
+    expect(podSpec(ds).volumes!.find((v) => v.name === 'tls')?.secret?.secretName).toBe('vmove-agent-tls');
+    const deploy = r.get('Deployment', 'vmove-controller');
+    const ctl = container(deploy);
+    expect({ ca: flag(ctl, 'agent-ca-file'), token: flag(ctl, 'agent-token-file') }).toEqual({ ca: '/etc/vmove/agent-ca/ca.crt', token: '/var/run/secrets/vmove-agent-token/token' });
+    expect(podSpec(deploy).volumes!.find((v) => v.name === 'agent-ca')?.secret).toEqual({ secretName: 'vmove-agent-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }], optional: true });
+    for (const w of [ds, deploy]) {
+      expect(podSpec(w).volumes!.find((v) => v.name === 'agent-token')?.projected?.sources).toEqual([{ serviceAccountToken: { audience: 'vmove-agent', expirationSeconds: 3600, path: 'token' } }]);
+    }
+    expect(ctl.args).not.toContain('--insecure-migration');
+  });
+
+  test('tls.certManager.enabled: a CA Issuer chain and one Certificate per node, projected into the agents', async () => {
+    const r = await render({ set: ['tls.certManager.enabled=true', 'tls.nodes[0].name=hv-a', 'tls.nodes[0].addresses[0]=10.0.0.11'] });
+    expect(r.names().filter((n) => /Issuer|Certificate|Secret/.test(n))).toEqual(['Certificate/vmove-agent-ca', 'Certificate/vmove-agent-tls-hv-a', 'Issuer/vmove-agent-ca', 'Issuer/vmove-selfsigned']);
+    const node = r.get('Certificate', 'vmove-agent-tls-hv-a') as unknown as { spec: Record<string, unknown> };
+    expect(node.spec).toMatchObject({ secretName: 'vmove-agent-tls-hv-a', dnsNames: ['hv-a'], ipAddresses: ['10.0.0.11'], issuerRef: { kind: 'Issuer', name: 'vmove-agent-ca' } });
+    expect(node.spec.usages).toEqual(expect.arrayContaining(['server auth', 'client auth']));
+    const sources = podSpec(r.get('DaemonSet', 'vmove-agent')).volumes!.find((v) => v.name === 'tls')!.projected!.sources;
+    expect(sources).toEqual([
+      { secret: { name: 'vmove-agent-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      { secret: { name: 'vmove-agent-tls-hv-a', optional: true, items: [{ key: 'tls.crt', path: 'hv-a.crt' }, { key: 'tls.key', path: 'hv-a.key' }] } },
+    ]);
+    expect(podSpec(r.get('Deployment', 'vmove-controller')).volumes!.find((v) => v.name === 'agent-ca')?.secret?.secretName).toBe('vmove-agent-ca');
+  });
+
+  test('NetworkPolicy: the agent API port for the controller (and agents), the migration ports for agents only', async () => {
+    const r = await render({ set: ['networkPolicy.nodeCIDRs[0]=10.0.0.0/24'] });
+    const np = r.get('NetworkPolicy', 'vmove-agent') as unknown as { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { from: Record<string, unknown>[]; ports: Record<string, unknown>[] }[] } };
+    const agentPods = r.get('DaemonSet', 'vmove-agent').spec!.template!.metadata.labels;
+    const ctlPods = r.get('Deployment', 'vmove-controller').spec!.template!.metadata.labels;
+    expect(selects(np.spec.podSelector.matchLabels, agentPods)).toBe(true);
+    const [api, migration] = np.spec.ingress;
+    expect(api!.ports).toEqual([{ protocol: 'TCP', port: 9440 }]);
+    expect(api!.from.some((f) => selects((f.podSelector as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? { none: 'x' }, ctlPods))).toBe(true);
+    expect(migration!.ports).toEqual([{ protocol: 'TCP', port: 49152, endPort: 49215 }]);
+    expect(migration!.from.some((f) => selects((f.podSelector as { matchLabels: Record<string, string> } | undefined)?.matchLabels ?? { none: 'x' }, ctlPods))).toBe(false);
+    expect(migration!.from).toContainEqual({ ipBlock: { cidr: '10.0.0.0/24' } });
+    expect((await render({ set: ['networkPolicy.enabled=false'] })).ofKind('NetworkPolicy')).toEqual([]);
+  });
+
+  test('plaintext only when asked: agentTls.insecureHttp, migration.insecure', async () => {
+    const r = await render({ set: ['agentTls.insecureHttp=true', 'migration.insecure=true'] });
+    const agent = container(r.get('DaemonSet', 'vmove-agent'));
+    expect(agent.args).toContain('--insecure-http');
+    expect(flag(agent, 'endpoint')).toBe('http://$(NODE_IP):9440');
+    expect(agentProbe(r).scheme).toBe('HTTP');
+    const ctl = container(r.get('Deployment', 'vmove-controller'));
+    expect(ctl.args).toContain('--insecure-migration');
+    expect(flag(ctl, 'agent-ca-file')).toBeUndefined();
   });
 
   test('agent.enabled=false renders the controller alone', async () => {
@@ -527,6 +614,19 @@ describe('in a real API server', () => {
     mkdirSync(join(dir, 'images', 'testguest'), { recursive: true }); // the sim driver's image
     const processes: ChartProcess[] = [];
     try {
+      // As the kubelet would: the chart's agent-tls Secret (one render, one CA) as files, and
+      // the projected vmove-agent tokens of each ServiceAccount.
+      const tlsSecret = (await render({ set: ['tls.nodes[0].name=hv-a', 'tls.nodes[0].addresses[0]=127.0.0.1', 'tls.nodes[1].name=hv-b', 'tls.nodes[1].addresses[0]=127.0.0.1'] }))
+        .get('Secret', 'vmove-agent-tls');
+      const files = (sub: string, content: Record<string, string>): string => {
+        mkdirSync(join(dir, sub), { recursive: true });
+        for (const [k, v] of Object.entries(content)) writeFileSync(join(dir, sub, k), v);
+        return join(dir, sub);
+      };
+      const tlsDir = files('tls', Object.fromEntries(Object.entries(tlsSecret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])));
+      const caDir = files('agent-ca', { 'ca.crt': Buffer.from(tlsSecret.data!['ca.crt']!, 'base64').toString() });
+      const agentTokenDir = files('agent-token', { token: await requestToken(cluster, 'vmove-agent') });
+      const controllerTokenDir = files('controller-token', { token: await requestToken(cluster, 'vmove-controller') });
       for (const node of ['hv-a', 'hv-b']) {
         const r = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { 'vmove.dev/hypervisor': 'true' } } }) });
         expect(r.stderr).toBe('');
@@ -538,12 +638,18 @@ describe('in a real API server', () => {
           `agent.hostDirs.shared=${join(dir, 'shared')}`,
           `agent.hostDirs.images=${join(dir, 'images')}`,
         ] });
-        processes.push(startChartProcess(container(chart.get('DaemonSet', 'vmove-agent')), { NODE_NAME: node, NODE_IP: '127.0.0.1' }, cluster.agentKubeconfig, join(dir, `agent-${node}.log`)));
+        processes.push(startChartProcess(container(chart.get('DaemonSet', 'vmove-agent')), { NODE_NAME: node, NODE_IP: '127.0.0.1' }, cluster.agentKubeconfig, join(dir, `agent-${node}.log`), {
+          '/etc/vmove/tls': tlsDir,
+          '/var/run/secrets/vmove-agent-token': agentTokenDir,
+        }));
       }
       const metricsPort = await freePort();
       const deployment = (await render({ set: [`metrics.port=${metricsPort}`, 'controller.policyDefaults.maxDowntimeMs=500', 'controller.policyDefaults.allowPostCopy=false'] }))
         .get('Deployment', 'vmove-controller');
-      const controller = startChartProcess(container(deployment), { POD_NAME: 'vmove-controller-0' }, cluster.controllerKubeconfig, join(dir, 'controller.log'));
+      const controller = startChartProcess(container(deployment), { POD_NAME: 'vmove-controller-0' }, cluster.controllerKubeconfig, join(dir, 'controller.log'), {
+        '/etc/vmove/agent-ca': caDir,
+        '/var/run/secrets/vmove-agent-token': controllerTokenDir,
+      });
       processes.push(controller);
       const logs = () => processes.map((p) => `--- ${p.logFile}\n${tail(p.logFile)}`).join('\n');
 
@@ -589,6 +695,32 @@ describe('in a real API server', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  test('helm upgrade keeps the CA and certificates (lookup), issues one for each new hypervisor Node, and tls.rotate=true replaces them', async () => {
+    const secret = async (): Promise<Record<string, string>> => {
+      const r = await cluster.kubectl(['get', 'secret', 'vmove-agent-tls', '-n', NS, '-o', 'json']);
+      expect(r.stderr).toBe('');
+      return (JSON.parse(r.stdout) as { data: Record<string, string> }).data;
+    };
+    const upgrade = (...set: string[]) => helmOk(['upgrade', 'vmove', CHART, '--namespace', NS, '--reuse-values', ...set.flatMap((x) => ['--set', x]), '--kubeconfig', cluster.kubeconfig]);
+    const installed = await secret();
+    // hv-a and hv-b (labelled hypervisors) were created after the install: the upgrade issues theirs.
+    await upgrade();
+    const upgraded = await secret();
+    expect(upgraded['ca.crt']).toBe(installed['ca.crt']);
+    expect(Object.keys(upgraded).filter((k) => k.endsWith('.crt')).sort()).toEqual(['ca.crt', 'hv-a.crt', 'hv-b.crt']);
+    const hvA = new X509Certificate(Buffer.from(upgraded['hv-a.crt']!, 'base64'));
+    expect(hvA.subjectAltName).toBe('DNS:hv-a');
+    expect(hvA.checkIssued(new X509Certificate(Buffer.from(upgraded['ca.crt']!, 'base64')))).toBe(true);
+    await upgrade();
+    expect(await secret()).toEqual(upgraded);
+    await upgrade('tls.rotate=true');
+    const rotated = await secret();
+    expect(rotated['ca.crt']).not.toBe(upgraded['ca.crt']);
+    expect(rotated['hv-a.crt']).not.toBe(upgraded['hv-a.crt']);
+    await upgrade('tls.rotate=false');
+    expect((await secret())['ca.crt']).toBe(rotated['ca.crt']);
+  });
 
   test('helm upgrade agent.enabled=false removes the agents; helm uninstall leaves the CRDs and the VMs', async () => {
     await helmOk(['upgrade', 'vmove', CHART, '--namespace', NS, '--reuse-values', '--set', 'agent.enabled=false', '--kubeconfig', cluster.kubeconfig]);

@@ -77,7 +77,7 @@ export function describeDriverConformance(
     let agents: [RunningAgent, RunningAgent];
     let seq = 0;
 
-    const start = (host: ConformanceHost) => startAgent({ host: host.config, driver: host.driver, auth: { mode: 'shared-secret', secret: SECRET }, pollMs: 100 });
+    const start = (host: ConformanceHost) => startAgent({ host: host.config, driver: host.driver, auth: { mode: 'shared-secret', secret: SECRET }, insecureHttp: true, pollMs: 100 });
 
     beforeAll(async () => {
       workDir = await mkdtemp(join(tmpdir(), `vmove-conformance-${name}-`));

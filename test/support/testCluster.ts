@@ -21,6 +21,8 @@ export interface TestCluster {
   tokens: Tokens;
   /** PEM bundle that verifies the API server's certificate. */
   caPem: string;
+  /** The vmove CA of the agents' certificates (src/cluster/agentPki.ts). */
+  agentPkiDir: string;
   pids: ControlPlane['pids'];
   /** kubectl as admin; resolves with the exit code, never throws for a non-zero one. */
   kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
@@ -77,6 +79,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     agentKubeconfig: cp.kubeconfigs.agent,
     tokens: cp.tokens,
     caPem: cp.caPem,
+    agentPkiDir: cp.agentPkiDir,
     pids: cp.pids,
     kubectl: (args, kopts) => kubectl(cp.kubeconfigs.admin, args, kopts),
     kubeClient: () => {

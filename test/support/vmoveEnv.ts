@@ -4,10 +4,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
 import { AgentClient } from '../../src/agent/client';
+import { AGENT_AUDIENCE } from '../../src/agent/auth';
+import { CA_CERT } from '../../src/cluster/agentPki';
+import { tokenFromTokenRequest } from '../../src/kube/audienceToken';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
 import type { VmInfo } from '../../src/protocol/vm';
 import { KubeApi } from '../../src/kube/api';
@@ -52,10 +54,11 @@ export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vmove-env-'));
   const api = await KubeApi.fromFile(cluster.kubeconfig);
   const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cluster.controllerKubeconfig, agentKubeconfig: cluster.agentKubeconfig, ...(o.imagesDir ? { imagesDir: o.imagesDir } : {}) }, o.nodeDefaults);
-  const controllerKc = new KubeConfig();
-  controllerKc.loadFromFile(cluster.controllerKubeconfig);
-  const controllerToken = controllerKc.getCurrentUser()?.token ?? '';
-  const agents = new AgentClient({ token: () => controllerToken, timeoutMs: 5_000 });
+  // The controller's identity as agents accept it: an audience-bound token, over HTTPS with the vmove CA.
+  const controllerKc = await KubeApi.fromFile(cluster.controllerKubeconfig);
+  const agentToken = tokenFromTokenRequest(controllerKc, { namespace: 'vmove-system', serviceAccount: 'vmove-controller', audience: AGENT_AUDIENCE });
+  const agentCa = readFileSync(path.join(fleet.agentPkiDir, CA_CERT), 'utf8');
+  const agents = new AgentClient({ token: agentToken, ca: () => agentCa, timeoutMs: 5_000 });
 
   const env: VmoveEnv = {
     cluster,
@@ -88,7 +91,7 @@ export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
         const a = agentFromLease(l, Date.now());
         if (!a || !fleet.agents.get(a.node) || fleet.agents.get(a.node)!.child.exitCode !== null) continue;
         try {
-          out.set(a.node, await agents.listVms(a.endpoint));
+          out.set(a.node, await agents.listVms({ endpoint: a.endpoint, node: a.node }));
         } catch {
           // an agent that is down holds nothing we can see
         }
@@ -110,6 +113,8 @@ export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
     async stop() {
       await fleet.stop();
       api.close();
+      controllerKc.close();
+      await agents.close();
       await cluster.stop();
     },
   };

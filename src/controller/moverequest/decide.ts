@@ -35,7 +35,7 @@ export interface PutStep {
   opId: string;
   request: OperationRequest;
   /** A prepareIncoming first asks this agent (the source's) for the VM's layout (withLayout). */
-  layoutFrom?: string;
+  layoutFrom?: { node: string; endpoint: string };
   /** When the facts were read: the time of the event the answer makes. */
   at: string;
 }
@@ -180,7 +180,7 @@ function stepDecision(mr: MoveRequest, ctx: MoveContext, step: Step & { key: str
     return { intents: [{ ...put, request: { ...request, from: { endpoint: sourceEndpoint ?? '' } } }] };
   }
   // The target must start with the layout the VM runs with now (hotplugged CPUs and DIMMs): the source's agent says which.
-  if (request.kind === 'prepareIncoming' && sourceEndpoint) return { intents: [{ ...put, request, layoutFrom: sourceEndpoint }] };
+  if (request.kind === 'prepareIncoming' && sourceEndpoint) return { intents: [{ ...put, request, layoutFrom: { node: ctx.sourceNode, endpoint: sourceEndpoint } }] };
   return { intents: [{ ...put, request }] };
 }
 

@@ -15,7 +15,7 @@ export class MoveIntents {
   private readonly log = componentLogger('moverequest');
 
   constructor(
-    private readonly d: Pick<ControllerDeps, 'agents' | 'writers' | 'config'>,
+    private readonly d: Pick<ControllerDeps, 'agents' | 'writers' | 'config' | 'events'>,
     private readonly reservations: MoveReservations,
   ) {}
 
@@ -49,10 +49,16 @@ export class MoveIntents {
 
   private async put(mr: MoveRequest, m: MoveState, p: PutStep): Promise<Observation> {
     const answer = await askAgent(
-      async () => this.d.agents.putOperation(p.endpoint, p.opId, p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request, { waitMs: this.d.config.agentWaitMs }),
+      async () =>
+        this.d.agents.putOperation({ endpoint: p.endpoint, node: p.node }, p.opId, p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request, {
+          waitMs: this.d.config.agentWaitMs,
+        }),
       this.log,
       { move: mr.metadata.name, opId: p.opId, node: p.node },
     );
+    if ('untrusted' in answer) {
+      this.d.events.record(mr, 'Warning', 'AgentNotTrusted', `did not send ${p.step.request.kind} to ${p.node}: ${answer.unreachable}; the move waits, the VM is untouched`);
+    }
     return readStepAnswer(p, contextOf(m), answer);
   }
 }

@@ -62,6 +62,6 @@ export class VirtualMachineReconciler {
   }
 
   private send(vm: VirtualMachine, op: VmOperation) {
-    return askAgent(() => this.d.agents.putOperation(op.endpoint, op.opId, op.request, { waitMs: this.d.config.agentWaitMs }), this.log, { vm: vm.metadata.name, opId: op.opId, node: op.node });
+    return askAgent(() => this.d.agents.putOperation({ endpoint: op.endpoint, node: op.node }, op.opId, op.request, { waitMs: this.d.config.agentWaitMs }), this.log, { vm: vm.metadata.name, opId: op.opId, node: op.node });
   }
 }

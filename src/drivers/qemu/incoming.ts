@@ -21,7 +21,7 @@ import type { VmRecord } from './vmRecords';
 
 const log = componentLogger('qemu-driver');
 
-export async function prepareIncoming(q: QemuHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint> {
+export async function prepareIncoming(q: QemuHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<IncomingEndpoint> {
   const existing = await q.records.read(vm.id);
   if ((await q.vms.pid(vm.id)) !== undefined) {
     const status = await q.vms.runStatus(vm.id);
@@ -43,7 +43,8 @@ export async function prepareIncoming(q: QemuHost, vm: VmSpec, opts: { blockMigr
   await qmp.execute('migrate-set-capabilities', {
     capabilities: capabilityList({ postCopy, autoConverge: false, multifdChannels }),
   });
-  const tls = q.settings.tlsDir !== undefined;
+  // TLS whenever this host has certificates, unless the move asked for plaintext.
+  const tls = q.settings.tlsDir !== undefined && opts.plaintext !== true;
   if (tls) await addTlsCreds(qmp, q.settings.tlsDir, 'server');
   await qmp.execute('migrate-set-parameters', {
     'tls-creds': tls ? TLS_SERVER : '',

@@ -132,6 +132,9 @@ export async function migrationStatus(q: QemuHost, id: string): Promise<Migratio
   const query = await qmp.execute<QueryMigrate>('query-migrate');
   const disk = rec.outgoing ? rec.outgoing.disk : { totalBytes: 0, transferredBytes: 0 };
   const status = toMigrationStatus(query, disk);
+  // What QEMU itself has set, not what was asked: the proof a stream is encrypted.
+  const params = await qmp.execute<{ 'tls-creds'?: string }>('query-migrate-parameters');
+  status.tls = !!params['tls-creds'];
   // Until every mirror is ready, `migrate` has not been issued: QEMU says "none", vmove says setup.
   if (rec.outgoing && !rec.outgoing.migrateIssued && status.state === 'none') status.state = 'setup';
   // Completed only once the mirrors are cancelled: the target must not run before that.

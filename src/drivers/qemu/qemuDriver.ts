@@ -90,7 +90,7 @@ export class QemuDriver implements Driver {
     return this.locked(id, () => stop(this.q, id));
   }
 
-  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint> {
+  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<IncomingEndpoint> {
     return this.locked(vm.id, () => prepareIncoming(this.q, vm, opts));
   }
 

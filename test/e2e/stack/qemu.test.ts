@@ -5,6 +5,10 @@
 // (live moves) and whether its disk kept its data (cold moves). Guests are small (256 MiB,
 // 1 vCPU) and the tests run one after another, on one environment, each leaving its VMs where
 // the next one expects them.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { OperationRecord } from '../../../src/agent/operations';
+import type { MoveRequest } from '../../../src/api/types';
 import { rungsClimbed } from '../../../src/machines/ladder';
 import { continuousHeartbeats, historyText, parseConsole, RealStack, TERMINAL, waitHeartbeat } from '../../support/e2eFleet';
 import { moveYaml } from '../../support/vmoveEnv';
@@ -30,6 +34,30 @@ test('live move over shared storage: the guest runs on at the target without res
 test('live move of a VM on local disks: block migration carries disk and memory', () => liveBlock(stack));
 
 test('cold move: the VM stops, its local disk is copied, and it boots on the target with its data', () => coldMove(stack));
+
+/** The operation records a node's agent keeps for one MoveRequest's steps. */
+function stepRecords(node: string, mr: MoveRequest | undefined): OperationRecord[] {
+  const dir = join(stack.env.fleet.nodes.get(node)!.host.stateDir, 'operations');
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${mr!.metadata.uid}.`) && f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as OperationRecord);
+}
+
+test('those moves were encrypted by default: QEMU had tls-creds set for both live streams (NBD too), the cold copy went over HTTPS', async () => {
+  for (const name of ['web-live', 'db-live']) {
+    const mr = await stack.env.move(name);
+    const migrate = stepRecords('node-a', mr).find((r) => r.request.kind === 'migrate')!;
+    // query-migrate-parameters on the source QEMU answered tls-creds (the driver reads it back).
+    expect({ name, tls: migrate.status.migration?.tls, message: migrate.status.message }).toEqual({ name, tls: true, message: expect.stringContaining('over TLS') });
+    const prepare = stepRecords('node-b', mr).find((r) => r.request.kind === 'prepareIncoming')!;
+    expect(prepare.status.endpoint?.tls).toBe(true);
+    if (name === 'db-live') expect(prepare.status.endpoint?.nbd).toBeDefined();
+    expect(mr?.status?.history?.find((h) => h.phase === 'PreparingTarget')?.message).toContain('migration stream: TLS required');
+  }
+  const cold = stepRecords('node-c', await stack.env.move('db-cold')).find((r) => r.request.kind === 'copyDisks')!;
+  expect(cold.request.kind === 'copyDisks' && cold.request.from.endpoint).toMatch(/^https:\/\//);
+  expect(cold.status.state).toBe('Succeeded');
+});
 
 test('resize in place: CPUs and memory are hot-plugged into the running guest', async () => {
   const c = stack.guest('node-b', 'web').setMark();

@@ -70,7 +70,7 @@ describe('over HTTP (shared-secret mode)', () => {
       storage: ['Local' as const],
     };
     driver = await SimDriver.open(host);
-    running = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret } });
+    running = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret }, insecureHttp: true });
   });
 
   afterAll(async () => {

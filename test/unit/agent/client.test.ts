@@ -35,7 +35,7 @@ beforeAll(async () => {
   };
   await createSimImage(host.imagesDir, 'tiny');
   driver = await SimDriver.open(host, { timeScale: 10 });
-  agent = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret } });
+  agent = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret }, insecureHttp: true });
 });
 
 afterAll(async () => {

@@ -304,6 +304,6 @@ describe('timeouts', () => {
     for (let i = 0; i < 5; i++) d.wait(61_000).send(late);
     expect(d.phase).toBe('Migrating');
     expect(d.ctx.watch).toEqual(before);
-    expect(d.notes.at(-1)?.message).toBe('placed on node-b');
+    expect(d.notes.at(-1)?.message).toBe('placed on node-b; migration stream: TLS required');
   });
 });

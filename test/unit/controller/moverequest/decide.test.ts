@@ -107,7 +107,7 @@ describe('a step', () => {
     const d = decideMove(request(), preparingTarget(), facts([host(SOURCE), host(TARGET)]));
     expect(d.event).toBeUndefined();
     expect(d.intents).toHaveLength(1);
-    expect(d.intents[0]).toMatchObject({ kind: 'putStep', node: TARGET, endpoint: `http://127.0.0.1/${TARGET}`, layoutFrom: `http://127.0.0.1/${SOURCE}`, request: { kind: 'prepareIncoming' }, at });
+    expect(d.intents[0]).toMatchObject({ kind: 'putStep', node: TARGET, endpoint: `http://127.0.0.1/${TARGET}`, layoutFrom: { node: SOURCE, endpoint: `http://127.0.0.1/${SOURCE}` }, request: { kind: 'prepareIncoming' }, at });
     expect((d.intents[0] as PutStep).opId).toBe(`mr-uid.${(d.intents[0] as PutStep).step.key}`);
   });
 
