@@ -4,10 +4,10 @@
 // it is up: True once it heartbeats, False while it boots (or stopped heartbeating, or the VM does
 // not run), Unknown when the driver cannot see the guest at all — never True for want of knowing.
 // The heartbeat is written again at most every GUEST_REFRESH_MS, not at each of its ticks. Pure.
-import type { Condition, GuestStatus, VirtualMachine } from '../api/types';
+import { GUEST_READY, type Condition, type GuestStatus, type VirtualMachine } from '../api/types';
 import type { VmInfo } from '../protocol/vm';
 
-export const GUEST_READY = 'GuestReady';
+export { GUEST_READY };
 /** How often a heartbeat that goes on is written again (API writes, not the guest's pace). */
 export const GUEST_REFRESH_MS = 30_000;
 /** A ready guest whose heartbeat stood still this long has stopped. */

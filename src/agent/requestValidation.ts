@@ -100,6 +100,7 @@ function kindProblems(r: Obj): string[] {
       if (!isInt(r.windowMs, 1) || (r.windowMs as number) > 600_000) p.push('windowMs: integer 1–600000');
       bool('expectRunning');
       if (r.heartbeatAbove !== undefined && !isInt(r.heartbeatAbove, 0)) p.push('heartbeatAbove: integer ≥ 0');
+      if (r.acceptConsole !== undefined) bool('acceptConsole');
       break;
     default:
       break;

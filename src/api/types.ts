@@ -91,6 +91,9 @@ export interface VirtualMachineSpec {
 
 export type VirtualMachinePhase = 'Pending' | 'Running' | 'Stopped' | 'Moving' | 'Failed' | 'Lost';
 
+/** The VM condition that says whether its guest is up (written by the VM's host). */
+export const GUEST_READY = 'GuestReady';
+
 /** What the VM's host sees of its guest (the GuestReady condition says whether it is up). */
 export interface GuestStatus {
   /** When the guest was first seen ready in its current run (kept across live moves). */

@@ -57,6 +57,7 @@ export const nextAttempt = (ctx: MoveContext, at: string): Partial<MoveContext> 
   targetNode: undefined,
   endpoint: undefined,
   guestHeartbeat: undefined,
+  sourceGuest: undefined,
   rung: 0,
   watch: undefined,
   rollback: undefined,

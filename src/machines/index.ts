@@ -45,6 +45,7 @@ export function advance(m: MoveState, event: MoveEvent): { state: MoveState; not
   const notes = actions
     .filter((a) => a.type === 'note')
     .map((a) => a.params as { message: string; warning?: boolean })
+    .filter((p) => p.message !== '')
     .map((p) => ({ message: p.message, warning: p.warning ?? false }));
   return { state: { type: m.type, snapshot }, notes };
 }

@@ -28,14 +28,17 @@ export const liveMove = defineMove('Live', {
       step: () => onTarget('complete-incoming', { kind: 'completeIncoming' }),
     }),
     Verifying: committed({
-      // The guest must go on from where it left the source: a restart on the target fails too.
+      // No worse than the source showed at hand-over (the migrate step read its last heartbeat):
+      // a guest that heartbeated must go on from there (a restart on the target fails too); one
+      // still booting is judged by what can be seen, within the boot window.
+      announce: true,
       step: (c) =>
-        onTarget('verify', {
-          kind: 'verify',
-          windowMs: VERIFY_WINDOW_MS.afterLiveMigration,
-          expectRunning: true,
-          ...(c.guestHeartbeat !== undefined ? { heartbeatAbove: c.guestHeartbeat } : {}),
-        }),
+        onTarget(
+          'verify',
+          c.guestHeartbeat !== undefined
+            ? { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterLiveMigration, expectRunning: true, heartbeatAbove: c.guestHeartbeat }
+            : { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterBoot, expectRunning: true, acceptConsole: true },
+        ),
     }),
     CleaningUp: cleaningUp((c) => onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) })),
   },

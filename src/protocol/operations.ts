@@ -32,9 +32,10 @@ export type OperationRequest =
   /**
    * Check the VM runs here and its guest makes progress (heartbeat advances) within `windowMs`;
    * with `heartbeatAbove` (a live move: the guest's last heartbeat on the source), the guest must
-   * go on from there — a lower heartbeat means it restarted.
+   * go on from there — a lower heartbeat means it restarted. With `acceptConsole` (a guest that had
+   * not heartbeated on the source: it was booting), console output that grows counts as progress too.
    */
-  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean; heartbeatAbove?: number });
+  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean; heartbeatAbove?: number; acceptConsole?: boolean });
 
 export type OperationKind = OperationRequest['kind'];
 
