@@ -88,7 +88,8 @@ const handlers: Handlers = {
 
   async deleteVm(req, { driver }) {
     const vm = await find(driver, req.vm.id);
-    if (vm && vm.state !== 'Stopped') await driver.stop(req.vm.id);
+    // A discarded copy is not powered off politely: undefine ends it at once.
+    if (vm && vm.state !== 'Stopped' && !req.discard) await driver.stop(req.vm.id);
     await driver.undefine(req.vm.id, { deleteLocalDisks: req.deleteLocalDisks, deleteSharedDisks: req.deleteSharedDisks ?? false });
     const disks = req.deleteSharedDisks ? ' with all its disks' : req.deleteLocalDisks ? ' with its local disks' : '';
     return { message: vm ? `VM deleted${disks}` : 'VM was not here' };

@@ -69,6 +69,7 @@ function kindProblems(r: Obj): string[] {
       break;
     case 'deleteVm':
       bool('deleteLocalDisks');
+      if (r.discard !== undefined) bool('discard');
       break;
     case 'prepareIncoming':
       bool('blockMigration');

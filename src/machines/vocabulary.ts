@@ -38,6 +38,8 @@ export interface MoveInput {
   policy: ResolvedPolicy;
   /** Memory + disk bytes the move transfers; scales the completion timeout. */
   bytesToMove: number;
+  /** The VM has disks on shared storage, which a copy on the target writes to as well (absent: assume so). */
+  sharedDisks?: boolean;
   /** Attempt number to start at (1 for a new move). */
   attempt?: number;
 }

@@ -18,8 +18,11 @@ export type OperationRequest =
   | (OpBase<'ensureVm'> & { disks: 'keep' | 'fresh'; start: boolean })
   | OpBase<'startVm'>
   | OpBase<'stopVm'>
-  /** Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself). */
-  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean })
+  /**
+   * Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself).
+   * `discard`: the copy is thrown away — end it at once instead of asking its guest to power off first.
+   */
+  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean; discard?: boolean })
   /** `tuning`: the migration's first settings; some (post-copy, auto-converge) must be armed on the target before the stream starts. */
   | (OpBase<'prepareIncoming'> & { blockMigration: boolean; tuning?: MigrationTuning })
   | (OpBase<'migrate'> & { to: IncomingEndpoint; tuning: MigrationTuning; blockMigration: boolean })
