@@ -14,6 +14,8 @@ import { COMMITTED_TAG, isTerminal, type MoveContext, type MoveEvent, type MoveI
 const MOVES: Record<MoveType, MoveDefinition> = { Live: liveMove, Cold: coldMove, Rebuild: rebuildMove, ResizeInPlace: resizeInPlaceMove };
 
 export const machineFor = (type: MoveType): MoveDefinition['machine'] => MOVES[type].machine;
+/** The steps that undo what the attempt in `ctx` reached, as its rollback plans them. */
+export const undoSteps = (ctx: MoveContext): Step[] => MOVES[ctx.moveType].undo(ctx);
 
 export interface MoveState {
   readonly type: MoveType;

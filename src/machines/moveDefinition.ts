@@ -69,6 +69,8 @@ export function defineMove(type: MoveType, story: MoveStory) {
     machine,
     /** The agent step a state runs (undefined: the state runs none of its own). */
     step: (state: MovePhase, ctx: MoveContext): Step | undefined => story.states[state]?.step(ctx),
+    /** The steps that undo what an attempt reached (before hosts lost are left out). */
+    undo: story.rollback,
   };
 }
 
