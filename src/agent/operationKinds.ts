@@ -96,7 +96,8 @@ const handlers: Handlers = {
 
   async deleteVm(req, { driver }) {
     const vm = await find(driver, req.vm.id);
-    if (vm && vm.state !== 'Stopped') await driver.stop(req.vm.id);
+    // A discarded copy is not powered off politely: undefine ends it at once.
+    if (vm && vm.state !== 'Stopped' && !req.discard) await driver.stop(req.vm.id);
     await driver.undefine(req.vm.id, { deleteLocalDisks: req.deleteLocalDisks, deleteSharedDisks: req.deleteSharedDisks ?? false });
     const disks = req.deleteSharedDisks ? ' with all its disks' : req.deleteLocalDisks ? ' with its local disks' : '';
     return { message: vm ? `VM deleted${disks}` : 'VM was not here' };
@@ -215,12 +216,18 @@ const handlers: Handlers = {
       }
       const beyond = Math.max(first?.heartbeat ?? -1, above ?? -1);
       if (vm.heartbeat !== undefined && vm.heartbeat > beyond) {
-        return { message: `VM running; guest heartbeat ${vm.heartbeat}` };
+        if (above !== undefined) return { message: `guest heartbeat ${vm.heartbeat} goes on from ${above} on the source` };
+        return { message: req.acceptConsole ? `the guest, not ready on the source, heartbeats here (${vm.heartbeat})` : `VM running; guest heartbeat ${vm.heartbeat}` };
+      }
+      // A guest that was still booting on the source shows it runs by what it writes to its console.
+      if (req.acceptConsole && vm.consoleBytes !== undefined && first?.consoleBytes !== undefined && vm.consoleBytes > first.consoleBytes) {
+        return { message: `the guest, not ready on the source, runs here: its console output grows (${first.consoleBytes} → ${vm.consoleBytes} bytes)` };
       }
       const left = deadline - Date.now();
       if (left <= 0) {
+        const seen = req.acceptConsole ? `, console output ${vm.consoleBytes === undefined ? 'not visible' : 'unchanged'}` : '';
         // A guest that booted slowly may still come up: trying again can help.
-        throw new OperationFailure(`guest made no progress in ${req.windowMs} ms (heartbeat ${vm.heartbeat ?? 'none'})`, true);
+        throw new OperationFailure(`guest made no progress in ${req.windowMs} ms (heartbeat ${vm.heartbeat ?? 'none'}${seen})`, true);
       }
       await sleep(Math.min(step, left), undefined, { signal: ctx.signal });
     }

@@ -244,7 +244,7 @@ const KIND_FIELDS: Record<OperationKind, Record<string, Field>> = {
   ensureVm: { disks: req(oneOf('keep', 'fresh')), start: req(bool) },
   startVm: {},
   stopVm: {},
-  deleteVm: { deleteLocalDisks: req(bool), deleteSharedDisks: opt(bool) },
+  deleteVm: { deleteLocalDisks: req(bool), deleteSharedDisks: opt(bool), discard: opt(bool) },
   prepareIncoming: { blockMigration: req(bool), tuning: opt(tuning), insecureMigration: opt(bool) },
   migrate: { to: req(incomingEndpoint), tuning: req(tuning), blockMigration: req(bool) },
   abortMigration: {},
@@ -252,7 +252,7 @@ const KIND_FIELDS: Record<OperationKind, Record<string, Field>> = {
   resumeSource: {},
   copyDisks: { from: req(obj({ endpoint: req(str('the http(s) base URL of the source agent', httpUrlOk, 2048)) })) },
   hotplug: { cpu: req(int(1, MAX_CPU)), memoryBytes: req(int(1)) },
-  verify: { windowMs: req(int(1, 600_000)), expectRunning: req(bool), heartbeatAbove: opt(int(0)) },
+  verify: { windowMs: req(int(1, 600_000)), expectRunning: req(bool), heartbeatAbove: opt(int(0)), acceptConsole: opt(bool) },
 };
 
 const KIND_CHECKS = Object.fromEntries(

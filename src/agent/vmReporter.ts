@@ -2,8 +2,9 @@
 // phase, and CPU/memory as running. Every few seconds, after each operation, and when a
 // VirtualMachine changes, it compares what the driver says with what the status says and
 // merge-patches the status subresource only when something differs. It writes nothing but
-// nodeName, phase, cpu and memory (the controller owns scheduledNode and moveRef), and
-// nothing for VMs in the middle of a hand-over (Incoming, Paused, Migrated). Each pass also
+// nodeName, phase, cpu and memory, and the guest's readiness (guestStatus.ts: GuestReady and
+// status.guest) — the controller owns scheduledNode and moveRef — and nothing for VMs in the
+// middle of a hand-over (Incoming, Paused, Migrated). Each pass also
 // shows the host's copies to the leftover collector (leftovers.ts), which sees the same VMs.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { formatBytes } from '../api/quantity';
@@ -12,10 +13,12 @@ import type { Driver } from '../drivers/driver';
 import { parseVmId, type VmInfo } from '../protocol/vm';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
+import { guestChanges, type GuestChanges } from './guestStatus';
 import type { LeftoverCollector } from './leftovers';
 import { VirtualMachineWatch, type VirtualMachineWatchHandle } from './vmWatch';
 
 export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
+type StatusPatch = Partial<ReportedStatus> & GuestChanges;
 
 /**
  * The status fields this node should change for `vm`, given what its driver reports; undefined
@@ -47,6 +50,9 @@ export function statusChanges(vm: VirtualMachine, info: VmInfo, node: string): P
   }
   return Object.keys(changes).length ? changes : undefined;
 }
+
+/** A state whose status this host reports (a VM mid-hand-over is the move's). */
+const reportsHere = (info: VmInfo): boolean => info.state === 'Running' || info.state === 'Stopped' || info.state === 'Crashed';
 
 export interface VmReporterOptions {
   kubeconfig: KubeConfig;
@@ -133,15 +139,19 @@ export class VmStatusReporter {
       throw err;
     });
     const copies = listed.filter((info) => parseVmId(info.id));
+    const now = new Date();
     for (const info of copies) {
       const vm = this.current(info.id);
       const changes = vm && statusChanges(vm, info, this.opts.node);
-      if (vm && changes) await this.patch(`${vm.metadata.namespace}/${vm.metadata.name}`, vm, changes);
+      // The guest is this host's to report where the rest of the status is (or already says so).
+      const speaks = !!vm && (changes !== undefined || (info.uid === vm.metadata.uid && vm.status?.nodeName === this.opts.node && reportsHere(info)));
+      const guest = speaks ? guestChanges(vm, info, now) : undefined;
+      if (vm && (changes || guest)) await this.patch(`${vm.metadata.namespace}/${vm.metadata.name}`, vm, { ...changes, ...guest });
     }
     await this.opts.leftovers?.sweep(copies, (info) => this.current(info.id));
   }
 
-  private async patch(key: string, vm: VirtualMachine, changes: Partial<ReportedStatus>): Promise<void> {
+  private async patch(key: string, vm: VirtualMachine, changes: StatusPatch): Promise<void> {
     const { namespace, name, resourceVersion } = vm.metadata;
     try {
       const updated = (await this.api.patchNamespacedCustomObjectStatus(

@@ -91,6 +91,19 @@ export interface VirtualMachineSpec {
 
 export type VirtualMachinePhase = 'Pending' | 'Running' | 'Stopped' | 'Moving' | 'Failed' | 'Lost';
 
+/** The VM condition that says whether its guest is up (written by the VM's host). */
+export const GUEST_READY = 'GuestReady';
+
+/** What the VM's host sees of its guest (the GuestReady condition says whether it is up). */
+export interface GuestStatus {
+  /** When the guest was first seen ready in its current run (kept across live moves). */
+  readySince?: string;
+  /** The last heartbeat counter seen (refreshed at most every 30 s while it goes on). */
+  heartbeat?: number;
+  /** When that heartbeat was seen. */
+  heartbeatTime?: string;
+}
+
 export interface VirtualMachineStatus {
   /** Where the VM runs now, as its host's agent reports it. */
   nodeName?: string;
@@ -102,6 +115,7 @@ export interface VirtualMachineStatus {
   memory?: Quantity;
   /** The MoveRequest that holds this VM (one move per VM at a time). */
   moveRef?: { name: string; uid: string };
+  guest?: GuestStatus;
   observedGeneration?: number;
   conditions?: Condition[];
 }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { benchDataplane } from './dataplane';
 import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';
 import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
+import { benchRollback } from './rollbackBench';
 
 const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promise<void> }> = {
   moves: {
@@ -14,6 +15,10 @@ const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promi
   evacuation: {
     about: 'evacuation makespan for 200 VMs over 20 sim hosts against the lower bound of bytes ÷ usable bandwidth under the limits',
     run: (quick) => benchEvacuation(quick ? { ...DEFAULT_EVACUATION_BENCH, hosts: 6, vms: 24 } : DEFAULT_EVACUATION_BENCH),
+  },
+  rollback: {
+    about: 'RollingBack after the target ran, on real guests (qemu, TCG): each step of the rollback planned now and of the one before, and until the guest heartbeats again',
+    run: (quick) => benchRollback({ quick }),
   },
   dataplane: {
     about: 'live migration of real guests (TCG): vmove (qemu driver, ladder) vs virsh migrate --live with libvirt defaults, unlimited and capped links',

@@ -21,6 +21,8 @@ export interface StepStateOptions {
   skipWhen?: SkipGuard;
   /** Climb the convergence ladder when pre-copy stalls (live migration). */
   converge?: boolean;
+  /** The step's answer, when it succeeds, is a line in history (what a verification found). */
+  announce?: boolean;
 }
 
 const current = (state: MovePhase) => ({ type: 'isCurrentStep', params: { state } }) as const;
@@ -76,12 +78,14 @@ export const actingState = (o: StepStateOptions): MoveStateConfig => ({
   },
 });
 
+const answerNote = (state: MovePhase) => note((_, e) => (e.type === 'STEP_SUCCEEDED' && e.message ? `${state}: ${e.message}` : `${state} succeeded`));
+
 /** A state past the point of no return: the VM runs (or is starting) on the target. */
 export const committedState = (o: StepStateOptions): MoveStateConfig => ({
   tags: [COMMITTED_TAG],
   ...stepEntry(o),
   on: {
-    STEP_SUCCEEDED: { guard: current(o.state), target: o.next },
+    STEP_SUCCEEDED: o.announce ? { guard: current(o.state), target: o.next, actions: answerNote(o.state) } : { guard: current(o.state), target: o.next },
     STEP_FAILED: stepFailed(o.state),
     PROGRESS: progress(o),
     AGENT_LOST: [

@@ -58,6 +58,7 @@ export const nextAttempt = (ctx: MoveContext, at: string): Partial<MoveContext> 
   endpoint: undefined,
   guestHeartbeat: undefined,
   downtimeMs: undefined,
+  sourceGuest: undefined,
   rung: 0,
   watch: undefined,
   rollback: undefined,

@@ -14,6 +14,8 @@ import { COMMITTED_TAG, isTerminal, type MoveContext, type MoveEvent, type MoveI
 const MOVES: Record<MoveType, MoveDefinition> = { Live: liveMove, Cold: coldMove, Rebuild: rebuildMove, ResizeInPlace: resizeInPlaceMove };
 
 export const machineFor = (type: MoveType): MoveDefinition['machine'] => MOVES[type].machine;
+/** The steps that undo what the attempt in `ctx` reached, as its rollback plans them. */
+export const undoSteps = (ctx: MoveContext): Step[] => MOVES[ctx.moveType].undo(ctx);
 
 export interface MoveState {
   readonly type: MoveType;
@@ -45,6 +47,7 @@ export function advance(m: MoveState, event: MoveEvent): { state: MoveState; not
   const notes = actions
     .filter((a) => a.type === 'note')
     .map((a) => a.params as { message: string; warning?: boolean })
+    .filter((p) => p.message !== '')
     .map((p) => ({ message: p.message, warning: p.warning ?? false }));
   return { state: { type: m.type, snapshot }, notes };
 }

@@ -35,14 +35,17 @@ export const liveMove = defineMove('Live', {
       step: () => onTarget('complete-incoming', { kind: 'completeIncoming' }),
     }),
     Verifying: committed({
-      // The guest must go on from where it left the source: a restart on the target fails too.
+      // No worse than the source showed at hand-over (the migrate step read its last heartbeat):
+      // a guest that heartbeated must go on from there (a restart on the target fails too); one
+      // still booting is judged by what can be seen, within the boot window.
+      announce: true,
       step: (c) =>
-        onTarget('verify', {
-          kind: 'verify',
-          windowMs: VERIFY_WINDOW_MS.afterLiveMigration,
-          expectRunning: true,
-          ...(c.guestHeartbeat !== undefined ? { heartbeatAbove: c.guestHeartbeat } : {}),
-        }),
+        onTarget(
+          'verify',
+          c.guestHeartbeat !== undefined
+            ? { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterLiveMigration, expectRunning: true, heartbeatAbove: c.guestHeartbeat }
+            : { kind: 'verify', windowMs: VERIFY_WINDOW_MS.afterBoot, expectRunning: true, acceptConsole: true },
+        ),
     }),
     CleaningUp: cleaningUp((c) => onSource('release-source', { kind: 'deleteVm', deleteLocalDisks: block(c) })),
   },
@@ -56,8 +59,15 @@ export const liveMove = defineMove('Live', {
       if (c.reached.targetPrepared) steps.push(onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }));
       return steps;
     }
-    // The target ran: stop it before the source boots again, and boot the source from its disk
-    // (its paused memory is stale against what the target wrote).
-    return [onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true }), onSource('restart-source', { kind: 'startVm' })];
+    // The target ran: end it before the source runs again — at once, as the move judged it (a
+    // polite power-off of a guest that made no progress only waits out its timeout).
+    const steps: Step[] = [onTarget('remove-target', { kind: 'deleteVm', deleteLocalDisks: true, discard: true })];
+    // On local disks alone the target wrote only its own copies: the source's paused memory and
+    // its disks are still one state, and it resumes in a moment (a boot from disk would lose the
+    // target's writes just the same). Shared disks the target wrote to: the source boots from them.
+    if (c.sharedDisks === false) steps.push(onSource('resume-source', { kind: 'resumeSource' }));
+    // Boots the source when the resume could not (a no-op on a VM that runs).
+    steps.push(onSource('restart-source', { kind: 'startVm' }));
+    return steps;
   },
 });

@@ -19,6 +19,8 @@ interface StepStateSpec {
   reaches?: Reach;
   /** Skip the state for this move when this guard holds. */
   skipWhen?: SkipGuard;
+  /** The step's answer, when it succeeds, is a line in history. */
+  announce?: boolean;
 }
 
 interface StoryState extends StepStateSpec {
@@ -47,8 +49,8 @@ export interface MoveStory {
 export function defineMove(type: MoveType, story: MoveStory) {
   const order = Object.keys(story.states) as MovePhase[];
   const storyStates = order.map((state, i) => {
-    const { build, reaches, skipWhen, converge } = story.states[state]!;
-    return [state, build({ state, next: order[i + 1] ?? 'Succeeded', reaches, skipWhen, converge })] as const;
+    const { build, reaches, skipWhen, converge, announce } = story.states[state]!;
+    return [state, build({ state, next: order[i + 1] ?? 'Succeeded', reaches, skipWhen, converge, announce })] as const;
   });
   const machine = moveSetup(story.rollback).createMachine({
     id: type,
@@ -67,6 +69,8 @@ export function defineMove(type: MoveType, story: MoveStory) {
     machine,
     /** The agent step a state runs (undefined: the state runs none of its own). */
     step: (state: MovePhase, ctx: MoveContext): Step | undefined => story.states[state]?.step(ctx),
+    /** The steps that undo what an attempt reached (before hosts lost are left out). */
+    undo: story.rollback,
   };
 }
 

@@ -60,6 +60,11 @@ export function moveSetup(undo: (ctx: MoveContext) => Step[]) {
         assertEvent(event, 'START');
         return { unreachable: { ...context.unreachable, source: event.sourceReachable === false } };
       }),
+      /** What the source showed of the guest as the attempt starts: the target must be no worse. */
+      recordSourceGuest: assign(({ event }) => {
+        assertEvent(event, 'START');
+        return { sourceGuest: event.sourceGuest };
+      }),
       placeOnTarget: assign(({ event }) => {
         assertEvent(event, 'PLACED');
         return { targetNode: event.targetNode };
@@ -190,7 +195,7 @@ export type MoveSetup = ReturnType<typeof moveSetup>;
 /** A state of a move machine, type-checked against the setup's guards and actions. */
 export type MoveStateConfig = Parameters<MoveSetup['createStateConfig']>[0];
 
-/** A line for the history, worded from the context after the actions before it (and the event). */
+/** A line for the history, worded from the context after the actions before it (and the event); an empty one records nothing. */
 export const note = (message: string | ((ctx: MoveContext, ev: MoveEvent) => string), warning = false) =>
   ({
     type: 'note',

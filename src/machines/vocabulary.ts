@@ -40,6 +40,8 @@ export interface MoveInput {
   policy: ResolvedPolicy;
   /** Memory + disk bytes the move transfers; scales the completion timeout. */
   bytesToMove: number;
+  /** The VM has disks on shared storage, which a copy on the target writes to as well (absent: assume so). */
+  sharedDisks?: boolean;
   /** Attempt number to start at (1 for a new move). */
   attempt?: number;
 }
@@ -89,6 +91,22 @@ export interface StepWatch {
   windowBytes?: number;
 }
 
+/**
+ * What the source showed of the guest when the attempt started (the VM's GuestReady as its host
+ * last reported it): the target must be no worse. `Ready`: it heartbeated; `NotReady`: still
+ * booting (or its heartbeat stopped); `Unknown`: the source cannot see its guest.
+ */
+export interface GuestBaseline {
+  state: 'Ready' | 'NotReady' | 'Unknown';
+  /** GuestReady's reason (Heartbeat, Booting, HeartbeatStopped, NotObservable, …). */
+  reason: string;
+  /** The last heartbeat the source's host reported, and when. */
+  heartbeat?: number;
+  heartbeatTime?: string;
+  /** Seconds the move waited in Pending for the guest to finish booting (absent: it did not wait). */
+  waitedSeconds?: number;
+}
+
 export interface MoveContext extends MoveInput {
   attempt: number;
   targetNode?: string;
@@ -98,6 +116,8 @@ export interface MoveContext extends MoveInput {
   guestHeartbeat?: number;
   /** The live migration's final pause as the hypervisor reported it (this attempt). */
   downtimeMs?: number;
+  /** What the source showed of the guest when this attempt started (live moves of a running VM). */
+  sourceGuest?: GuestBaseline;
   /** Position on the convergence ladder (live moves). */
   rung: number;
   watch?: StepWatch;
@@ -129,10 +149,10 @@ interface Timed {
 
 export type MoveEvent = Timed &
   (
-    | { type: 'START'; sourceReachable?: boolean }
+    | { type: 'START'; sourceReachable?: boolean; sourceGuest?: GuestBaseline }
     | { type: 'PLACED'; targetNode: string }
     | { type: 'REJECTED'; message: string }
-    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint; guestHeartbeat?: number; downtimeMs?: number }
+    | { type: 'STEP_SUCCEEDED'; step: string; endpoint?: IncomingEndpoint; guestHeartbeat?: number; downtimeMs?: number; message?: string }
     | { type: 'STEP_FAILED'; step: string; message: string; transient: boolean }
     | { type: 'PROGRESS'; step: string; processedBytes: number; remainingBytes: number; iteration: number }
     | { type: 'AGENT_LOST'; role: Role; message: string }
@@ -148,6 +168,12 @@ export const isTerminal = (phase: MovePhase): boolean => TERMINAL.includes(phase
  * arrived by live migration was already running.
  */
 export const VERIFY_WINDOW_MS = { afterLiveMigration: 15_000, afterBoot: 120_000 } as const;
+
+/**
+ * How long a live move of a VM whose guest is still booting waits in Pending for it to come up,
+ * counted from when the guest started booting (its GuestReady turned False); then it goes ahead.
+ */
+export const GUEST_BOOT_WAIT_MS = VERIFY_WINDOW_MS.afterBoot;
 
 /** States from which the VM already runs on the target: a cancel can no longer undo the move. */
 export const COMMITTED_TAG = 'committed';

@@ -18,8 +18,11 @@ export type OperationRequest =
   | (OpBase<'ensureVm'> & { disks: 'keep' | 'fresh'; start: boolean })
   | OpBase<'startVm'>
   | OpBase<'stopVm'>
-  /** Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself). */
-  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean })
+  /**
+   * Undefine; Local disks are deleted when `deleteLocalDisks`, shared ones too when `deleteSharedDisks` (deleting the VM itself).
+   * `discard`: the copy is thrown away — end it at once instead of asking its guest to power off first.
+   */
+  | (OpBase<'deleteVm'> & { deleteLocalDisks: boolean; deleteSharedDisks?: boolean; discard?: boolean })
   /**
    * `tuning`: the migration's first settings; some (post-copy, auto-converge) must be armed on the target before the stream starts.
    * `insecureMigration`: accept the stream (and NBD) in plaintext; without it the target waits for TLS only.
@@ -35,9 +38,10 @@ export type OperationRequest =
   /**
    * Check the VM runs here and its guest makes progress (heartbeat advances) within `windowMs`;
    * with `heartbeatAbove` (a live move: the guest's last heartbeat on the source), the guest must
-   * go on from there — a lower heartbeat means it restarted.
+   * go on from there — a lower heartbeat means it restarted. With `acceptConsole` (a guest that had
+   * not heartbeated on the source: it was booting), console output that grows counts as progress too.
    */
-  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean; heartbeatAbove?: number });
+  | (OpBase<'verify'> & { windowMs: number; expectRunning: boolean; heartbeatAbove?: number; acceptConsole?: boolean });
 
 export type OperationKind = OperationRequest['kind'];
 

@@ -47,6 +47,17 @@ export interface VmInfo {
   memoryBytes: number;
   /** A counter the guest advances while it runs (heartbeat); absent when unknown. */
   heartbeat?: number;
+  /**
+   * Set when the driver cannot see this guest's heartbeat at all (why, in words): then a missing
+   * heartbeat says nothing of the guest. Absent: the driver watches for it, and a missing one
+   * means the guest has not come up (yet).
+   */
+  guestUnobservable?: string;
+  /**
+   * How much the guest has written to its console (bytes), where the driver can see it: output
+   * that grows shows a guest that runs even before it heartbeats (it is booting).
+   */
+  consoleBytes?: number;
   /** Opaque runtime layout to hand to the target as `VmSpec.machine` (see there). */
   machine?: string;
 }

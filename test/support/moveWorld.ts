@@ -137,7 +137,10 @@ export function applyStep(world: World, host: string, request: Step['request'], 
       if (!vm) return refuse(`${host} holds no VM`);
       if (vm.power === 'running') return { ok: true, world: w };
       if (vm.power !== 'migrated') return refuse(`${host}'s VM is ${vm.power}: nothing to resume`);
-      if ((vm.stateEpoch ?? 0) < w.epoch) w.harm.push(`resumed stale memory on ${host}: another instance ran since it was paused`);
+      // Stale memory resumed against disks another instance wrote since: on shared storage. On
+      // local disks the other instance wrote its own copies; the source's memory and disks are
+      // one state still (what the other wrote is lost, as it would be by a boot from disk).
+      if ((vm.stateEpoch ?? 0) < w.epoch && w.storage === 'shared') w.harm.push(`resumed stale memory on ${host}: another instance ran on its shared disks since it was paused`);
       Object.assign(vm, { power: 'running' });
       delete vm.stateEpoch;
       w.epoch += 1;

@@ -237,7 +237,10 @@ function undescribed(s: JsonSchema, path: string, out: string[]): string[] {
 
 function schemaAt(root: JsonSchema, jsonPath: string): JsonSchema | undefined {
   let s: JsonSchema | undefined = root;
-  for (const part of jsonPath.replace(/^\./, '').split('.')) s = s?.properties?.[part];
+  // A filter (`conditions[?(@.type=="GuestReady")]`) picks an item of the list.
+  for (const part of jsonPath.replace(/^\./, '').replace(/\[\?\([^)]*\)\]/g, '[]').split('.')) {
+    s = part.endsWith('[]') ? s?.properties?.[part.slice(0, -2)]?.items : s?.properties?.[part];
+  }
   return s;
 }
 

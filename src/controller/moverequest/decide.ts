@@ -3,14 +3,15 @@
 // take the VM, send the current state's step operation, whose answer is then the event
 // (readStepAnswer). Sending a step again is safe at any time: operations are idempotent by opId.
 // Pure.
-import type { MoveProgress, MoveRequest, Placement, VirtualMachine } from '../../api/types';
+import { GUEST_READY, type MoveProgress, type MoveRequest, type Placement, type VirtualMachine } from '../../api/types';
 import type { OperationRequest, OperationStatus } from '../../protocol/operations';
 import type { VmInfo } from '../../protocol/vm';
 import { keyOf } from '../../kube/paths';
-import { contextOf, currentStep, phaseOf, SOURCE_AGENT, traitsOf, type MoveContext, type MoveEvent, type MoveState, type Step } from '../../machines';
+import { contextOf, currentStep, GUEST_BOOT_WAIT_MS, phaseOf, SOURCE_AGENT, traitsOf, type GuestBaseline, type MoveContext, type MoveEvent, type MoveState, type Step } from '../../machines';
 import type { AgentAnswer } from '../agentOps';
 import { vmStorage } from '../chooseMove';
 import type { MoveInFlight } from '../clusterView';
+import { findCondition } from '../conditions';
 import { admitMove } from '../limits';
 import { hasRoomToGrow, placeVm } from '../placement';
 import { vmSpecFor } from '../vmSpec';
@@ -106,12 +107,45 @@ function pending(mr: MoveRequest, ctx: MoveContext, f: MoveFacts): MoveDecision 
       );
     }
   }
+  const guest = traitsOf(ctx.moveType).live && ctx.vmRunning ? guestBaseline(mr, vm, now) : undefined;
+  if (guest && 'booting' in guest) return wait('GuestBooting', guest.booting, Math.min(2_000, Math.max(100, guest.untilMs)));
   const admission = admitMove({ uid: mr.metadata.uid ?? '', source: ctx.sourceNode, moveType: ctx.moveType }, f.inFlight(), f.config.limits, f.competition());
   if (!admission.ok) return wait('WaitingForLimits', admission.reason, 2_000);
   // Hold the slot before awaiting the VM lock: a move admitted meanwhile must count this one.
   const intents: MoveIntent[] = [{ kind: 'holdSlot', slot: slotOf(mr, ctx) }];
   if (!holder) intents.push({ kind: 'lockVm', vm });
-  return { event: { type: 'START', at, sourceReachable: sourceAlive }, intents };
+  return { event: { type: 'START', at, sourceReachable: sourceAlive, ...(guest ? { sourceGuest: guest.baseline } : {}) }, intents };
+}
+
+/**
+ * What the source shows of the guest (the VM's GuestReady as its host reported it) — or, while
+ * the guest is still booting and has not booted for GUEST_BOOT_WAIT_MS yet, why the live move
+ * waits: migrating a guest in the middle of its boot gains nothing, and a ready guest can be held
+ * to its heartbeat. A guest that does not come up in time is moved anyway (verified by what can
+ * be seen). Pure.
+ */
+export function guestBaseline(mr: MoveRequest, vm: VirtualMachine, now: Date): { baseline: GuestBaseline } | { booting: string; untilMs: number } {
+  const c = findCondition(vm.status?.conditions, GUEST_READY);
+  const g = vm.status?.guest;
+  const seen = { ...(g?.heartbeat !== undefined ? { heartbeat: g.heartbeat } : {}), ...(g?.heartbeatTime ? { heartbeatTime: g.heartbeatTime } : {}) };
+  const node = vm.status?.nodeName ?? 'its host';
+  if (!c) return { baseline: { state: 'Unknown', reason: 'NotReported', ...seen } };
+  if (c.status === 'True') return { baseline: { state: 'Ready', reason: c.reason, ...withWait(mr, now), ...seen } };
+  if (c.status === 'Unknown') return { baseline: { state: 'Unknown', reason: c.reason, ...seen } };
+  if (c.reason === 'Booting') {
+    const until = Date.parse(c.lastTransitionTime) + GUEST_BOOT_WAIT_MS;
+    if (now.getTime() < until) {
+      return { booting: `the guest on ${node} is still booting: the live move waits for its first heartbeat, until ${new Date(until).toISOString()} at the latest`, untilMs: until - now.getTime() };
+    }
+  }
+  return { baseline: { state: 'NotReady', reason: c.reason, ...withWait(mr, now), ...seen } };
+}
+
+/** How long this attempt waited in Pending for the guest to boot, when that is what it waited for. */
+function withWait(mr: MoveRequest, now: Date): { waitedSeconds?: number } {
+  if (findCondition(mr.status?.conditions, 'Progressing')?.reason !== 'GuestBooting') return {};
+  const since = [...(mr.status?.history ?? [])].reverse().find((h) => h.phase === 'Pending')?.startedAt ?? mr.metadata.creationTimestamp;
+  return since ? { waitedSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(since)) / 1000)) } : {};
 }
 
 /** Where the VM goes (or, staying on its host, whether it fits where it is). */
@@ -210,7 +244,15 @@ export function readStepAnswer(put: PutStep, ctx: MoveContext, a: AgentAnswer<Op
   switch (st.state) {
     case 'Succeeded':
       return {
-        event: { type: 'STEP_SUCCEEDED', at, step: step.key, ...(st.endpoint ? { endpoint: st.endpoint } : {}), ...(st.guestHeartbeat !== undefined ? { guestHeartbeat: st.guestHeartbeat } : {}), ...(st.migration?.downtimeMs !== undefined ? { downtimeMs: st.migration.downtimeMs } : {}) },
+        event: {
+          type: 'STEP_SUCCEEDED',
+          at,
+          step: step.key,
+          ...(st.endpoint ? { endpoint: st.endpoint } : {}),
+          ...(st.guestHeartbeat !== undefined ? { guestHeartbeat: st.guestHeartbeat } : {}),
+          ...(st.migration?.downtimeMs !== undefined ? { downtimeMs: st.migration.downtimeMs } : {}),
+          ...(st.message ? { message: st.message } : {}),
+        },
         progress,
       };
     case 'Failed':

@@ -65,6 +65,7 @@ export function decideIntake(mr: MoveRequest, f: IntakeFacts): Intake {
       after: c.after,
       policy: resolvePolicy(mr.spec.policy, f.config.policyDefaults),
       bytesToMove: (live ? c.before.memoryBytes : 0) + diskBytes,
+      sharedDisks: vmSpecFor(vm, c.after).disks.some((d) => d.storage !== 'Local'),
     }),
   };
 }

@@ -12,8 +12,15 @@ export function lastHeartbeat(text: string): number | undefined {
   return last;
 }
 
-/** The last heartbeat in the tail of a serial log; undefined when the file or a heartbeat is missing. */
-export async function readHeartbeat(file: string): Promise<number | undefined> {
+export interface ConsoleSeen {
+  /** The last heartbeat the guest printed, if any. */
+  heartbeat?: number;
+  /** How much the guest printed in all (the log's size): it grows while the guest boots, too. */
+  bytes: number;
+}
+
+/** What a serial log shows of its guest; undefined when the file is missing. */
+export async function readConsole(file: string): Promise<ConsoleSeen | undefined> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -25,8 +32,16 @@ export async function readHeartbeat(file: string): Promise<number | undefined> {
     const length = Math.min(size, TAIL_BYTES);
     const buf = Buffer.alloc(length);
     await fh.read(buf, 0, length, size - length);
-    return lastHeartbeat(buf.toString('latin1'));
+    const heartbeat = lastHeartbeat(buf.toString('latin1'));
+    return heartbeat === undefined ? { bytes: size } : { heartbeat, bytes: size };
   } finally {
     await fh.close();
   }
+}
+
+
+/** The guest signal of a VM whose console is `console` (as readConsole saw it). Pure. */
+export function guestSignal(console: ConsoleSeen | undefined): { heartbeat?: number; consoleBytes?: number } {
+  if (!console) return {};
+  return { ...(console.heartbeat !== undefined ? { heartbeat: console.heartbeat } : {}), consoleBytes: console.bytes };
 }

@@ -2,7 +2,7 @@
 // libvirt's state and reason, its size from the live XML, and the guest's heartbeat from its
 // serial log; and the VMs it was prepared to receive whose domain libvirt has not created yet.
 import type { VmInfo } from '../../protocol/vm';
-import { readHeartbeat } from '../common/serialLog';
+import { guestSignal, readConsole } from '../common/serialLog';
 import { outgoingJobActive } from './domains';
 import { domainFacts, vmSpecFromXml } from './domainXml';
 import type { LibvirtHost } from './libvirtHost';
@@ -42,9 +42,10 @@ async function vmInfo(c: LibvirtConnection, d: DomainRef, prepared: boolean): Pr
   // A source in its final stop-and-copy phase is paused "for migration" too; it still runs here.
   if (vmState === 'Incoming' && (await outgoingJobActive(c, d))) vmState = 'Running';
   const info: VmInfo = { id: d.name, uid: spec.uid, state: vmState, cpu: facts.vcpusCurrent, memoryBytes: facts.memoryBytes };
-  if (vmState !== 'Stopped' && facts.serialLog) {
-    const heartbeat = await readHeartbeat(facts.serialLog);
-    if (heartbeat !== undefined) info.heartbeat = heartbeat;
+  if (vmState !== 'Stopped') {
+    // A domain defined without a serial log file (not by vmove's domain XML) shows nothing of its guest.
+    if (facts.serialLog) Object.assign(info, guestSignal(await readConsole(facts.serialLog)));
+    else info.guestUnobservable = 'the domain has no serial log file, so its guest heartbeat cannot be read';
   }
   return info;
 }

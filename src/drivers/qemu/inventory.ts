@@ -3,7 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { componentLogger } from '../../log';
 import type { VmInfo, VmState } from '../../protocol/vm';
-import { readHeartbeat } from '../common/serialLog';
+import { guestSignal, readConsole } from '../common/serialLog';
 import { layoutCpus, layoutMemoryBytes } from './machine';
 import { vmFiles, vmsRoot } from './paths';
 import type { QemuHost } from './qemuHost';
@@ -31,8 +31,9 @@ export async function listVms(q: QemuHost): Promise<VmInfo[]> {
       memoryBytes: state === 'Stopped' ? rec.spec.memoryBytes : layoutMemoryBytes(rec.layout),
       machine: JSON.stringify(rec.layout),
     };
-    const heartbeat = state === 'Stopped' ? undefined : await readHeartbeat(vmFiles(q.host, id).serialLog);
-    if (heartbeat !== undefined) info.heartbeat = heartbeat;
+    // Every QEMU this driver starts writes its serial console to a log of its own: a missing
+    // heartbeat there means the guest has not come up (yet), never that it cannot be seen.
+    if (state !== 'Stopped') Object.assign(info, guestSignal(await readConsole(vmFiles(q.host, id).serialLog)));
     out.push(info);
   }
   return out;

@@ -13,6 +13,8 @@ export const SIM_ANNOTATIONS = {
   failAt: 'sim.vmove.dev/fail-at',
   /** Same, with a transient error. */
   failTransientAt: 'sim.vmove.dev/fail-transient-at',
+  /** Simulated seconds a guest takes to boot: until then it prints no heartbeat (default 0). */
+  bootSeconds: 'sim.vmove.dev/boot-seconds',
 } as const;
 
 export interface GuestDefaults {
@@ -40,6 +42,11 @@ export function guestModel(annotations: VmSpec['annotations'], memoryBytes: numb
     wsMiB !== undefined ? wsMiB * MiB : neverConverge ? memoryBytes : memoryBytes * defaults.workingSetFraction,
   );
   return { memoryBytes, workingSetBytes, dirtyRateBytesPerSecond: dirtyMiBps * MiB, neverConverge };
+}
+
+/** Simulated seconds the guest of a VM with these annotations takes from boot to its first heartbeat. */
+export function bootSeconds(annotations: VmSpec['annotations']): number {
+  return Math.floor(positiveNumber(annotations?.[SIM_ANNOTATIONS.bootSeconds]) ?? 0);
 }
 
 export interface InjectedFailure {

@@ -13,7 +13,7 @@ import type { IncomingEndpoint, MigrationStatus, MigrationTuning } from '../../p
 import type { VmInfo, VmSpec } from '../../protocol/vm';
 import { DriverError, NotArrivedYet, type DiskReader, type Driver, type HostConfig } from '../driver';
 import { MiB } from './convergence';
-import { guestModel, injectedFailure } from './guest';
+import { bootSeconds, guestModel, injectedFailure } from './guest';
 import { IncomingListener } from './incomingMigration';
 import { isTerminalMigration, OutgoingMigration } from './outgoingMigration';
 import { simOptions, type SimDriverOptions } from './options';
@@ -126,7 +126,7 @@ export class SimDriver implements Driver {
     rec.incoming = undefined;
     rec.cpu = rec.spec.cpu;
     rec.memoryBytes = rec.spec.memoryBytes;
-    rec.heartbeatBase = 0;
+    rec.heartbeatBase = -bootSeconds(rec.spec.annotations);
     this.run(rec);
     await this.store.persist(id);
   }

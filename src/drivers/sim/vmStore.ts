@@ -1,7 +1,9 @@
 // The simulated host's VMs, persisted one JSON file each under `<stateDir>/sim/vms/`, so an
 // agent that restarts finds its VMs still "running" (as QEMU processes outlive their agent).
 // The guest heartbeat is derived from the clock: it advances once per simulated second while
-// the VM runs, including while no agent is watching.
+// the VM runs, including while no agent is watching. A booting guest counts up from below zero
+// (minus its boot seconds) and shows no heartbeat until it reaches zero; the count travels with
+// a live migration, so a guest moved while it boots goes on booting on the target.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../../fs/atomicFile';
@@ -14,7 +16,7 @@ export interface SimVmRecord {
   /** Resources as running (as defined while stopped). */
   cpu: number;
   memoryBytes: number;
-  /** Heartbeat when the guest last paused or stopped. */
+  /** Heartbeat when the guest last paused or stopped (below zero: seconds of boot left). */
   heartbeatBase: number;
   /** Clock time (real ms) when the guest last booted or resumed; set while Running. */
   runningSince?: number;
@@ -94,13 +96,14 @@ export class SimVmStore {
   }
 
   info(rec: SimVmRecord, now: number): VmInfo {
+    const heartbeat = this.heartbeat(rec, now);
     return {
       id: rec.spec.id,
       uid: rec.spec.uid,
       state: rec.state,
       cpu: rec.cpu,
       memoryBytes: rec.memoryBytes,
-      heartbeat: this.heartbeat(rec, now),
+      ...(heartbeat >= 0 ? { heartbeat } : {}),
     };
   }
 

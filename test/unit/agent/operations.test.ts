@@ -155,6 +155,22 @@ test('after a live migration the guest must go on from its heartbeat on the sour
   });
 });
 
+test('a guest migrated while it boots: migrate reports no heartbeat, and a verify that accepts what can be seen passes once it comes up', async () => {
+  const [ha, hb] = [host('a'), host('b')];
+  const [a, b] = [await sim(ha), await sim(hb)];
+  const [exA, exB] = [await executor(ha, a), await executor(hb, b)];
+  // 10 simulated seconds of boot: one real second at this time scale.
+  const spec = vm({ [SIM_ANNOTATIONS.bootSeconds]: '10' });
+  await submitDone(exA, 'create', { kind: 'ensureVm', vm: spec, disks: 'keep', start: true });
+  const prep = await submitDone(exB, 'prep', { kind: 'prepareIncoming', vm: spec, blockMigration: false });
+  const mig = await submitDone(exA, 'mig', { kind: 'migrate', vm: spec, to: prep.endpoint!, tuning: tuning(), blockMigration: false });
+  expect(mig.state).toBe('Succeeded');
+  expect(mig.guestHeartbeat).toBeUndefined();
+  await submitDone(exB, 'complete', { kind: 'completeIncoming', vm: spec });
+  const verified = await submitDone(exB, 'verify', { kind: 'verify', vm: spec, windowMs: 10_000, expectRunning: true, acceptConsole: true });
+  expect(verified).toMatchObject({ state: 'Succeeded', message: expect.stringMatching(/not ready on the source, heartbeats here/) });
+});
+
 test('the end of a migration is noticed when the driver reports it, not at the next poll', async () => {
   // The source is paused from the end of pre-copy until the target runs: every poll interval
   // the agent sleeps through is downtime the guest sees. Here the poll would take a minute.

@@ -251,7 +251,9 @@ class Explorer {
     const source = n.world.hosts[ctx.sourceNode]!;
     if (this.accepts(n, 'START') && (source.agent === 'up' || (ctx.moveType === 'Rebuild' && source.fenced))) {
       const at = Math.max(n.clock, ctx.notBefore ? Date.parse(ctx.notBefore) : 0);
-      out.push(this.feed(n, { type: 'START', at: iso(at), sourceReachable: source.agent === 'up' }, 'START', { clock: at }));
+      // A live move of a running VM starts with what the source showed of its guest, as the controller's does.
+      const sourceGuest = ctx.moveType === 'Live' && ctx.vmRunning ? { sourceGuest: { state: 'Ready' as const, reason: 'Heartbeat', heartbeat: 7 } } : {};
+      out.push(this.feed(n, { type: 'START', at: iso(at), sourceReachable: source.agent === 'up', ...sourceGuest }, 'START', { clock: at }));
     }
     if (this.accepts(n, 'PLACED') && this.agentUp(n, this.s.targetNode)) {
       out.push(this.feed(n, { type: 'PLACED', targetNode: this.s.targetNode, at: iso(n.clock) }, `PLACED ${this.s.targetNode}`));

@@ -29,6 +29,31 @@ describe('a live move that fails', () => {
     expect(d.runningOn).toEqual([SOURCE]);
     expect(d.world.harm).toEqual([]); // no stale memory resumed
   });
+
+  test('after the target ran on local disks alone: it is ended at once and the paused source resumes (its memory and disks are still one state)', () => {
+    const d = drive('Live', 'BlockMigration').start().place().succeed().succeed().succeed();
+    expect(d.phase).toBe('Verifying');
+    d.fail(true, 'guest made no progress');
+    expect(rollbackSteps(d)).toEqual(['remove-target: deleteVm on target', 'resume-source: resumeSource on source', 'restart-source: startVm on source']);
+    expect(d.ctx.rollback?.steps[0]?.request).toMatchObject({ discard: true });
+    d.succeed().succeed();
+    // Resumed: the boot from disk that follows is only for a source that could not resume.
+    expect(d.runningOn).toEqual([SOURCE]);
+    expect(d.world.hosts[SOURCE]!.vm?.stateEpoch).toBeUndefined();
+    d.succeed();
+    expect(d.phase).toBe('Pending');
+    expect(d.world.harm).toEqual([]);
+  });
+
+  test('a source that cannot resume boots from its disks instead', () => {
+    const d = drive('Live', 'BlockMigration').start().place().succeed().succeed().succeed();
+    d.fail(false, 'guest made no progress');
+    d.succeed().fail(false, 'no QEMU process to resume');
+    expect(d.step).toMatchObject({ role: 'source', request: { kind: 'startVm' } });
+    d.succeed();
+    expect(d.runningOn).toEqual([SOURCE]);
+    expect(d.phase).toBe('Failed');
+  });
 });
 
 describe('never two running copies', () => {

@@ -60,6 +60,7 @@ export function scenario(s: ScenarioSpec): Scenario {
     after,
     policy: { ...POLICY, ...s.policy },
     bytesToMove: 2 * GiB,
+    sharedDisks: storageOf(s.variant) === 'shared',
   };
   const world = newWorld({
     source: SOURCE,

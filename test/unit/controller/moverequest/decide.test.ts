@@ -1,7 +1,7 @@
 // The move decision is pure: from the facts it answers the machine's next event, or why the move
 // waits, and the intents the event needs (hold a slot before awaiting the VM lock, take the VM,
 // send the step) — and the event an agent's answer to a step makes.
-import { API_VERSION, type MoveRequest, type VirtualMachine } from '../../../../src/api/types';
+import { API_VERSION, type Condition, type MoveRequest, type VirtualMachine } from '../../../../src/api/types';
 import type { OperationStatus } from '../../../../src/protocol/operations';
 import type { HostFacts } from '../../../../src/controller/clusterView';
 import { decideMove, POLL_MS, readStepAnswer, withLayout, type PutStep } from '../../../../src/controller/moverequest/decide';
@@ -46,6 +46,49 @@ const rebuild = (): MoveState => startMove(scenario({ type: 'Rebuild', variant: 
 const scheduling = (m: MoveState): MoveState => advance(m, { type: 'START', at, sourceReachable: true }).state;
 const preparingTarget = (): MoveState => advance(scheduling(live()), { type: 'PLACED', at, targetNode: TARGET }).state;
 
+const guestReady = (status: Condition['status'], reason: string, since: string): Condition => ({ type: 'GuestReady', status, reason, message: '', lastTransitionTime: since });
+const secondsBefore = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
+
+describe('Pending: what the source shows of the guest', () => {
+  test('a ready guest: START records it, with the heartbeat its host last reported', () => {
+    const ready = vm({ conditions: [guestReady('True', 'Heartbeat', secondsBefore(300))], guest: { heartbeat: 290, heartbeatTime: secondsBefore(10) } });
+    const d = decideMove(request(), live(), facts([host(SOURCE), host(TARGET)], { vm: ready }));
+    expect(d.event).toMatchObject({ type: 'START', sourceGuest: { state: 'Ready', reason: 'Heartbeat', heartbeat: 290, heartbeatTime: secondsBefore(10) } });
+  });
+
+  test('a guest still booting: the live move waits in Pending, saying so, touching nothing', () => {
+    const booting = vm({ conditions: [guestReady('False', 'Booting', secondsBefore(2))] });
+    const d = decideMove(request(), live(), facts([host(SOURCE), host(TARGET)], { vm: booting }));
+    expect(d.event).toBeUndefined();
+    expect(d.intents).toEqual([]);
+    expect(d.waiting).toEqual({ reason: 'GuestBooting', message: `the guest on ${SOURCE} is still booting: the live move waits for its first heartbeat, until ${new Date(NOW.getTime() + 118_000).toISOString()} at the latest` });
+  });
+
+  test('a guest that has booted for longer than the boot wait: the move goes ahead, recording it was not ready and how long it waited', () => {
+    const booting = vm({ conditions: [guestReady('False', 'Booting', secondsBefore(125))] });
+    const waited: MoveRequest = {
+      ...request(),
+      status: { history: [{ phase: 'Pending', startedAt: secondsBefore(120), attempt: 1 }], conditions: [{ type: 'Progressing', status: 'False', reason: 'GuestBooting', message: '', lastTransitionTime: secondsBefore(120) }] },
+    };
+    const d = decideMove(waited, live(), facts([host(SOURCE), host(TARGET)], { vm: booting }));
+    expect(d.event).toMatchObject({ type: 'START', sourceGuest: { state: 'NotReady', reason: 'Booting', waitedSeconds: 120 } });
+  });
+
+  test('a guest its host cannot see, or one whose heartbeat stopped: no wait, recorded as such', () => {
+    const unseen = vm({ conditions: [guestReady('Unknown', 'NotObservable', secondsBefore(5))] });
+    expect(decideMove(request(), live(), facts([host(SOURCE), host(TARGET)], { vm: unseen })).event).toMatchObject({ sourceGuest: { state: 'Unknown', reason: 'NotObservable' } });
+    const stalled = vm({ conditions: [guestReady('False', 'HeartbeatStopped', secondsBefore(5))] });
+    expect(decideMove(request(), live(), facts([host(SOURCE), host(TARGET)], { vm: stalled })).event).toMatchObject({ sourceGuest: { state: 'NotReady', reason: 'HeartbeatStopped' } });
+  });
+
+  test('a cold move does not wait for the guest: it boots again on the target anyway', () => {
+    const cold = startMove(scenario({ type: 'Cold', variant: 'SharedStorage', vmRunning: true }).input);
+    const booting = vm({ conditions: [guestReady('False', 'Booting', secondsBefore(2))] });
+    const d = decideMove(request(), cold, facts([host(SOURCE), host(TARGET)], { vm: booting }));
+    expect(d.event).toEqual({ type: 'START', at, sourceReachable: true });
+  });
+});
+
 describe('Pending', () => {
   test('a cancel asked for comes first', () => {
     expect(decideMove(request({ cancel: true }), live(), facts([host(SOURCE), host(TARGET)]))).toEqual({ event: { type: 'CANCEL', at }, intents: [] });
@@ -53,7 +96,8 @@ describe('Pending', () => {
 
   test('admitted: START, holding the slot before taking the VM', () => {
     const d = decideMove(request(), live(), facts([host(SOURCE), host(TARGET)]));
-    expect(d.event).toEqual({ type: 'START', at, sourceReachable: true });
+    // A VM whose host never reported its guest: the source showed nothing to hold the target to.
+    expect(d.event).toEqual({ type: 'START', at, sourceReachable: true, sourceGuest: { state: 'Unknown', reason: 'NotReported' } });
     expect(d.intents.map((i) => i.kind)).toEqual(['holdSlot', 'lockVm']);
     expect(d.intents[0]).toMatchObject({ slot: { uid: 'mr-uid', key: 'default/move-1', vmKey: 'default/db', moveType: 'Live', source: SOURCE } });
     expect(d.intents[0]).not.toHaveProperty('slot.target');

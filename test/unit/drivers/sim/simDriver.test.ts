@@ -202,6 +202,25 @@ describe('live migration between two sim hosts', () => {
     expect((await b.list())[0]!.heartbeat).toBeGreaterThan(last);
     expect((await a.list())[0]!.heartbeat).toBe(last);
   });
+
+  test('a guest that boots sends no heartbeat until its boot seconds passed, and goes on booting on the target', async () => {
+    // The migration runs on the real clock; the boot is passed over by moving the clock on.
+    let skipped = 0;
+    const now = () => Date.now() + skipped;
+    const [a, b] = [await sim(host('a'), { now }), await sim(host('b'), { now })];
+    const spec = vm('SharedFile', { [SIM_ANNOTATIONS.bootSeconds]: '100' });
+    await running(a, spec);
+    expect((await a.list())[0]!.heartbeat).toBeUndefined();
+    const to = await b.prepareIncoming(spec, { blockMigration: false });
+    await a.startMigration(spec.id, to, tuning(), { blockMigration: false });
+    await until(a, spec.id, terminal);
+    await b.completeIncoming(spec.id);
+    expect((await b.list())[0]!.heartbeat).toBeUndefined();
+    skipped += 10_000; // 100 simulated seconds
+    const first = (await b.list())[0]!.heartbeat;
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first).toBeLessThan(30);
+  });
 });
 
 describe('disks', () => {

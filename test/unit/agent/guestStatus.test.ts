@@ -1,0 +1,76 @@
+// GuestReady and status.guest, as a VM's host reports them from its driver's guest signal.
+import { GUEST_READY, GUEST_REFRESH_MS, GUEST_STALL_MS, guestChanges } from '../../../src/agent/guestStatus';
+import type { Condition, VirtualMachine, VirtualMachineStatus } from '../../../src/api/types';
+import type { VmInfo } from '../../../src/protocol/vm';
+
+const T0 = new Date('2026-12-04T10:00:00Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+
+const vmObject = (status: VirtualMachineStatus = {}): VirtualMachine => ({
+  apiVersion: 'vmove.dev/v1alpha1',
+  kind: 'VirtualMachine',
+  metadata: { name: 'db', namespace: 'default', uid: 'u1', generation: 1 },
+  spec: { image: 'testguest', cpu: 1, memory: '256Mi' },
+  status: { nodeName: 'node-a', phase: 'Running', ...status },
+});
+const info = (over: Partial<VmInfo> = {}): VmInfo => ({ id: 'default_db', uid: 'u1', state: 'Running', cpu: 1, memoryBytes: 256 << 20, ...over });
+const ready = (c: Condition[] | undefined) => c?.find((x) => x.type === GUEST_READY);
+
+/** The VM's status after the host wrote `changes` (a merge patch of conditions and guest). */
+function applied(vm: VirtualMachine, changes: ReturnType<typeof guestChanges>): VirtualMachine {
+  if (!changes) return vm;
+  const guest = { ...vm.status?.guest } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(changes.guest ?? {})) {
+    if (v === null) delete guest[k];
+    else guest[k] = v;
+  }
+  return { ...vm, status: { ...vm.status, conditions: changes.conditions ?? vm.status?.conditions, guest } };
+}
+
+test('a guest that has not heartbeated yet is booting: GuestReady False, never True by default', () => {
+  const c = guestChanges(vmObject(), info(), T0);
+  expect(ready(c?.conditions)).toMatchObject({ status: 'False', reason: 'Booting', lastTransitionTime: '2026-12-04T10:00:00Z' });
+  expect(c?.guest).toBeUndefined();
+});
+
+test('its first heartbeat makes it ready, with the time it became ready and the heartbeat seen', () => {
+  const booting = applied(vmObject(), guestChanges(vmObject(), info(), T0));
+  const c = guestChanges(booting, info({ heartbeat: 1 }), at(7_000));
+  expect(ready(c?.conditions)).toMatchObject({ status: 'True', reason: 'Heartbeat', lastTransitionTime: '2026-12-04T10:00:07Z' });
+  expect(c?.guest).toEqual({ readySince: '2026-12-04T10:00:07Z', heartbeat: 1, heartbeatTime: '2026-12-04T10:00:07Z' });
+});
+
+test('a heartbeat that goes on is written again only every refresh interval', () => {
+  let vm = applied(vmObject(), guestChanges(vmObject(), info({ heartbeat: 1 }), T0));
+  expect(guestChanges(vm, info({ heartbeat: 5 }), at(5_000))).toBeUndefined();
+  const later = guestChanges(vm, info({ heartbeat: 31 }), at(GUEST_REFRESH_MS));
+  expect(later).toEqual({ guest: { heartbeat: 31, heartbeatTime: '2026-12-04T10:00:30Z' } });
+  vm = applied(vm, later);
+  expect(vm.status?.guest?.readySince).toBe('2026-12-04T10:00:00Z');
+});
+
+test('a ready guest whose heartbeat stands still has stopped; a VM that stops starts a new run', () => {
+  const vm = applied(vmObject(), guestChanges(vmObject(), info({ heartbeat: 9 }), T0));
+  expect(guestChanges(vm, info({ heartbeat: 9 }), at(GUEST_STALL_MS - 1_000))).toBeUndefined();
+  const stalled = guestChanges(vm, info({ heartbeat: 9 }), at(GUEST_STALL_MS));
+  expect(ready(stalled?.conditions)).toMatchObject({ status: 'False', reason: 'HeartbeatStopped' });
+  expect(stalled?.guest).toBeUndefined();
+  const stopped = guestChanges(vm, info({ state: 'Stopped' }), at(1_000));
+  expect(ready(stopped?.conditions)).toMatchObject({ status: 'False', reason: 'VmStopped' });
+  expect(stopped?.guest).toEqual({ readySince: null });
+});
+
+test('a driver that cannot see the guest says so: Unknown with its reason', () => {
+  const c = guestChanges(vmObject(), info({ guestUnobservable: 'no serial log' }), T0);
+  expect(ready(c?.conditions)).toMatchObject({ status: 'Unknown', reason: 'NotObservable', message: 'no serial log' });
+});
+
+test('while a move holds the VM its verification judges the guest: nothing is written', () => {
+  expect(guestChanges(vmObject({ moveRef: { name: 'mv', uid: 'm' } }), info(), T0)).toBeUndefined();
+});
+
+test('other conditions are kept', () => {
+  const other: Condition = { type: 'HostReachable', status: 'True', reason: 'AgentAlive', message: '', lastTransitionTime: '2026-12-04T09:00:00Z' };
+  const c = guestChanges(vmObject({ conditions: [other] }), info({ heartbeat: 2 }), T0);
+  expect(c?.conditions?.map((x) => x.type)).toEqual(['HostReachable', GUEST_READY]);
+});
