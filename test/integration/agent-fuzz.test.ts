@@ -1,21 +1,23 @@
-// The agent API under bad input: a real `vmove agent` process (sim driver, TokenReview against a
-// real kube-apiserver) gets ≥ 10,000 generated and mutated requests (test/support/agentFuzzCases.ts)
+// The agent API under bad input: a real `vmove agent` process (sim driver, HTTPS with a node
+// certificate of the vmove CA, audience-bound TokenReview against a real kube-apiserver) gets ≥ 10,000 generated and mutated requests (test/support/agentFuzzCases.ts)
 // as the controller, plus bodies over 1 MiB and bodies that never finish. Asserted: the process
 // stays up, no answer is a 5xx, every case the protocol refuses is refused (with the field named
 // when a field was broken), no operation is recorded for a refused request, and afterwards the
 // agent still moves a VM to another agent. Needs `npm run build` (the CLI runs from dist/).
 // VMOVE_FUZZ_CASES and VMOVE_FUZZ_SEED change the count and replay a run.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../../src/agent/client';
+import { CA_CERT, issueNodeCert } from '../../src/cluster/agentPki';
 import { createSimImage } from '../../src/drivers/sim';
 import type { OperationRequest, OperationStatus } from '../../src/protocol/operations';
 import type { VmSpec } from '../../src/protocol/vm';
 import { agentChannel, type AgentChannel, type RawResponse } from '../support/agentChannel';
 import { fuzzCases, oversizedAndSlowCases, type FuzzCase } from '../support/agentFuzzCases';
 import { CLI, launchAgent, stopAgent, type AgentProcess } from '../support/agentProcess';
+import { requestToken } from '../support/agentTokens';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster } from '../support/testCluster';
 
 jest.setTimeout(300_000);
@@ -31,8 +33,10 @@ let source: AgentProcess;
 let target: AgentProcess;
 let channel: AgentChannel;
 
-/** The identity the agents must serve: the controller's token. */
-const controllerToken = (): string => cluster.tokens.controller;
+/** The identity the agents must serve: the controller's audience-bound token (TokenRequest). */
+let token: string;
+let ca: string;
+const controllerToken = (): string => token;
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
@@ -40,9 +44,12 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'vmove-agent-fuzz-'));
   await createSimImage(join(work, 'images'), 'testguest');
   const base = 29000 + (process.pid % 500) * 10;
-  source = await launchAgent({ node: 'fuzz-a', work, agentKubeconfig: cluster.agentKubeconfig, migrationPorts: [base, base + 4] });
-  target = await launchAgent({ node: 'fuzz-b', work, agentKubeconfig: cluster.agentKubeconfig, migrationPorts: [base + 5, base + 9] });
-  channel = agentChannel(source.endpoint, { token: controllerToken(), maxSockets: CONCURRENCY });
+  token = await requestToken(cluster, 'vmove-controller');
+  const tlsDir = (node: string) => issueNodeCert(cluster.agentPkiDir, node, ['127.0.0.1'], join(work, node, 'tls'));
+  source = await launchAgent({ node: 'fuzz-a', work, agentKubeconfig: cluster.agentKubeconfig, migrationPorts: [base, base + 4], tlsDir: await tlsDir('fuzz-a') });
+  target = await launchAgent({ node: 'fuzz-b', work, agentKubeconfig: cluster.agentKubeconfig, migrationPorts: [base + 5, base + 9], tlsDir: await tlsDir('fuzz-b') });
+  ca = await readFile(join(cluster.agentPkiDir, CA_CERT), 'utf8');
+  channel = agentChannel(source.endpoint, { token: controllerToken(), ca, maxSockets: CONCURRENCY });
 }, CLUSTER_START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -82,7 +89,7 @@ function recorded(stateDir: string, opId: string): boolean {
   return existsSync(join(stateDir, 'operations', `${opId}.json`));
 }
 
-const controller = () => new AgentClient({ token: controllerToken, timeoutMs: 10_000 });
+const controller = () => new AgentClient({ token: controllerToken, ca: () => ca, timeoutMs: 10_000 });
 
 async function run(endpoint: string, opId: string, req: OperationRequest): Promise<OperationStatus> {
   const c = controller();
@@ -95,7 +102,7 @@ test(`≥ ${CASES} generated and mutated requests: no crash, no 5xx, nothing rec
   const generated = fuzzCases(CASES, SEED);
   const edge = oversizedAndSlowCases();
   // The slow ones wait out the agent's body deadline alongside the rest, on their own sockets.
-  const edgeChannel = agentChannel(source.endpoint, { token: controllerToken(), maxSockets: edge.length });
+  const edgeChannel = agentChannel(source.endpoint, { token: controllerToken(), ca, maxSockets: edge.length });
   const started = Date.now();
   const [edgeAnswers, answers] = await Promise.all([
     Promise.all(edge.map((c) => edgeChannel.request(c.request))).finally(() => edgeChannel.close()),

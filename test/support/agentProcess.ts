@@ -23,6 +23,8 @@ export interface AgentProcessOptions {
   work: string;
   agentKubeconfig: string;
   migrationPorts: [number, number];
+  /** Folder of the node's certificate, key and the vmove CA (src/cluster/agentPki.ts issueNodeCert). */
+  tlsDir: string;
   extraArgs?: string[];
 }
 
@@ -46,6 +48,7 @@ export async function launchAgent(o: AgentProcessOptions): Promise<AgentProcess>
     '--memory', '16Gi',
     '--sim-time-scale', '10',
     '--endpoint-file', endpointFile,
+    '--tls-dir', o.tlsDir,
     ...(o.extraArgs ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VMOVE_LOG_LEVEL: 'warn' } });

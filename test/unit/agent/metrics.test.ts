@@ -31,7 +31,8 @@ beforeAll(async () => {
   };
   await createSimImage(host.imagesDir, 'tiny');
   driver = await SimDriver.open(host, { timeScale: 10 });
-  agent = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret } });
+  // Plain HTTP: this test is about what /metrics counts; the TLS channel has its own tests.
+  agent = await startAgent({ host, driver, auth: { mode: 'shared-secret', secret }, insecureHttp: true });
 });
 
 afterAll(async () => {
