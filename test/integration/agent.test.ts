@@ -224,7 +224,7 @@ describe('VM status reporting', () => {
       const s = (await getVm('web')).status;
       return s?.phase === 'Running' ? s : undefined;
     });
-    expect(running).toEqual({ scheduledNode: 'node-a', nodeName: 'node-a', phase: 'Running', cpu: 1, memory: '256Mi' });
+    expect(running).toMatchObject({ scheduledNode: 'node-a', nodeName: 'node-a', phase: 'Running', cpu: 1, memory: '256Mi' });
 
     await patchVmStatus('web', { moveRef: { name: 'web-move', uid: 'mr-1' } });
     await waitFor('status Moving', async () => (await getVm('web')).status?.phase === 'Moving');

@@ -2,6 +2,10 @@
 // controller and agent processes, sim driver on a slow link): the move's own series on the leading
 // controller while it runs and gone once it ended, the end counted and timed, the agents' operations
 // counted, and a standby replica exporting no series of the cluster's objects.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { CA_CERT } from '../../src/cluster/agentPki';
 import { freePort } from '../../src/cluster/ports';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
 import type { FleetProcess } from '../../src/local/fleet';
@@ -24,11 +28,26 @@ interface Sample {
   value: number;
 }
 
-/** The samples and the TYPE lines of one scrape. */
+/** GET over HTTPS trusting the vmove CA only, as Prometheus is configured to scrape agents. */
+function getWithVmoveCa(url: string): Promise<{ status: number; text: string }> {
+  const ca = readFileSync(path.join(env.fleet.agentPkiDir, CA_CERT), 'utf8');
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** The samples and the TYPE lines of one scrape (agents serve HTTPS, controllers plain HTTP). */
 async function scrape(url: string): Promise<{ samples: Sample[]; types: Map<string, string> }> {
-  const res = await fetch(`${url}/metrics`);
+  const res = url.startsWith('https:') ? await getWithVmoveCa(`${url}/metrics`) : await fetch(`${url}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() }));
   expect(res.status).toBe(200);
-  const text = await res.text();
+  const text = res.text;
   const samples = [...text.matchAll(/^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/gm)].map((m) => ({
     name: m[1]!,
     labels: Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!])),
