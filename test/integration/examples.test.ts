@@ -165,10 +165,10 @@ describe('kubectl get', () => {
   test('VirtualMachine columns show phase, node, size as running and the move holding it', async () => {
     await applyExample('vm-shared.yaml');
     await ok(['patch', resourceOf('VirtualMachine'), 'web', '-n', NS, '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { phase: 'Moving', nodeName: 'node-a', cpu: 1, memory: '256Mi', moveRef: { name: 'web-to-node-b', uid: 'u-1' } } })]);
+      JSON.stringify({ status: { phase: 'Moving', nodeName: 'node-a', cpu: 1, memory: '256Mi', moveRef: { name: 'web-to-node-b', uid: 'u-1' }, conditions: [{ type: 'GuestReady', status: 'True', reason: 'Heartbeat', message: 'the guest heartbeats', lastTransitionTime: '2030-01-01T00:00:00Z' }] } })]);
     const { header, row } = await table('vmv', 'web');
-    expect(header).toEqual(['NAME', 'PHASE', 'NODE', 'CPU', 'MEMORY', 'MOVE', 'AGE']);
-    expect(row).toMatchObject({ NAME: 'web', PHASE: 'Moving', NODE: 'node-a', CPU: '1', MEMORY: '256Mi', MOVE: 'web-to-node-b' });
+    expect(header).toEqual(['NAME', 'PHASE', 'NODE', 'GUEST', 'CPU', 'MEMORY', 'MOVE', 'AGE']);
+    expect(row).toMatchObject({ NAME: 'web', PHASE: 'Moving', NODE: 'node-a', GUEST: 'True', CPU: '1', MEMORY: '256Mi', MOVE: 'web-to-node-b' });
   });
 
   test('HostEvacuation columns show node, mode, done of total and phase', async () => {
