@@ -11,6 +11,7 @@ export const PLURALS = {
   VirtualMachine: 'virtualmachines',
   MoveRequest: 'moverequests',
   HostEvacuation: 'hostevacuations',
+  MovePolicy: 'movepolicies',
 } as const;
 
 /**
@@ -143,7 +144,8 @@ export interface MoveResources {
   memory?: Quantity;
 }
 
-export interface MovePolicy {
+/** MoveRequest.spec.policy, and the same knobs as a MovePolicy's defaults. */
+export interface MoveRequestPolicy {
   maxDowntimeMs?: number;
   bandwidthMiBps?: number;
   /** Seconds allowed per GiB of memory + disk to move before the move is aborted. */
@@ -163,8 +165,27 @@ export interface MoveRequestSpec {
   target?: MoveTarget;
   resources?: MoveResources;
   storage?: StoragePreference;
-  policy?: MovePolicy;
+  /** Which waiting move gets a free slot first (default User). */
+  priority?: MovePriority;
+  policy?: MoveRequestPolicy;
   cancel?: boolean;
+}
+
+/** Highest first. */
+export type MovePriority = 'Critical' | 'Maintenance' | 'User';
+export const MOVE_PRIORITIES: readonly MovePriority[] = ['Critical', 'Maintenance', 'User'];
+
+/** Every policy value a move uses, resolved once at intake (status.effectivePolicy). */
+export interface EffectivePolicy {
+  mode: MoveMode;
+  maxDowntimeMs: number;
+  bandwidthMiBps: number;
+  completionTimeoutPerGiB: number;
+  progressTimeoutSeconds: number;
+  allowAutoConverge: boolean;
+  allowPostCopy: boolean;
+  insecureMigration: boolean;
+  maxAttempts: number;
 }
 
 export type MoveType = 'Live' | 'Cold' | 'Rebuild' | 'ResizeInPlace';
@@ -246,6 +267,10 @@ export interface MoveRequestStatus {
   message?: string;
   /** Persisted state of the move's state machine (opaque to users). */
   machine?: Record<string, unknown>;
+  /** The MovePolicy the move took its defaults from at intake; '' when none matched. */
+  policyRef?: string;
+  /** What the move uses, resolved once at intake; the move reads this, not spec. */
+  effectivePolicy?: EffectivePolicy;
 }
 
 export interface MoveRequest {
@@ -328,4 +353,25 @@ export interface HostEvacuation {
   status?: HostEvacuationStatus;
 }
 
-export type VmoveObject = VirtualMachine | MoveRequest | HostEvacuation;
+// ---------------------------------------------------------------- MovePolicy
+
+export interface MovePolicySelectors {
+  namespaceSelector?: LabelSelector;
+  vmSelector?: LabelSelector;
+}
+
+/** Cluster-wide defaults for the moves of the VMs it selects; a MoveRequest's own fields win. */
+export interface MovePolicySpec extends MoveRequestPolicy {
+  selectors?: MovePolicySelectors;
+  /** Mode for a MoveRequest that sets none (Rebuild is never a default). */
+  mode?: 'Auto' | 'Live' | 'Cold';
+}
+
+export interface MovePolicy {
+  apiVersion: typeof API_VERSION;
+  kind: 'MovePolicy';
+  metadata: ObjectMeta;
+  spec: MovePolicySpec;
+}
+
+export type VmoveObject = VirtualMachine | MoveRequest | HostEvacuation | MovePolicy;

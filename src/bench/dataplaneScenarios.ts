@@ -1,6 +1,6 @@
 // What the data-plane benchmark moves, what one migration yields, and how the two tools'
 // results are put side by side. Pure.
-import type { MovePolicy } from '../api/types';
+import type { MoveRequestPolicy } from '../api/types';
 import type { GuestPause } from './dataplaneConsole';
 import { table } from './stats';
 
@@ -17,7 +17,7 @@ export interface Scenario {
   /** virsh gets this long before its migration is aborted. */
   virshTimeoutMs: number;
   /** The MoveRequest policies vmove moves the guest with (the scenario's link cap is added). */
-  vmove: { label: string; policy: MovePolicy }[];
+  vmove: { label: string; policy: MoveRequestPolicy }[];
 }
 
 const DEFAULT_POLICY = { label: 'vmove', policy: {} };

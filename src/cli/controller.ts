@@ -31,8 +31,11 @@ const USAGE = `usage: vmove controller [options]
   --auto-evacuate-dead-hosts create a HostEvacuation for a dead, fenced host (default off)
   --dead-host-after-seconds N a host is dead N s after its agent's Lease expired, if its Node is not Ready (default 40)
   --no-leader-election       act without the lease (a single replica only)
+  --priority-aging-seconds N a waiting move rises one priority class (User → Maintenance → Critical) per N s it
+                             waits, so low-priority moves still start under a steady stream of Critical ones (default 120)
 
-Cluster defaults for what a MoveRequest's spec.policy leaves unsaid:
+Cluster defaults for what a MoveRequest's spec.mode / spec.policy and a matching MovePolicy leave unsaid:
+  --default-mode Auto|Live|Cold            (Auto)
   --default-max-downtime-ms N              (300)    --default-bandwidth-mibps N (0 = unlimited)
   --default-progress-timeout-seconds N     (150)    --default-completion-timeout-per-gib N (150)
   --default-max-attempts N                 (3)      --default-allow-auto-converge true|false (true)
@@ -69,6 +72,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'auto-evacuate-dead-hosts': { type: 'boolean', default: false },
       'dead-host-after-seconds': { type: 'string' },
       'no-leader-election': { type: 'boolean', default: false },
+      'priority-aging-seconds': { type: 'string' },
+      'default-mode': { type: 'string' },
       'default-max-downtime-ms': { type: 'string' },
       'default-bandwidth-mibps': { type: 'string' },
       'default-progress-timeout-seconds': { type: 'string' },
@@ -94,6 +99,10 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   };
   const bool = (v: string | undefined, d: boolean): boolean => (v === undefined ? d : v === 'true');
   const p = base.policyDefaults;
+  const mode = values['default-mode'] ?? base.defaultMode;
+  if (mode !== 'Auto' && mode !== 'Live' && mode !== 'Cold') throw new Error(`--default-mode must be Auto, Live or Cold, got "${mode}"`);
+  const aging = num(values['priority-aging-seconds'], base.priorityAgingSeconds);
+  if (aging < 1) throw new Error(`--priority-aging-seconds must be at least 1, got "${values['priority-aging-seconds']}"`);
   const config = defaultConfig({
     namespace: values.namespace!,
     identity: values.identity ?? `${hostname()}-${process.pid}`,
@@ -105,6 +114,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     workers: num(values.workers, base.workers),
     autoEvacuateDeadHosts: values['auto-evacuate-dead-hosts']!,
     deadHostAfterSeconds: num(values['dead-host-after-seconds'], base.deadHostAfterSeconds),
+    defaultMode: mode,
+    priorityAgingSeconds: aging,
     // What a MoveRequest's spec.policy leaves unsaid.
     policyDefaults: {
       maxDowntimeMs: num(values['default-max-downtime-ms'], p.maxDowntimeMs),

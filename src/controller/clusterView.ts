@@ -1,7 +1,7 @@
 // What the controller sees of the cluster: informer caches of the kinds it watches, and the
 // facts derived from them that decisions need (which agents are alive, what each host offers
 // and has in use). Reading only; every decision over these facts is a pure function elsewhere.
-import type { HostEvacuation, MoveRequest, MoveType, VirtualMachine } from '../api/types';
+import type { HostEvacuation, MovePolicy, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { parseBytes } from '../api/quantity';
 import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL, type HostCapabilities } from '../protocol/host';
 import type { KubeApi } from '../kube/api';
@@ -15,6 +15,10 @@ export interface NodeObject {
   metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
   spec?: { unschedulable?: boolean; taints?: { key: string; value?: string; effect: string }[] };
   status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] };
+}
+
+export interface NamespaceObject {
+  metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
 }
 
 export interface LeaseObject {
@@ -67,6 +71,10 @@ export class ClusterView {
   readonly evacuations: Informer<HostEvacuation>;
   readonly nodes: Informer<NodeObject>;
   readonly leases: Informer<LeaseObject>;
+  /** Cluster-scoped: read at intake, for the policy a new move uses. */
+  readonly movePolicies: Informer<MovePolicy>;
+  /** For MovePolicy namespaceSelectors. */
+  readonly namespaces: Informer<NamespaceObject>;
 
   constructor(
     api: KubeApi,
@@ -81,6 +89,8 @@ export class ClusterView {
     this.evacuations = new Informer<HostEvacuation>(api, vmovePath('hostevacuations'), opts('hostevacuations'));
     this.nodes = new Informer<NodeObject>(api, corePath('nodes'), opts('nodes'));
     this.leases = new Informer<LeaseObject>(api, leasePath({ namespace: agentNamespace }), { labelSelector: AGENT_LEASE_SELECTOR, ...opts('agent-leases') });
+    this.movePolicies = new Informer<MovePolicy>(api, vmovePath('movepolicies'), opts('movepolicies'));
+    this.namespaces = new Informer<NamespaceObject>(api, corePath('namespaces'), opts('namespaces'));
   }
 
   start(): void {
@@ -96,7 +106,7 @@ export class ClusterView {
   }
 
   private informers() {
-    return [this.vms, this.moves, this.evacuations, this.nodes, this.leases] as const;
+    return [this.vms, this.moves, this.evacuations, this.nodes, this.leases, this.movePolicies, this.namespaces] as const;
   }
 
   agent(node: string, now = Date.now()): AgentInfo | undefined {

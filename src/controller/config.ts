@@ -1,6 +1,6 @@
 // Cluster-wide settings of the controller, with defaults like KubeVirt's where they overlap.
 import type { ResolvedPolicy } from '../machines/vocabulary';
-import type { MovePolicy } from '../api/types';
+import type { MoveMode } from '../api/types';
 
 export interface MoveLimits {
   /** Moves (past Pending, not finished) at once in the cluster. */
@@ -14,7 +14,12 @@ export interface ControllerConfig {
   namespace: string;
   identity: string;
   limits: MoveLimits;
+  /** What a MoveRequest's spec.policy and a matching MovePolicy leave unsaid (--default-*). */
   policyDefaults: ResolvedPolicy;
+  /** Mode for a MoveRequest that sets none and no MovePolicy gives (--default-mode). */
+  defaultMode: MoveMode;
+  /** A waiting move rises one priority class per this many seconds waited (--priority-aging-seconds). */
+  priorityAgingSeconds: number;
   /** How long a move waits in Scheduling for capacity held by other moves before failing. */
   schedulingWaitSeconds: number;
   /** An agent whose lease expired this long ago is lost: steps on its host are given up. */
@@ -45,6 +50,8 @@ export const defaultConfig = (over: Partial<ControllerConfig> = {}): ControllerC
   identity: `vmove-controller-${process.pid}`,
   limits: { parallelMoves: 5, outboundPerNode: 2, inboundPerNode: 2 },
   policyDefaults: DEFAULT_POLICY,
+  defaultMode: 'Auto',
+  priorityAgingSeconds: 120,
   schedulingWaitSeconds: 300,
   agentLostAfterSeconds: 5,
   deadHostAfterSeconds: 40,
@@ -54,17 +61,3 @@ export const defaultConfig = (over: Partial<ControllerConfig> = {}): ControllerC
   agentWaitMs: 1_000,
   ...over,
 });
-
-/** The request's policy over the cluster defaults. */
-export function resolvePolicy(p: MovePolicy | undefined, d: ResolvedPolicy): ResolvedPolicy {
-  return {
-    maxDowntimeMs: p?.maxDowntimeMs ?? d.maxDowntimeMs,
-    bandwidthMiBps: p?.bandwidthMiBps ?? d.bandwidthMiBps,
-    completionTimeoutPerGiB: p?.completionTimeoutPerGiB ?? d.completionTimeoutPerGiB,
-    progressTimeoutSeconds: p?.progressTimeoutSeconds ?? d.progressTimeoutSeconds,
-    allowAutoConverge: p?.allowAutoConverge ?? d.allowAutoConverge,
-    allowPostCopy: p?.allowPostCopy ?? d.allowPostCopy,
-    maxAttempts: p?.maxAttempts ?? d.maxAttempts,
-    insecureMigration: p?.insecureMigration ?? d.insecureMigration ?? false,
-  };
-}

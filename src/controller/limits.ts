@@ -1,5 +1,5 @@
 // May another move start now? Pure: the moves in flight, the moves waiting and the limits decide.
-import type { MoveRequest, MoveType, VirtualMachine } from '../api/types';
+import type { MovePriority, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { moveRecordOf } from '../machines/record';
 import { traitsOf } from '../machines/traits';
 import type { HostFacts, MoveInFlight } from './clusterView';
@@ -18,6 +18,22 @@ export const moveGroup = (labels: Record<string, string> | undefined): string =>
   return evacuation ? `evacuation/${evacuation}` : STANDALONE_GROUP;
 };
 
+/** Rank of each priority class: lower goes first. */
+export const PRIORITY_RANK: Record<MovePriority, number> = { Critical: 0, Maintenance: 1, User: 2 };
+export const DEFAULT_PRIORITY_AGING_SECONDS = 120;
+
+/**
+ * A waiting move's class as the scheduler sees it: its spec.priority, raised one class for every
+ * `agingSeconds` since the request was made (User → Maintenance → Critical), so no move waits
+ * for ever behind a stream of higher ones. Pure.
+ */
+export function effectiveRank(priority: MovePriority | undefined, since: string, nowMs: number, agingSeconds: number): number {
+  const base = PRIORITY_RANK[priority ?? 'User'];
+  const born = Date.parse(since);
+  if (!Number.isFinite(born) || agingSeconds <= 0) return base;
+  return Math.max(0, base - Math.floor(Math.max(0, nowMs - born) / 1000 / agingSeconds));
+}
+
 /** A move ready to start but for the limits: it competes for the next free slot. */
 export interface Contender {
   uid: string;
@@ -28,6 +44,8 @@ export interface Contender {
   moveType: MoveType;
   /** Creation time: within a group, the oldest goes first. */
   since: string;
+  /** effectiveRank: the highest class (lowest rank) is served first. Absent: Critical's 0. */
+  rank?: number;
 }
 
 /** Who else wants a slot, and which group every move belongs to. */
@@ -59,8 +77,8 @@ export function admitMove(
 }
 
 /**
- * Hand the free slots out one at a time, each to the waiting move whose group has the fewest
- * moves in flight (then the oldest), skipping moves whose source node is at its outbound limit;
+ * Hand the free slots out one at a time, each to the waiting move of the highest priority class
+ * (after aging), then of the group with the fewest moves in flight, then the oldest, skipping moves whose source node is at its outbound limit;
  * the candidate may start only if it is among those served. So one evacuation cannot take every
  * slot while others wait, and two evacuations progress side by side.
  */
@@ -101,9 +119,12 @@ function fairTurn(candidate: { uid: string; source: string; moveType: MoveType }
  * changed with each move starting or ending would rewrite all of them each time.
  */
 const waitingForSlot = (limits: MoveLimits): string =>
-  `waiting for a free slot: ${limits.parallelMoves} moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)`;
+  `waiting for a free slot: ${limits.parallelMoves} moves at a time in the cluster, shared between evacuations and other moves (highest priority first, then the group with the fewest in flight, then the oldest request)`;
 
 function before(a: Contender, b: Contender, inFlightOf: Map<string, number>): boolean {
+  const ra = a.rank ?? 0;
+  const rb = b.rank ?? 0;
+  if (ra !== rb) return ra < rb;
   const na = inFlightOf.get(a.group) ?? 0;
   const nb = inFlightOf.get(b.group) ?? 0;
   if (na !== nb) return na < nb;
@@ -116,6 +137,8 @@ export interface ReadinessFacts {
   vm: (key: string) => VirtualMachine | undefined;
   host: (node: string) => HostFacts | undefined;
   now: Date;
+  /** --priority-aging-seconds (default DEFAULT_PRIORITY_AGING_SECONDS). */
+  agingSeconds?: number;
 }
 
 /**
@@ -140,7 +163,9 @@ export function competition(moves: MoveRequest[], f: ReadinessFacts): Competitio
     if (vm.status?.moveRef && vm.status.moveRef.uid !== uid) continue;
     const source = f.host(ctx.sourceNode);
     if (!source?.agent?.alive && !(traitsOf(record.type).startsFromFencedSource && source?.fenced)) continue;
-    waiting.push({ uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, group, source: ctx.sourceNode, moveType: record.type, since: mr.metadata.creationTimestamp ?? '' });
+    const since = mr.metadata.creationTimestamp ?? '';
+    const rank = effectiveRank(mr.spec.priority, since, f.now.getTime(), f.agingSeconds ?? DEFAULT_PRIORITY_AGING_SECONDS);
+    waiting.push({ uid, key: `${mr.metadata.namespace}/${mr.metadata.name}`, group, source: ctx.sourceNode, moveType: record.type, since, rank });
   }
   return { waiting, groupOf };
 }

@@ -57,7 +57,7 @@ export function startController(o: ControllerOptions): RunningController {
   hosts.start();
 
   const controllers = [
-    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits), concurrency: o.config.workers }, metrics.runtime),
+    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits, o.config.priorityAgingSeconds), concurrency: o.config.workers }, metrics.runtime),
     new Controller({ name: 'VirtualMachine', queue: 'virtualmachines', reconcile: new VirtualMachineReconciler(deps).reconcile, watches: vmWatches(view, hosts), concurrency: o.config.workers }, metrics.runtime),
     // One evacuation plans at a time: two plans made side by side would both count the same free room.
     new Controller({ name: 'HostEvacuation', queue: 'hostevacuations', reconcile: new HostEvacuationReconciler(deps).reconcile, watches: evacuationWatches(view, hosts), concurrency: 1 }, metrics.runtime),

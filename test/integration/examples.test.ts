@@ -71,6 +71,7 @@ describe('examples/', () => {
         'rebuild.yaml',
         'evacuate-host.yaml',
         'evacuate-dry-run.yaml',
+        'move-policy.yaml',
       ]),
     );
   });
@@ -105,10 +106,10 @@ describe('examples/', () => {
 });
 
 describe('defaults', () => {
-  test('a MoveRequest with only vmName gets mode Auto, storage Auto, cancel false and no policy', async () => {
+  test('a MoveRequest with only vmName gets priority User, storage Auto, cancel false, and no mode or policy (a MovePolicy or the controller fills those in)', async () => {
     await ok(['apply', '-n', NS, '-f', '-'], 'apiVersion: vmove.dev/v1alpha1\nkind: MoveRequest\nmetadata: {name: minimal-move}\nspec: {vmName: web}\n');
     const mr = await getObject<MoveRequest>('MoveRequest', 'minimal-move');
-    expect(mr.spec).toEqual({ vmName: 'web', mode: 'Auto', storage: 'Auto', cancel: false });
+    expect(mr.spec).toEqual({ vmName: 'web', priority: 'User', storage: 'Auto', cancel: false });
   });
 
   test('a HostEvacuation with only nodeName cordons, moves two at a time and is no dry run', async () => {
@@ -138,6 +139,7 @@ describe('kubectl explain', () => {
     ['moverequest.spec.target', 'MoveRequest', 'target'],
     ['virtualmachine.spec', 'VirtualMachine', undefined],
     ['hostevacuation.spec', 'HostEvacuation', undefined],
+    ['movepolicy.spec', 'MovePolicy', undefined],
   ] as const)('%s describes every field in words', async (path, kind, nested) => {
     const out = squash(await ok(['explain', `${path}`, `--api-version=vmove.dev/v1alpha1`]));
     const fields = nested ? crdSchema(kind)[nested]!.properties! : crdSchema(kind);
@@ -156,17 +158,17 @@ describe('kubectl get', () => {
     await ok(['patch', resourceOf('MoveRequest'), 'web-to-node-b', '-n', NS, '--subresource=status', '--type=merge', '-p',
       JSON.stringify({ status: { phase: 'Migrating', moveType: 'Live', sourceNode: 'node-a', targetNode: 'node-b', progress: { percent: 42 } } })]);
     const { header, row } = await table('mvr', 'web-to-node-b');
-    expect(header).toEqual(['NAME', 'PHASE', 'VM', 'TYPE', 'SOURCE', 'TARGET', 'PROGRESS', 'AGE']);
-    expect(row).toMatchObject({ NAME: 'web-to-node-b', PHASE: 'Migrating', VM: 'web', TYPE: 'Live', SOURCE: 'node-a', TARGET: 'node-b', PROGRESS: '42' });
+    expect(header).toEqual(['NAME', 'PHASE', 'VM', 'TYPE', 'SOURCE', 'TARGET', 'PRIORITY', 'PROGRESS', 'AGE']);
+    expect(row).toMatchObject({ NAME: 'web-to-node-b', PHASE: 'Migrating', VM: 'web', TYPE: 'Live', SOURCE: 'node-a', TARGET: 'node-b', PRIORITY: 'User', PROGRESS: '42' });
   });
 
   test('VirtualMachine columns show phase, node, size as running and the move holding it', async () => {
     await applyExample('vm-shared.yaml');
     await ok(['patch', resourceOf('VirtualMachine'), 'web', '-n', NS, '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { phase: 'Moving', nodeName: 'node-a', cpu: 1, memory: '256Mi', moveRef: { name: 'web-to-node-b', uid: 'u-1' } } })]);
+      JSON.stringify({ status: { phase: 'Moving', nodeName: 'node-a', cpu: 1, memory: '256Mi', moveRef: { name: 'web-to-node-b', uid: 'u-1' }, conditions: [{ type: 'GuestReady', status: 'True', reason: 'Heartbeat', message: 'the guest heartbeats', lastTransitionTime: '2030-01-01T00:00:00Z' }] } })]);
     const { header, row } = await table('vmv', 'web');
-    expect(header).toEqual(['NAME', 'PHASE', 'NODE', 'CPU', 'MEMORY', 'MOVE', 'AGE']);
-    expect(row).toMatchObject({ NAME: 'web', PHASE: 'Moving', NODE: 'node-a', CPU: '1', MEMORY: '256Mi', MOVE: 'web-to-node-b' });
+    expect(header).toEqual(['NAME', 'PHASE', 'NODE', 'GUEST', 'CPU', 'MEMORY', 'MOVE', 'AGE']);
+    expect(row).toMatchObject({ NAME: 'web', PHASE: 'Moving', NODE: 'node-a', GUEST: 'True', CPU: '1', MEMORY: '256Mi', MOVE: 'web-to-node-b' });
   });
 
   test('HostEvacuation columns show node, mode, done of total and phase', async () => {
@@ -176,6 +178,13 @@ describe('kubectl get', () => {
     const { header, row } = await table('hevac', 'drain-node-a');
     expect(header).toEqual(['NAME', 'NODE', 'MODE', 'DONE', 'TOTAL', 'PHASE', 'AGE']);
     expect(row).toMatchObject({ NAME: 'drain-node-a', NODE: 'node-a', MODE: 'Auto', DONE: '3', TOTAL: '5', PHASE: 'Evacuating' });
+  });
+
+  test('MovePolicy columns show mode, downtime and bandwidth (short name mvp)', async () => {
+    await applyExample('move-policy.yaml');
+    const { header, row } = await table('mvp', 'production-databases');
+    expect(header).toEqual(['NAME', 'MODE', 'MAXDOWNTIMEMS', 'BANDWIDTH', 'AGE']);
+    expect(row).toMatchObject({ NAME: 'production-databases', MODE: 'Live', MAXDOWNTIMEMS: '100' });
   });
 
   test('`kubectl get vmove` lists all three kinds', async () => {

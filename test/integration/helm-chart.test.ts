@@ -546,7 +546,7 @@ describe('in a real API server', () => {
     const status = parse(await helmOk(['status', 'vmove', '--namespace', NS, '--kubeconfig', cluster.kubeconfig, '-o', 'yaml'])) as { info: { status: string } };
     expect(status.info.status).toBe('deployed');
 
-    for (const crd of ['virtualmachines.vmove.dev', 'moverequests.vmove.dev', 'hostevacuations.vmove.dev']) {
+    for (const crd of ['virtualmachines.vmove.dev', 'moverequests.vmove.dev', 'hostevacuations.vmove.dev', 'movepolicies.vmove.dev']) {
       const r = await cluster.kubectl(['get', 'crd', crd, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
       expect({ crd, established: r.stdout }).toEqual({ crd, established: 'True' });
     }
@@ -580,6 +580,9 @@ describe('in a real API server', () => {
     ['controller', 'create', 'events.events.k8s.io', ['-n', 'default'], true],
     ['controller', 'update', 'leases.coordination.k8s.io', ['-n', NS], true],
     ['controller', 'update', 'leases.coordination.k8s.io', ['-n', 'kube-system'], false],
+    ['controller', 'watch', 'movepolicies.vmove.dev', [], true],
+    ['controller', 'watch', 'namespaces', [], true],
+    ['controller', 'update', 'movepolicies.vmove.dev', [], false],
     ['controller', 'delete', 'nodes', [], false],
     ['controller', 'get', 'secrets', ['-A'], false],
     ['agent', 'patch', 'virtualmachines.vmove.dev', ['--subresource=status', '-A'], true],

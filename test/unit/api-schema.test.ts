@@ -191,8 +191,10 @@ interface Crd {
   };
 }
 
-const KINDS = ['VirtualMachine', 'MoveRequest', 'HostEvacuation'] as const;
-const SCOPES: Record<(typeof KINDS)[number], string> = { VirtualMachine: 'Namespaced', MoveRequest: 'Namespaced', HostEvacuation: 'Cluster' };
+const KINDS = ['VirtualMachine', 'MoveRequest', 'HostEvacuation', 'MovePolicy'] as const;
+const SCOPES: Record<(typeof KINDS)[number], string> = { VirtualMachine: 'Namespaced', MoveRequest: 'Namespaced', HostEvacuation: 'Cluster', MovePolicy: 'Cluster' };
+/** MovePolicy is configuration: nobody writes a status for it. */
+const HAS_STATUS: Record<(typeof KINDS)[number], boolean> = { VirtualMachine: true, MoveRequest: true, HostEvacuation: true, MovePolicy: false };
 
 function loadCrds(): Map<string, Crd> {
   const crds = new Map<string, Crd>();
@@ -259,7 +261,7 @@ describe('CRDs in crds/', () => {
     expect(crd.doc.spec.names.plural).toBe(PLURALS[kind]);
     expect(crd.doc.spec.scope).toBe(SCOPES[kind]);
     expect(crd.doc.spec.names.categories).toContain('vmove');
-    expect(crd.doc.spec.versions.map((v) => [v.name, v.served, v.storage, v.subresources?.status !== undefined])).toEqual([[VERSION, true, true, true]]);
+    expect(crd.doc.spec.versions.map((v) => [v.name, v.served, v.storage, v.subresources?.status !== undefined])).toEqual([[VERSION, true, true, HAS_STATUS[kind]]]);
   });
 
   test('short names are unique and do not take KubeVirt\'s (vm, vmi, vmim, …)', () => {
@@ -299,10 +301,10 @@ describe('src/api/types.ts agrees with the CRD schemas', () => {
 
   // The comparison itself must see drift; otherwise the test above proves nothing.
   test('a field added to types.ts only is reported', () => {
-    const drifted = typesSource.replace('export interface MoveRequestSpec {', 'export interface MoveRequestSpec {\n  priority?: number;');
+    const drifted = typesSource.replace('export interface MoveRequestSpec {', 'export interface MoveRequestSpec {\n  urgency?: number;');
     expect(drifted).not.toBe(typesSource);
     expect(kindMismatches(drifted, 'MoveRequest', rootSchema(crds.get('MoveRequest')!))).toEqual([
-      'MoveRequest.spec.priority: in types.ts but not in the CRD',
+      'MoveRequest.spec.urgency: in types.ts but not in the CRD',
     ]);
   });
 

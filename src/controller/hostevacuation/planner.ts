@@ -2,7 +2,7 @@
 // move type and variant, why, and why every other host was rejected. Pure: the controller,
 // `spec.dryRun` and `vmove plan` all call it over the same facts (ClusterView.hosts(), placement,
 // chooseMove), and each VM's placement counts the capacity the VMs before it in the plan take.
-import type { MoveMode, MoveRequest, MoveRequestSpec, PlannedMove, RejectedNode, VirtualMachine } from '../../api/types';
+import type { MoveMode, MovePriority, MoveRequest, MoveRequestSpec, PlannedMove, RejectedNode, VirtualMachine } from '../../api/types';
 import { GiB, parseBytes } from '../../api/quantity';
 import { traitsOf } from '../../machines/traits';
 import { chooseMove, currentResources, vmStorage } from '../chooseMove';
@@ -42,6 +42,9 @@ export function evacuationOrder(vms: VirtualMachine[]): VirtualMachine[] {
   return [...vms].sort((a, b) => weight(b) - weight(a) || currentResources(b).cpu - currentResources(a).cpu || vmKey(a).localeCompare(vmKey(b)));
 }
 
+/** An evacuation's own moves: Critical when they recover a dead host's VMs (Rebuild), else Maintenance. */
+export const evacuationPriority = (mode: MoveMode): MovePriority => (mode === 'Rebuild' ? 'Critical' : 'Maintenance');
+
 const gib = (bytes: number): string => `${(Math.max(0, bytes) / GiB).toFixed(1)} GiB`;
 
 export function planEvacuation(input: PlanInput): PlanStep[] {
@@ -52,7 +55,7 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
   const steps: PlanStep[] = [];
   for (const vm of evacuationOrder(input.vms)) {
     const base = { namespace: vm.metadata.namespace ?? 'default', vmName: vm.metadata.name ?? '', order: steps.length + 1, vm };
-    const spec: MoveRequestSpec = { vmName: base.vmName, mode: input.mode, ...(input.nodeSelector ? { target: { nodeSelector: input.nodeSelector } } : {}) };
+    const spec: MoveRequestSpec = { vmName: base.vmName, mode: input.mode, priority: evacuationPriority(input.mode), ...(input.nodeSelector ? { target: { nodeSelector: input.nodeSelector } } : {}) };
     const place = (needs: PlacementNeeds, q: Pick<PlacementQuery, 'nodeName' | 'nodeSelector'>, avoid: readonly string[] = []) =>
       placeVm(hosts, { needs, exclude: [...exclude, ...avoid], inboundLimit: Number.POSITIVE_INFINITY, ...q });
     const choice = chooseMove(spec, { vm, sourceNode: input.node, source, probe: (needs, q) => place(needs, q) });

@@ -18,7 +18,7 @@ export interface MoveFacts {
   competition(): Competition;
   /** The agent of a node, alive or not as of `now`. */
   agent(node: string): AgentInfo | undefined;
-  config: Pick<ControllerConfig, 'limits' | 'schedulingWaitSeconds' | 'agentLostAfterSeconds'>;
+  config: Pick<ControllerConfig, 'limits' | 'schedulingWaitSeconds' | 'agentLostAfterSeconds' | 'priorityAgingSeconds'>;
 }
 
 export const vmKeyOf = (mr: MoveRequest): string => `${mr.metadata.namespace}/${mr.spec.vmName}`;
@@ -31,7 +31,7 @@ export function observeMove(view: ClusterView, reservations: MoveReservations, c
     vm: view.vms.get(vmKeyOf(mr)),
     hosts: hostsNow,
     inFlight: () => reservations.inFlight(),
-    competition: () => competition(view.moves.list(), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now }),
+    competition: () => competition(view.moves.list(), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now, agingSeconds: config.priorityAgingSeconds }),
     agent: (node) => view.agent(node, now.getTime()),
     config,
   };

@@ -1,11 +1,12 @@
 // Before a move's machine exists: is there a VM, is it free, whose turn is it, and which machine
 // moves it. Pure. The move type is chosen when the request's turn comes, from where the VM is
 // then — not from where it was when the request arrived.
-import type { MoveRequest, VirtualMachine } from '../../api/types';
+import type { EffectivePolicy, MoveRequest, VirtualMachine } from '../../api/types';
 import { startMove, traitsOf, type MoveState } from '../../machines';
 import { chooseMove, vmRunning } from '../chooseMove';
 import type { HostFacts } from '../clusterView';
-import { resolvePolicy, type ControllerConfig } from '../config';
+import type { ControllerConfig } from '../config';
+import { machinePolicy } from '../policy/resolve';
 import { placeVm } from '../placement';
 import { vmSpecFor } from '../vmSpec';
 
@@ -19,7 +20,9 @@ export interface IntakeFacts {
   /** An unfinished request for the same VM made before this one. */
   earlierRequest?: string;
   hosts: HostFacts[];
-  config: Pick<ControllerConfig, 'limits' | 'policyDefaults'>;
+  config: Pick<ControllerConfig, 'limits'>;
+  /** The policy resolved for this request (status.effectivePolicy): intake reads it, not spec. */
+  effective: EffectivePolicy;
 }
 
 const busy = (vmName: string, holder: string) => ({
@@ -43,7 +46,7 @@ export function decideIntake(mr: MoveRequest, f: IntakeFacts): Intake {
     const why = vm.status.conditions?.find((c) => c.type === 'Failed')?.message;
     return { ended: 'Failed', reason: 'VMFailed', message: `VirtualMachine ${name} is Failed${why ? `: ${why}` : ''}; fix or recreate it before moving it` };
   }
-  const choice = chooseMove(mr.spec, {
+  const choice = chooseMove({ ...mr.spec, mode: f.effective.mode }, {
     vm,
     sourceNode,
     source: f.hosts.find((h) => h.node === sourceNode),
@@ -63,7 +66,7 @@ export function decideIntake(mr: MoveRequest, f: IntakeFacts): Intake {
       vmRunning: vmRunning(vm),
       before: c.before,
       after: c.after,
-      policy: resolvePolicy(mr.spec.policy, f.config.policyDefaults),
+      policy: machinePolicy(f.effective),
       bytesToMove: (live ? c.before.memoryBytes : 0) + diskBytes,
       sharedDisks: vmSpecFor(vm, c.after).disks.some((d) => d.storage !== 'Local'),
     }),

@@ -21,6 +21,7 @@ import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
 import { UnsavedProgress } from './unsavedProgress';
 import { releaseVm } from './vmLock';
 import { sameJson } from '../../json';
+import { resolveEffectivePolicy, type PolicyResolution } from '../policy/resolve';
 
 export const MOVE_FINALIZER = 'vmove.dev/move-protection';
 /** Transitions one reconcile may take before yielding to other requests. */
@@ -30,6 +31,10 @@ const PROGRESS_WRITE_INTERVAL_MS = 2_000;
 
 const sameExceptHistory = (a: MoveRequestStatus | undefined, b: MoveRequestStatus | undefined): boolean =>
   sameJson({ ...a, history: undefined }, { ...b, history: undefined });
+
+/** The policy recorded at intake, if it was. */
+const fixedPolicy = (s: MoveRequestStatus | undefined): PolicyResolution | undefined =>
+  s?.effectivePolicy ? { policyRef: s.policyRef ?? '', effective: s.effectivePolicy } : undefined;
 
 const ended = (mr: MoveRequest): boolean => !!mr.status?.phase && isTerminal(mr.status.phase);
 
@@ -67,11 +72,29 @@ export class MoveRequestReconciler {
     const now = new Date();
     const record = moveRecordOf(mr.status);
     if (record) return this.run(mr, this.unsaved.newerThan(mr) ?? restoreMove(record));
+    const vm = this.d.view.vms.get(vmKeyOf(mr));
+    // The policy is read once, at the first look that finds the VM, and kept in status: a
+    // MovePolicy edited later changes nothing for this request.
+    const stored = mr.status;
+    const fixed = fixedPolicy(stored);
+    const resolution =
+      fixed ??
+      (vm
+        ? resolveEffectivePolicy(mr, {
+            policies: this.d.view.movePolicies.list(),
+            vmLabels: vm.metadata.labels,
+            namespaceLabels: this.d.view.namespaces.get(mr.metadata.namespace ?? '')?.metadata.labels,
+            defaults: { mode: this.d.config.defaultMode, policy: this.d.config.policyDefaults },
+          })
+        : undefined);
+    if (resolution && !fixed) mr = { ...mr, status: { ...mr.status, policyRef: resolution.policyRef, effectivePolicy: resolution.effective } };
     const intake = decideIntake(mr, {
-      vm: this.d.view.vms.get(vmKeyOf(mr)),
+      vm,
       earlierRequest: this.earlierRequestFor(mr),
       hosts: this.reservations.hosts(now),
       config: this.d.config,
+      // No VM: intake ends the request before it reads a policy.
+      effective: resolution?.effective ?? resolveEffectivePolicy(mr, { policies: [], defaults: { mode: this.d.config.defaultMode, policy: this.d.config.policyDefaults } }).effective,
     });
     if ('ended' in intake) {
       mr = await this.writeStatus(mr, endedWithoutMove(mr.status, intake.ended, intake.reason, intake.message, now.toISOString(), mr.metadata.generation));
@@ -80,7 +103,7 @@ export class MoveRequestReconciler {
     }
     if ('waiting' in intake) {
       const status = waitingWithoutMove(mr.status, intake.waiting.reason, intake.waiting.message, now.toISOString(), mr.metadata.generation);
-      if (!sameJson(status, mr.status)) {
+      if (!sameJson(status, stored)) {
         mr = await this.writeStatus(mr, status);
         this.d.events.record(mr, 'Normal', intake.waiting.reason, intake.waiting.message);
       }

@@ -123,6 +123,8 @@ export function moveStatus(prev: MoveRequestStatus | undefined, m: MoveState, i:
     conditions,
     message,
     machine: persistMove(m) as unknown as Record<string, unknown>,
+    // Fixed at intake; carried as they are.
+    ...(prev?.effectivePolicy ? { policyRef: prev.policyRef ?? '', effectivePolicy: prev.effectivePolicy } : {}),
   };
 }
 

@@ -7,9 +7,10 @@ import { keyOf } from '../../kube/paths';
 import { isTerminal } from '../../machines/vocabulary';
 import type { ClusterView } from '../clusterView';
 import type { MoveLimits } from '../config';
+import { DEFAULT_PRIORITY_AGING_SECONDS, effectiveRank } from '../limits';
 import { vmKeyOf } from './facts';
 
-export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits: MoveLimits): Watch<never>[] {
+export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits: MoveLimits, agingSeconds = DEFAULT_PRIORITY_AGING_SECONDS): Watch<never>[] {
   // Which requests each VM has, so a VM's change wakes only its own requests.
   const requestsOfVm = new Map<string, Set<string>>();
   view.moves.on({
@@ -22,17 +23,21 @@ export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits:
   });
   const requestsOf = (vmKey: string): string[] => [...(requestsOfVm.get(vmKey) ?? [])];
   /**
-   * A slot or some capacity freed: the oldest requests still waiting to start or to be placed.
+   * A slot or some capacity freed: the requests still waiting to start or to be placed, highest
+   * priority (after aging) first, then the oldest.
    * Waking all of them on every change would cost O(requests²) with a thousand queued; the rest
    * look again on their own within seconds.
    */
-  const waiting = (): string[] =>
-    view.moves
+  const waiting = (): string[] => {
+    const now = Date.now();
+    return view.moves
       .list()
       .filter((mr) => !mr.status?.phase || mr.status.phase === 'Pending' || mr.status.phase === 'Scheduling')
-      .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''))
+      .map((mr) => ({ mr, since: mr.metadata.creationTimestamp ?? '', rank: effectiveRank(mr.spec.priority, mr.metadata.creationTimestamp ?? '', now, agingSeconds) }))
+      .sort((a, b) => a.rank - b.rank || a.since.localeCompare(b.since))
       .slice(0, limits.parallelMoves * 2 + 8)
-      .map(keyOf);
+      .map((w) => keyOf(w.mr));
+  };
   /** Moves in flight on a host. */
   const activeMovesOn = (node: string): string[] =>
     view.moves

@@ -8,7 +8,7 @@ const flight = (uid: string, source: string, target: string, moveType: MoveType 
 describe('admitMove', () => {
   test('cluster-wide limit', () => {
     const r = admitMove({ uid: 'x', source: 'd', moveType: 'Live' }, [flight('1', 'a', 'b'), flight('2', 'b', 'c'), flight('3', 'c', 'a')], limits);
-    expect(r).toEqual({ ok: false, reason: 'waiting for a free slot: 3 moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)' });
+    expect(r).toEqual({ ok: false, reason: 'waiting for a free slot: 3 moves at a time in the cluster, shared between evacuations and other moves (highest priority first, then the group with the fewest in flight, then the oldest request)' });
   });
   test('outbound per node', () => {
     const r = admitMove({ uid: 'x', source: 'a', moveType: 'Cold' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c')], limits);

@@ -38,8 +38,8 @@ describe('live host', () => {
     expect(d.actions.node).toBe('cordon');
     expect(cond(d.status, 'Cordoned')).toMatchObject({ status: 'True', reason: 'CordonedByVmove' });
     expect(d.actions.create.map((m) => [m.name, m.attempt, m.spec])).toEqual([
-      ['drain-a-v1-1', 1, { vmName: 'v1', mode: 'Auto', target: { nodeName: 'b' } }],
-      ['drain-a-v2-1', 1, { vmName: 'v2', mode: 'Auto', target: { nodeName: 'c' } }],
+      ['drain-a-v1-1', 1, { vmName: 'v1', mode: 'Auto', priority: 'Maintenance', target: { nodeName: 'b' } }],
+      ['drain-a-v2-1', 1, { vmName: 'v2', mode: 'Auto', priority: 'Maintenance', target: { nodeName: 'c' } }],
     ]);
     expect(d.status).toMatchObject({ phase: 'Evacuating', hostState: 'Alive', total: 3, succeeded: 0, inProgress: 0, pending: 3, failed: 0 });
     expect(d.status.moves!.map((m) => [m.vmName, m.name, m.phase, m.targetNode, m.moveType])).toEqual([

@@ -5,7 +5,7 @@ import { admitMove, competition, moveGroup, type Competition, type Contender } f
 import { host, ownedMove, vm } from './fixtures';
 
 const limits = { parallelMoves: 4, outboundPerNode: 2, inboundPerNode: 2 };
-const SLOT_WAIT = 'waiting for a free slot: 4 moves at a time in the cluster, shared between evacuations and other moves (fewest in flight first, then the oldest request)';
+const SLOT_WAIT = 'waiting for a free slot: 4 moves at a time in the cluster, shared between evacuations and other moves (highest priority first, then the group with the fewest in flight, then the oldest request)';
 const flight = (uid: string, source: string): MoveInFlight => ({ uid, key: uid, vmKey: uid, source, target: 'z', moveType: 'Live', after: { cpu: 1, memoryBytes: 1 } });
 const waiter = (uid: string, group: string, source: string, since = '2030-01-01T00:00:00Z'): Contender => ({ uid, key: `default/${uid}`, group, source, moveType: 'Live', since });
 const race = (waiting: Contender[], groups: Record<string, string>): Competition => ({ waiting, groupOf: new Map([...waiting.map((w) => [w.uid, w.group] as const), ...Object.entries(groups)]) });

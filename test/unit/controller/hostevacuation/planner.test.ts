@@ -96,7 +96,7 @@ describe('planEvacuation', () => {
       nodeSelector: { zone: 'west' },
     });
     expect(plan[0]!.targetNode).toBe('c');
-    expect(plan[0]!.spec).toEqual({ vmName: 'web', mode: 'Auto', target: { nodeName: 'c' } });
+    expect(plan[0]!.spec).toEqual({ vmName: 'web', mode: 'Auto', priority: 'Maintenance', target: { nodeName: 'c' } });
     expect(plan[0]!.rejected).toEqual([{ nodeName: 'b', reason: 'does not match nodeSelector zone=west' }]);
   });
 
