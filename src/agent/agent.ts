@@ -77,6 +77,8 @@ export interface RunningAgent {
   endpoint: string;
   driver: Driver;
   executor: OperationExecutor;
+  /** What it serves on /metrics (the benchmark reads the watch counters in process). */
+  metrics: AgentMetrics;
   /** Stop serving and heartbeating; VMs keep running. The Lease is left to expire. */
   stop(): Promise<void>;
 }
@@ -234,6 +236,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       endpoint,
       driver,
       executor,
+      metrics,
       stop: () => {
         stopping ??= shutdown().then(() => log.info('agent stopped'));
         return stopping;

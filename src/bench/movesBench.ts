@@ -6,7 +6,10 @@ import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
 import { isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
-import { fmtMs, mean, percentile, table } from './stats';
+import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
+import { KubeConfig } from '@kubernetes/client-node';
+import { VirtualMachineWatch } from '../agent/vmWatch';
+import type { RunningAgent } from '../agent/agent';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface MovesBenchOptions {
@@ -43,6 +46,18 @@ async function restartController(bc: BenchCluster, parallelMoves: number): Promi
 export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log: (s: string) => void = console.log): Promise<void> {
   log(`moves: ${o.nodes} sim hosts (instant transfers), real kube-apiserver + etcd, controller in its own process`);
   const bc = await startBenchCluster({ nodes: o.nodes });
+  // "Before": what an agent started with --watch-all-vms receives (every VM in the cluster) — the
+  // same view class, watching alongside the agents, which watch only their node's VMs ("after").
+  const allKc = new KubeConfig();
+  allKc.loadFromFile(bc.cp.kubeconfigs.agent);
+  const before = { events: 0, bytes: 0 };
+  const allVms = await VirtualMachineWatch.acquire(allKc, { node: 'bench-comparison', watchAll: true }, {
+    onChange: () => undefined,
+    onReceived: (r) => {
+      before.events += r.events;
+      before.bytes += r.bytes;
+    },
+  });
   try {
     await restartController(bc, o.parallelMoves[0]!);
 
@@ -114,7 +129,27 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const ideal = Math.min(limit, o.nodes) / single;
       log(`  limit ${limit}: ${Number(r[3]).toFixed(1)} moves/s = ${(Number(r[3]) / ideal).toFixed(2)} × the ideal ${ideal.toFixed(1)} (limit ÷ one move's median latency); limits ${Number(r[4]) <= limit && Number(r[5]) <= OUTBOUND && Number(r[6]) <= INBOUND ? 'respected' : 'EXCEEDED'}`);
     }
+    await watchReport(bc.agents, before, vms.length, o, log);
   } finally {
+    await allVms.release();
     await bc.stop();
   }
+}
+
+/** Events and bytes each agent's VM view received over the whole run, against one --watch-all-vms view. */
+async function watchReport(agents: RunningAgent[], before: { events: number; bytes: number }, vms: number, o: MovesBenchOptions, log: (s: string) => void): Promise<void> {
+  const sum = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values.reduce((s, v) => s + v.value, 0);
+  const events = await Promise.all(agents.map((a) => sum(a.metrics.watchEvents)));
+  const bytes = await Promise.all(agents.map((a) => sum(a.metrics.watchBytes)));
+  const gets = await Promise.all(agents.map(async (a) => (await a.metrics.watchBytes.get()).values.filter((v) => v.labels.via === 'get').reduce((s, v) => s + v.value, 0)));
+  log(`\nVirtualMachine watch per agent over this run (${o.nodes} hosts, ${vms + 1} VMs, every move above; lists, watch streams and GETs by name):`);
+  log(
+    table([
+      ['received per agent', 'before (--watch-all-vms)', 'after: mean', 'after: max', 'before ÷ after (mean)'],
+      ['watch events', before.events, mean(events).toFixed(0), Math.max(...events), (before.events / mean(events)).toFixed(1)],
+      ['bytes', fmtBytes(before.bytes), fmtBytes(mean(bytes)), fmtBytes(Math.max(...bytes)), (before.bytes / mean(bytes)).toFixed(1)],
+    ]),
+  );
+  log(`  after: of each agent's bytes, ${fmtBytes(mean(gets))} (mean) are GETs by name of VMs outside its view (targets of moves in flight)`);
+  log(`  before: one --watch-all-vms view watching beside the agents; agents in one process with that flag share it, each separate agent process receives all of it`);
 }
