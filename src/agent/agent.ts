@@ -65,6 +65,11 @@ export interface AgentOptions {
   pollMs?: number;
   /** fsync operation records (default true). */
   fsync?: boolean;
+  /**
+   * Watch every VirtualMachine in the cluster, as agents did before they watched only their
+   * node's (--watch-all-vms). For comparison only (the moves benchmark's "before").
+   */
+  watchAllVms?: boolean;
 }
 
 export interface RunningAgent {
@@ -72,6 +77,8 @@ export interface RunningAgent {
   endpoint: string;
   driver: Driver;
   executor: OperationExecutor;
+  /** What it serves on /metrics (the benchmark reads the watch counters in process). */
+  metrics: AgentMetrics;
   /** Stop serving and heartbeating; VMs keep running. The Lease is left to expire. */
   stop(): Promise<void>;
 }
@@ -185,7 +192,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       const removeLeftover = (info: VmInfo) =>
         executor.housekeep(info.id, async () => {
           const now = (await driver.list()).find((v) => v.id === info.id);
-          const vm = reporter.current(info.id);
+          const vm = await reporter.fresh(info.id);
           const reason = now && now.uid === info.uid ? leftoverReason(now, vm, node) : undefined;
           if (!now || !reason || (executor.lastActivity(info.id) ?? 0) > Date.now() - graceMs) return;
           if (now.state !== 'Stopped') await driver.stop(info.id);
@@ -200,6 +207,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         node,
         driver,
         listFailed: () => metrics.driverErrors.inc({ driver: driver.kind, kind: 'report' }),
+        received: (r) => metrics.watchReceived('VirtualMachine', r),
+        ...(opts.watchAllVms ? { watchAllVms: true } : {}),
         leftovers: new LeftoverCollector({ node, graceMs, lastActivity: (id) => executor.lastActivity(id), remove: removeLeftover }),
         ...(opts.reportIntervalMs !== undefined ? { intervalMs: opts.reportIntervalMs } : {}),
       });
@@ -227,6 +236,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       endpoint,
       driver,
       executor,
+      metrics,
       stop: () => {
         stopping ??= shutdown().then(() => log.info('agent stopped'));
         return stopping;

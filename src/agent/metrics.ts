@@ -30,7 +30,20 @@ export class AgentMetrics {
   });
   readonly leaseRenewFailures = new Counter({ name: 'vmove_agent_lease_renew_failures_total', help: "Renewals of the agent's Lease that failed", registers: this.registers });
   private readonly refusals = new Counter({ name: 'vmove_agent_auth_refusals_total', help: 'Requests refused, by HTTP code and reason', labelNames: ['code', 'reason'], registers: this.registers });
+  readonly watchEvents = new Counter({ name: 'vmove_agent_watch_events_total', help: 'Watch events (added, modified, deleted; not bookmarks) the agent received, by kind of object', labelNames: ['kind'], registers: this.registers });
+  readonly watchBytes = new Counter({
+    name: 'vmove_agent_watch_received_bytes_total',
+    help: "Bytes of the API server's answers the agent's caches received, by kind of object and how (list, watch, get)",
+    labelNames: ['kind', 'via'],
+    registers: this.registers,
+  });
   private readonly vms = new Gauge({ name: 'vmove_agent_vms', help: 'VMs on this host by driver state', labelNames: ['state'], registers: this.registers });
+
+  /** What one of the agent's caches received (kube/informer.ts `Received`, or a GET by name). */
+  watchReceived(kind: string, r: { via: string; bytes: number; events: number }): void {
+    if (r.events) this.watchEvents.inc({ kind }, r.events);
+    if (r.bytes) this.watchBytes.inc({ kind, via: r.via }, r.bytes);
+  }
 
   refused(reason: RefusalReason): void {
     this.refusals.inc({ code: reason === 'NotAllowed' ? '403' : '401', reason });

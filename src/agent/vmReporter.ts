@@ -6,6 +6,9 @@
 // status.guest) — the controller owns scheduledNode and moveRef — and nothing for VMs in the
 // middle of a hand-over (Incoming, Paused, Migrated). Each pass also
 // shows the host's copies to the leftover collector (leftovers.ts), which sees the same VMs.
+// It watches only the VMs placed on its node (vmWatch.ts); for a copy here whose VM is not among
+// them (the target of a move in flight, a copy left behind by a VM that runs elsewhere now) it
+// fetches that VM by name, at most once a second, so it decides from the same facts as before.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { formatBytes } from '../api/quantity';
 import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
@@ -15,7 +18,12 @@ import { componentLogger } from '../log';
 import { errorMessage } from './errors';
 import { guestChanges, type GuestChanges } from './guestStatus';
 import type { LeftoverCollector } from './leftovers';
-import { VirtualMachineWatch, type VirtualMachineWatchHandle } from './vmWatch';
+import { VirtualMachineWatch, type VirtualMachineWatchHandle, type VmViewEvents } from './vmWatch';
+
+/** How long a VM fetched by name (not in the watched view) is used before it is fetched again. */
+const OUTSIDE_TTL_MS = 1_000;
+
+const rvOf = (vm: VirtualMachine | undefined): number => Number(vm?.metadata.resourceVersion ?? -1);
 
 export type ReportedStatus = Pick<VirtualMachineStatus, 'nodeName' | 'phase' | 'cpu' | 'memory'>;
 type StatusPatch = Partial<ReportedStatus> & GuestChanges;
@@ -62,6 +70,10 @@ export interface VmReporterOptions {
   leftovers?: LeftoverCollector;
   /** Told when the driver fails to list its VMs (vmove_agent_driver_errors_total, kind `report`). */
   listFailed?: () => void;
+  /** Watch every VM in the cluster instead of this node's (--watch-all-vms; for comparison only). */
+  watchAllVms?: boolean;
+  /** Told what the VM view receives (vmove_agent_watch_events_total, _received_bytes_total). */
+  received?: VmViewEvents['onReceived'];
 }
 
 export class VmStatusReporter {
@@ -70,6 +82,8 @@ export class VmStatusReporter {
   private readonly log;
   /** Objects as our own patches returned them, until the watch catches up. */
   private readonly written = new Map<string, VirtualMachine>();
+  /** VMs of copies here that are not in the watched view, as last fetched by name (undefined: none). */
+  private readonly outside = new Map<string, { vm: VirtualMachine | undefined; at: number }>();
   private timer?: NodeJS.Timeout;
   private kickTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -82,10 +96,17 @@ export class VmStatusReporter {
   }
 
   async start(): Promise<void> {
-    this.watch = await VirtualMachineWatch.acquire(this.opts.kubeconfig, (vm) => {
-      this.written.delete(`${vm.metadata.namespace}/${vm.metadata.name}`);
-      this.kick();
-    });
+    this.watch = await VirtualMachineWatch.acquire(
+      this.opts.kubeconfig,
+      { node: this.opts.node, watchAll: this.opts.watchAllVms ?? false },
+      {
+        onChange: (vm) => {
+          this.written.delete(`${vm.metadata.namespace}/${vm.metadata.name}`);
+          this.kick();
+        },
+        ...(this.opts.received ? { onReceived: this.opts.received } : {}),
+      },
+    );
     this.timer = setInterval(() => this.kick(), this.opts.intervalMs ?? 5_000);
     this.kick();
   }
@@ -98,10 +119,42 @@ export class VmStatusReporter {
     await this.watch?.release();
   }
 
-  /** The VirtualMachine of a copy on this host, as last seen. */
+  /** The VirtualMachine of a copy on this host, as last seen (the newest of what we wrote, watched or fetched). */
   current(vmId: string): VirtualMachine | undefined {
     const ref = parseVmId(vmId);
-    return ref && (this.written.get(`${ref.namespace}/${ref.name}`) ?? this.watch?.get(ref.namespace, ref.name));
+    if (!ref) return undefined;
+    const key = `${ref.namespace}/${ref.name}`;
+    const seen = [this.written.get(key), this.watch?.get(ref.namespace, ref.name)].filter((v) => v !== undefined);
+    const fetched = this.outside.get(key);
+    if (!seen.length) return fetched?.vm;
+    if (fetched?.vm) seen.push(fetched.vm);
+    return seen.reduce((a, b) => (rvOf(b) > rvOf(a) ? b : a));
+  }
+
+  /** Like `current`, but a VM outside the watched view is fetched now (decisions that remove things). */
+  async fresh(vmId: string): Promise<VirtualMachine | undefined> {
+    const ref = parseVmId(vmId);
+    const watch = this.watch;
+    if (!ref || !watch || watch.complete || watch.get(ref.namespace, ref.name)) return this.current(vmId);
+    this.outside.set(`${ref.namespace}/${ref.name}`, { vm: await watch.fetch(ref.namespace, ref.name), at: Date.now() });
+    return this.current(vmId);
+  }
+
+  /** Fetch the VMs of copies here that the watched view does not hold (and forget those of copies gone). */
+  private async fetchOutside(watch: VirtualMachineWatchHandle, copies: VmInfo[]): Promise<void> {
+    const wanted = new Set<string>();
+    const due: { key: string; namespace: string; name: string }[] = [];
+    const now = Date.now();
+    for (const info of copies) {
+      const ref = parseVmId(info.id)!;
+      const key = `${ref.namespace}/${ref.name}`;
+      if (watch.get(ref.namespace, ref.name)) continue;
+      wanted.add(key);
+      const last = this.outside.get(key);
+      if (!last || now - last.at >= OUTSIDE_TTL_MS) due.push({ key, ...ref });
+    }
+    for (const key of [...this.outside.keys()]) if (!wanted.has(key)) this.outside.delete(key);
+    await Promise.all(due.map(async (d) => this.outside.set(d.key, { vm: await watch.fetch(d.namespace, d.name), at: Date.now() })));
   }
 
   /** Report soon (coalesces bursts of kicks into one pass). */
@@ -139,6 +192,7 @@ export class VmStatusReporter {
       throw err;
     });
     const copies = listed.filter((info) => parseVmId(info.id));
+    if (!watch.complete) await this.fetchOutside(watch, copies);
     const now = new Date();
     for (const info of copies) {
       const vm = this.current(info.id);
@@ -173,6 +227,8 @@ export class VmStatusReporter {
       const code = (err as { code?: unknown }).code;
       if (code === 409 || code === 404) {
         this.written.delete(key);
+        // A VM outside the watched view brings no watch event: fetch it again at the next pass.
+        if (this.outside.delete(key)) this.kick();
         // The watch delivers the newer object and kicks the next pass.
         this.log.debug({ vm: key, code }, 'VM changed meanwhile; deciding again with fresh data');
         return;

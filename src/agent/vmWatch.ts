@@ -1,19 +1,48 @@
-// A cluster-wide cache of VirtualMachines for the status reporter. client-node's informer
-// stops for good on any watch error other than 410 Gone; this one starts it again with
-// exponential backoff, so an API server restart does not leave the agent blind.
-// Agents that run in one process (demo, benchmark: 100 sim nodes) and share a KubeConfig
-// share one watch and one cache: `VirtualMachineWatch.acquire`.
-import { CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+// The agent's view of VirtualMachines: a list-then-watch cache (kube/informer.ts, which restarts
+// itself after any error) of only the VMs placed on this node. Two watches with field selectors
+// on the CRD's selectableFields, disjoint so no change arrives twice:
+//   status.nodeName=<node>                           — VMs this node's agent reported running here
+//   status.nodeName=,status.scheduledNode=<node>     — VMs placed here that no agent reported yet
+// A VM that leaves them (moved away, placed elsewhere) arrives as DELETED and leaves the cache.
+// What the agent needs of VMs outside them — the target of a move in flight, a left-over copy of
+// a VM that runs elsewhere now — it fetches by name (`fetch`), only for copies it holds.
+//
+// `watchAll` (agent flag --watch-all-vms, for comparison only: the benchmark's "before") watches
+// every VM in the cluster as agents did before; agents in one process (demo, benchmark) that
+// share a KubeConfig then share that one watch and cache: `VirtualMachineWatch.acquire`.
+import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURALS, VERSION, type VirtualMachine } from '../api/types';
-import { componentLogger } from '../log';
-import { errorMessage } from './errors';
+import { KubeApi } from '../kube/api';
+import { Informer, type Received } from '../kube/informer';
+import { vmovePath } from '../kube/paths';
 
-const log = componentLogger('agent-vm-watch');
+export interface VmViewEvents {
+  /** Every add, update and removal the view's watches deliver. */
+  onChange: (vm: VirtualMachine) => void;
+  /** What arrived for this view (lists, watch streams and events, fetches by name). */
+  onReceived?: (r: { via: Received['via'] | 'get'; bytes: number; events: number }) => void;
+}
 
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+export interface VmViewOptions {
+  node: string;
+  /** Watch every VM of the cluster (the behaviour before per-node selectors; comparison only). */
+  watchAll?: boolean;
+}
 
-type Listener = (vm: VirtualMachine) => void;
+/** One user's view of a (possibly shared) watch. */
+export interface VirtualMachineWatchHandle {
+  readonly isSynced: boolean;
+  /** True when the view holds every VM there is (watchAll): one it lacks does not exist. */
+  readonly complete: boolean;
+  /** The VM as the watches last delivered it; undefined when it is not in the view. */
+  get(namespace: string, name: string): VirtualMachine | undefined;
+  /** A GET of one VM (undefined: it does not exist), counted as received. */
+  fetch(namespace: string, name: string): Promise<VirtualMachine | undefined>;
+  release(): Promise<void>;
+}
+
+/** The field selectors of the VMs placed on `node` (disjoint). */
+export const nodeSelectors = (node: string): string[] => [`status.nodeName=${node}`, `status.nodeName=,status.scheduledNode=${node}`];
 
 interface Shared {
   watch: VirtualMachineWatch;
@@ -21,103 +50,100 @@ interface Shared {
   starting: Promise<void>;
 }
 
-const shared = new WeakMap<KubeConfig, Shared>();
-
-/** One user's view of a (possibly shared) watch. */
-export interface VirtualMachineWatchHandle {
-  readonly isSynced: boolean;
-  get(namespace: string, name: string): VirtualMachine | undefined;
-  release(): Promise<void>;
-}
+const shared = new WeakMap<KubeConfig, Map<string, Shared>>();
+const rvOf = (vm: VirtualMachine | undefined): number => Number(vm?.metadata.resourceVersion ?? -1);
 
 export class VirtualMachineWatch {
-  private readonly informer;
-  private readonly listeners = new Set<Listener>();
-  private stopped = false;
-  private retry?: NodeJS.Timeout;
-  private backoffMs = BACKOFF_MIN_MS;
+  private readonly informers: Informer<VirtualMachine>[] = [];
+  private readonly users = new Set<VmViewEvents>();
   private synced = false;
 
-  /** The watch of `kc` (started once for all users); `onChange` hears every add and update. */
-  static async acquire(kc: KubeConfig, onChange: Listener): Promise<VirtualMachineWatchHandle> {
-    let entry = shared.get(kc);
+  /** The view `o` asks for, over `kc` (started once for all users of the same view). */
+  static async acquire(kc: KubeConfig, o: VmViewOptions, events: VmViewEvents): Promise<VirtualMachineWatchHandle> {
+    const key = o.watchAll ? '*' : `node:${o.node}`;
+    let views = shared.get(kc);
+    if (!views) shared.set(kc, (views = new Map()));
+    let entry = views.get(key);
     if (!entry) {
-      const watch = new VirtualMachineWatch(kc);
+      const watch = new VirtualMachineWatch(KubeApi.fromKubeConfig(kc), o);
       entry = { watch, users: 0, starting: watch.start() };
-      shared.set(kc, entry);
+      views.set(key, entry);
     }
     const e = entry;
+    const v = views;
     e.users += 1;
-    e.watch.listeners.add(onChange);
+    e.watch.users.add(events);
     await e.starting;
     let released = false;
     return {
       get isSynced() {
-        return e.watch.isSynced;
+        return e.watch.synced;
       },
+      complete: !!o.watchAll,
       get: (namespace, name) => e.watch.get(namespace, name),
+      fetch: (namespace, name) => e.watch.fetch(namespace, name, events),
       release: async () => {
         if (released) return;
         released = true;
-        e.watch.listeners.delete(onChange);
+        e.watch.users.delete(events);
         e.users -= 1;
         if (e.users === 0) {
-          shared.delete(kc);
+          v.delete(key);
           await e.watch.stop();
         }
       },
     };
   }
 
-  private constructor(kc: KubeConfig) {
-    const onChange = (vm: VirtualMachine) => {
-      for (const l of this.listeners) l(vm);
-    };
-    const api = kc.makeApiClient(CustomObjectsApi);
+  private api?: KubeApi;
+
+  private constructor(
+    private readonly apiReady: Promise<KubeApi>,
+    private readonly o: VmViewOptions,
+  ) {}
+
+  private async start(): Promise<void> {
+    const api = (this.api = await this.apiReady);
     const path = `/apis/${GROUP}/${VERSION}/${PLURALS.VirtualMachine}`;
-    // Our API types spell metadata as JSON has it; client-node's as its classes do.
-    this.informer = makeInformer<KubernetesObject>(
-      kc,
-      path,
-      async () => {
-        const list = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURALS.VirtualMachine })) as KubernetesListObject<KubernetesObject>;
-        this.synced = true;
-        this.backoffMs = BACKOFF_MIN_MS;
-        return list;
-      },
-    );
-    this.informer.on('add', (o) => onChange(o as unknown as VirtualMachine));
-    this.informer.on('update', (o) => onChange(o as unknown as VirtualMachine));
-    this.informer.on('error', (err: unknown) => this.restartLater(err));
+    const selectors = this.o.watchAll ? [undefined] : nodeSelectors(this.o.node);
+    for (const fieldSelector of selectors) {
+      const informer = new Informer<VirtualMachine>(api, path, {
+        name: `virtualmachines${fieldSelector ? ` (${fieldSelector})` : ''}`,
+        ...(fieldSelector ? { fieldSelector } : {}),
+        onReceived: (r) => {
+          for (const u of this.users) u.onReceived?.(r);
+        },
+      });
+      const changed = (vm: VirtualMachine) => {
+        for (const u of this.users) u.onChange(vm);
+      };
+      informer.on({ onChange: changed, onDelete: changed });
+      this.informers.push(informer);
+      informer.start();
+    }
+    // Not awaited: an agent starts (and serves) while the API server or the CRD is not there yet.
+    void Promise.all(this.informers.map((i) => i.hasSynced)).then(() => (this.synced = true));
   }
 
-  /** True once a first list arrived (before that, `get` knows nothing). */
-  get isSynced(): boolean {
-    return this.synced;
+  private async stop(): Promise<void> {
+    await this.apiReady.catch(() => undefined);
+    for (const i of this.informers) i.stop();
+    this.api?.close();
   }
 
-  async start(): Promise<void> {
-    this.stopped = false;
-    await this.informer.start().catch((err: unknown) => this.restartLater(err));
+  private get(namespace: string, name: string): VirtualMachine | undefined {
+    let best: VirtualMachine | undefined;
+    for (const i of this.informers) {
+      const vm = i.get(`${namespace}/${name}`);
+      if (vm && rvOf(vm) > rvOf(best)) best = vm;
+    }
+    return best;
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.retry);
-    await this.informer.stop();
-  }
-
-  get(namespace: string, name: string): VirtualMachine | undefined {
-    return this.informer.get(name, namespace) as unknown as VirtualMachine | undefined;
-  }
-
-  private restartLater(err: unknown): void {
-    if (this.stopped) return;
-    log.warn({ err: errorMessage(err), retryInMs: this.backoffMs }, 'VirtualMachine watch failed; restarting');
-    clearTimeout(this.retry);
-    this.retry = setTimeout(() => {
-      if (!this.stopped) void this.informer.start().catch((e: unknown) => this.restartLater(e));
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+  private async fetch(namespace: string, name: string, user: VmViewEvents): Promise<VirtualMachine | undefined> {
+    const api = this.api ?? (await this.apiReady);
+    return api.find<VirtualMachine>(vmovePath(PLURALS.VirtualMachine, { namespace, name }), {
+      onBytes: (bytes) => user.onReceived?.({ via: 'get', bytes, events: 0 }),
+    });
   }
 }

@@ -6,8 +6,41 @@ import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
 import { isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
-import { fmtMs, mean, percentile, table } from './stats';
+import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
+import { KubeConfig } from '@kubernetes/client-node';
+import { VirtualMachineWatch } from '../agent/vmWatch';
+import type { RunningAgent } from '../agent/agent';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
+
+/** CPU time (user + system) a process used so far, in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function procCpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14, 15)
+  } catch {
+    return NaN;
+  }
+}
+
+interface CpuSample {
+  controller: number;
+  agents: number;
+  apiserver: number;
+  etcd: number;
+}
+
+function cpuNow(bc: BenchCluster): CpuSample {
+  const u = process.cpuUsage();
+  return {
+    controller: procCpuMs(bc.fleet.controller?.child.pid),
+    agents: (u.user + u.system) / 1000,
+    apiserver: procCpuMs(bc.cp.pids.kubeApiserver),
+    etcd: procCpuMs(bc.cp.pids.etcd),
+  };
+}
 
 export interface MovesBenchOptions {
   nodes: number;
@@ -43,6 +76,18 @@ async function restartController(bc: BenchCluster, parallelMoves: number): Promi
 export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log: (s: string) => void = console.log): Promise<void> {
   log(`moves: ${o.nodes} sim hosts (instant transfers), real kube-apiserver + etcd, controller in its own process`);
   const bc = await startBenchCluster({ nodes: o.nodes });
+  // "Before": what an agent started with --watch-all-vms receives (every VM in the cluster) — the
+  // same view class, watching alongside the agents, which watch only their node's VMs ("after").
+  const allKc = new KubeConfig();
+  allKc.loadFromFile(bc.cp.kubeconfigs.agent);
+  const before = { events: 0, bytes: 0 };
+  const allVms = await VirtualMachineWatch.acquire(allKc, { node: 'bench-comparison', watchAll: true }, {
+    onChange: () => undefined,
+    onReceived: (r) => {
+      before.events += r.events;
+      before.bytes += r.bytes;
+    },
+  });
   try {
     await restartController(bc, o.parallelMoves[0]!);
 
@@ -81,6 +126,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
     await createVms(bc.api, vms);
     log(`  ${vms.length} VMs running after ${fmtMs(Date.now() - tv)}`);
 
+    const cpuRows: (string | number)[][] = [['CPU ms per move, limit', 'controller', 'agents (bench process)', 'kube-apiserver', 'etcd', 'total', 'cores busy']];
     const rows: (string | number)[][] = [['parallel moves limit', 'moves', 'makespan', 'moves/s', 'max in flight', 'max out/node', 'max in/node', 'succeeded']];
     for (const [round, limit] of o.parallelMoves.entries()) {
       if (round > 0) await restartController(bc, limit);
@@ -98,10 +144,14 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
         max.in = Math.max(max.in, per('target'));
       });
       const names = vms.map((v) => `r${round}-${v.name}`);
+      const cpu0 = cpuNow(bc);
       const t0 = Date.now();
       for (let i = 0; i < vms.length; i += 50) await Promise.all(vms.slice(i, i + 50).map((v) => createMove(bc.api, `r${round}-${v.name}`, v.name)));
       const ends = await Promise.all(names.map((n) => waitEnded(bc, n, 3_600_000)));
       const makespan = Math.max(...ends) - t0;
+      const cpu1 = cpuNow(bc);
+      const per = (k: keyof CpuSample) => (cpu1[k] - cpu0[k]) / names.length;
+      cpuRows.push([limit, per('controller').toFixed(1), per('agents').toFixed(1), per('apiserver').toFixed(1), per('etcd').toFixed(1), (per('controller') + per('agents') + per('apiserver') + per('etcd')).toFixed(1), ((cpu1.controller + cpu1.agents + cpu1.apiserver + cpu1.etcd - cpu0.controller - cpu0.agents - cpu0.apiserver - cpu0.etcd) / makespan).toFixed(2)]);
       const ok = names.filter((n) => bc.moves.get(`default/${n}`)?.phase === 'Succeeded').length;
       rows.push([limit, names.length, fmtMs(makespan), (names.length / (makespan / 1000)).toFixed(1), max.all, max.out, max.in, ok]);
       log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}; at most ${max.all} in flight, ${max.out} out of and ${max.in} into one node; ${ok} succeeded`);
@@ -114,7 +164,30 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const ideal = Math.min(limit, o.nodes) / single;
       log(`  limit ${limit}: ${Number(r[3]).toFixed(1)} moves/s = ${(Number(r[3]) / ideal).toFixed(2)} × the ideal ${ideal.toFixed(1)} (limit ÷ one move's median latency); limits ${Number(r[4]) <= limit && Number(r[5]) <= OUTBOUND && Number(r[6]) <= INBOUND ? 'respected' : 'EXCEEDED'}`);
     }
+    log('');
+    log(table(cpuRows));
+    log('  process CPU time (user + system, /proc/<pid>/stat and process.cpuUsage) over each round ÷ its moves; "agents" is the benchmark process: 100 in-process agents, its MoveRequest watch and the --watch-all-vms comparison view');
+    await watchReport(bc.agents, before, vms.length, o, log);
   } finally {
+    await allVms.release();
     await bc.stop();
   }
+}
+
+/** Events and bytes each agent's VM view received over the whole run, against one --watch-all-vms view. */
+async function watchReport(agents: RunningAgent[], before: { events: number; bytes: number }, vms: number, o: MovesBenchOptions, log: (s: string) => void): Promise<void> {
+  const sum = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values.reduce((s, v) => s + v.value, 0);
+  const events = await Promise.all(agents.map((a) => sum(a.metrics.watchEvents)));
+  const bytes = await Promise.all(agents.map((a) => sum(a.metrics.watchBytes)));
+  const gets = await Promise.all(agents.map(async (a) => (await a.metrics.watchBytes.get()).values.filter((v) => v.labels.via === 'get').reduce((s, v) => s + v.value, 0)));
+  log(`\nVirtualMachine watch per agent over this run (${o.nodes} hosts, ${vms + 1} VMs, every move above; lists, watch streams and GETs by name):`);
+  log(
+    table([
+      ['received per agent', 'before (--watch-all-vms)', 'after: mean', 'after: max', 'before ÷ after (mean)'],
+      ['watch events', before.events, mean(events).toFixed(0), Math.max(...events), (before.events / mean(events)).toFixed(1)],
+      ['bytes', fmtBytes(before.bytes), fmtBytes(mean(bytes)), fmtBytes(Math.max(...bytes)), (before.bytes / mean(bytes)).toFixed(1)],
+    ]),
+  );
+  log(`  after: of each agent's bytes, ${fmtBytes(mean(gets))} (mean) are GETs by name of VMs outside its view (targets of moves in flight)`);
+  log(`  before: one --watch-all-vms view watching beside the agents; agents in one process with that flag share it, each separate agent process receives all of it`);
 }

@@ -8,6 +8,7 @@ export function percentile(values: number[], p: number): number {
 
 export const mean = (values: number[]): number => values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
 
+export const fmtBytes = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 export const fmtMs = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 
 /** A plain text table: first row is the header. */

@@ -49,6 +49,9 @@ const USAGE = `usage: vmove agent --node NAME [options]
   --allow-controller USER     identity allowed to call everything (repeatable)
   --allow-agent USER          identity allowed to read disks (repeatable)
   --lease-namespace NS        namespace of the agent Lease (default vmove-system)
+  --watch-all-vms             list and watch every VirtualMachine in the cluster, as agents did
+                              before they watched only the VMs placed on their node; for
+                              comparison only (the moves benchmark's "before")
   --leftover-grace-seconds N  remove a copy of a VM that stays here, not running, after the VM
                               went on elsewhere, once it has looked so for N seconds (default 30)
   --sim-bandwidth-mibps N     sim: migration link bandwidth, or Infinity
@@ -139,6 +142,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         'allow-agent': { type: 'string', multiple: true },
         'lease-namespace': { type: 'string' },
         'leftover-grace-seconds': { type: 'string' },
+        'watch-all-vms': { type: 'boolean', default: false },
         'sim-bandwidth-mibps': { type: 'string' },
         'sim-disk-mibps': { type: 'string' },
         'sim-time-scale': { type: 'string' },
@@ -226,6 +230,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       ...(kubeconfig ? { kubeconfig } : {}),
       ...(values['lease-namespace'] ? { leaseNamespace: values['lease-namespace'] } : {}),
       ...(leftoverGrace !== undefined ? { leftoverGraceMs: leftoverGrace * 1000 } : {}),
+      ...(values['watch-all-vms'] ? { watchAllVms: true } : {}),
     };
     endpointFile = values['endpoint-file'];
   } catch (err) {

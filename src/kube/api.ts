@@ -30,6 +30,8 @@ export interface RequestOptions {
   /** Abort a request (watches). */
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Told the size of the response body (what an agent's VM view counts as received). */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface WatchEvent<T> {
@@ -90,6 +92,7 @@ export class KubeApi {
     const started = performance.now();
     const res = await this.send(method, path, o);
     const text = await readBody(res);
+    o.onBytes?.(Buffer.byteLength(text));
     if (isWrite) {
       this.stats.writes++;
       if (this.recordLatency) this.stats.writeLatencyMs.push(performance.now() - started);
@@ -107,9 +110,9 @@ export class KubeApi {
   }
 
   /** GET that answers undefined for a missing object. */
-  async find<T>(path: string): Promise<T | undefined> {
+  async find<T>(path: string, o: Pick<RequestOptions, 'onBytes'> = {}): Promise<T | undefined> {
     try {
-      return await this.get<T>(path);
+      return await this.request<T>('GET', path, o);
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -135,9 +138,10 @@ export class KubeApi {
 
   /**
    * Stream a watch; resolves when the server ends it, rejects on transport errors.
-   * ERROR events (e.g. 410 Gone) are passed to `onEvent` like the others.
+   * ERROR events (e.g. 410 Gone) are passed to `onEvent` like the others; `onBytes` is told
+   * the size of each piece of the stream as it arrives.
    */
-  async watch<T>(path: string, query: RequestOptions['query'], onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+  async watch<T>(path: string, query: RequestOptions['query'], onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal, onBytes?: (bytes: number) => void): Promise<void> {
     const res = await this.send('GET', path, { query: { ...query, watch: true }, signal });
     if ((res.statusCode ?? 500) >= 300) {
       const text = await readBody(res);
@@ -147,6 +151,7 @@ export class KubeApi {
       let buffer = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
+        onBytes?.(Buffer.byteLength(chunk));
         buffer += chunk;
         let nl: number;
         while ((nl = buffer.indexOf('\n')) >= 0) {

@@ -20,6 +20,20 @@ export interface InformerHandlers<T> {
   onDelete?: (obj: T) => void;
 }
 
+/** What arrived from the server: a list's body, a piece of the watch stream, or one watch event. */
+export type Received = { via: 'list' | 'watch'; bytes: number; events: number };
+
+export interface InformerOptions {
+  labelSelector?: string;
+  /** e.g. `status.nodeName=node-1` (a CRD's selectableFields). */
+  fieldSelector?: string;
+  resyncMs?: number;
+  name?: string;
+  onRestart?: () => void;
+  /** Told what arrives (bytes of lists and of the watch stream, watch events but bookmarks). */
+  onReceived?: (r: Received) => void;
+}
+
 const MIN_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 30_000;
 const WATCH_TIMEOUT_S = 300;
@@ -44,7 +58,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly api: KubeApi,
     private readonly path: string,
-    private readonly opts: { labelSelector?: string; resyncMs?: number; name?: string; onRestart?: () => void } = {},
+    private readonly opts: InformerOptions = {},
   ) {
     this.log = componentLogger('informer', { resource: opts.name ?? path });
   }
@@ -129,7 +143,11 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     let list: Listed<T>;
     try {
-      list = await this.api.request<Listed<T>>('GET', this.path, { query: { labelSelector: this.opts.labelSelector } });
+      const onReceived = this.opts.onReceived;
+      list = await this.api.request<Listed<T>>('GET', this.path, {
+        query: { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector },
+        ...(onReceived ? { onBytes: (bytes: number) => onReceived({ via: 'list', bytes, events: 0 }) } : {}),
+      });
     } catch (e) {
       // A CRD not installed yet behaves like an empty list until it is.
       if (!isNotFound(e)) throw e;
@@ -155,9 +173,10 @@ export class Informer<T extends KubeObject> {
   private async watchOnce(): Promise<boolean> {
     this.abort = new AbortController();
     let gone = false;
+    const onReceived = this.opts.onReceived;
     await this.api.watch<T>(
       this.path,
-      { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_S, labelSelector: this.opts.labelSelector },
+      { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_S, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector },
       (e: WatchEvent<T>) => {
         if (e.type === 'ERROR') {
           const status = e.object as unknown as { code?: number; message?: string };
@@ -169,6 +188,7 @@ export class Informer<T extends KubeObject> {
         const rv = e.object.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (e.type === 'BOOKMARK') return;
+        onReceived?.({ via: 'watch', bytes: 0, events: 1 });
         if (e.type === 'DELETED') {
           const key = keyOf(e.object);
           this.cache.delete(key);
@@ -177,6 +197,7 @@ export class Informer<T extends KubeObject> {
         } else this.apply(e.object);
       },
       this.abort.signal,
+      onReceived ? (bytes) => onReceived({ via: 'watch', bytes, events: 0 }) : undefined,
     );
     return gone;
   }
