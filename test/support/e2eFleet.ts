@@ -9,7 +9,7 @@ import type { DriverKind } from '../../src/protocol/host';
 import { serialLogPath } from '../../src/drivers/libvirt/layout';
 import { vmFiles } from '../../src/drivers/qemu/paths';
 import { guestKitImagesDir } from '../../src/local/guestKit';
-import { moveYaml, startVmoveEnv, vmYaml, type VmoveEnv } from './vmoveEnv';
+import { moveYaml, startVmoveEnv, vmYaml, type EnvOptions, type VmoveEnv } from './vmoveEnv';
 
 export type RealDriver = Extract<DriverKind, 'qemu' | 'libvirt'>;
 
@@ -18,8 +18,9 @@ const NODE_CPU = 4;
 const NODE_MEMORY = '4Gi';
 
 /** Three nodes (node-a, node-b, node-c) whose agents run `driver` with the guest kit as image folder. */
-export async function startRealEnv(driver: RealDriver, nodes = ['node-a', 'node-b', 'node-c']): Promise<VmoveEnv> {
+export async function startRealEnv(driver: RealDriver, nodes = ['node-a', 'node-b', 'node-c'], more: Pick<EnvOptions, 'controllerArgs'> = {}): Promise<VmoveEnv> {
   const env = await startVmoveEnv({
+    ...more,
     nodes,
     imagesDir: guestKitImagesDir(),
     nodeDefaults: { driver, cpu: NODE_CPU, memory: NODE_MEMORY },
@@ -168,8 +169,8 @@ export function story(mr: MoveRequest): string {
 export class RealStack {
   constructor(readonly env: VmoveEnv) {}
 
-  static async start(driver: RealDriver, nodes?: string[]): Promise<RealStack> {
-    return new RealStack(await startRealEnv(driver, nodes));
+  static async start(driver: RealDriver, nodes?: string[], more?: Pick<EnvOptions, 'controllerArgs'>): Promise<RealStack> {
+    return new RealStack(await startRealEnv(driver, nodes, more));
   }
 
   stop(): Promise<void> {
