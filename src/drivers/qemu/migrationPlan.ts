@@ -71,6 +71,8 @@ export interface BlockJob {
   offset: number;
   ready: boolean;
   status: string;
+  /** Why the job failed, once it has (QEMU ≥ 6.0; kept until the job is dismissed). */
+  error?: string;
 }
 
 export function migrationState(status: string | undefined): MigrationState {

@@ -88,7 +88,8 @@ export async function startMigration(q: QemuHost, id: string, to: IncomingEndpoi
         target: mirrorNode(i),
         sync: 'top',
         'copy-mode': 'write-blocking',
-        'auto-dismiss': true,
+        // Kept once it ends (dismissed by vmove) so a failed mirror's error can be read and told.
+        'auto-dismiss': false,
       });
       out.mirrored.push(i);
     }
@@ -156,14 +157,22 @@ export async function advanceOutgoing(q: QemuHost, id: string): Promise<void> {
   const out = rec?.outgoing;
   if (!rec || !out) return;
   const qmp = q.vms.qmp(id);
-  const jobs = (await qmp.execute<BlockJob[]>('query-block-jobs')).filter((j) => j.type === 'mirror');
+  const all = (await qmp.execute<BlockJob[]>('query-block-jobs')).filter((j) => j.type === 'mirror');
+  const jobs = all.filter((j) => j.status !== 'concluded');
   const next: Outgoing = { ...out };
   if (jobs.length > 0) next.disk = diskProgress(jobs);
   const state = migrationState((await qmp.execute<QueryMigrate>('query-migrate')).status);
 
+  // A mirror that failed leaves the target's disk behind the source's: it must never run.
+  const errors = all.filter((j) => j.status === 'concluded' && j.error).map((j) => `${j.device}: ${j.error}`);
+  const gone = out.mirrored.filter((i) => !all.some((j) => j.device === mirrorNode(i)));
+  if (errors.length > 0 || (gone.length > 0 && state !== 'completed')) {
+    await dismissConcluded(qmp, all);
+    const when = out.migrateIssued ? 'during the migration' : 'before the migration started';
+    throw transient(`disk mirror of ${id} failed ${when}: ${errors.length ? errors.join('; ') : 'its job is gone (target unreachable?)'}`);
+  }
+
   if (!out.migrateIssued) {
-    const failed = out.mirrored.filter((i) => !jobs.some((j) => j.device === mirrorNode(i)));
-    if (failed.length > 0) throw transient(`disk mirror of ${id} ended before the migration started (target unreachable?)`);
     if (jobs.every((j) => j.ready)) {
       await qmp.execute('migrate', { uri: out.endpoint.migrationUri });
       next.migrateIssued = true;
@@ -228,11 +237,17 @@ export async function resumeSource(q: QemuHost, id: string): Promise<void> {
   await q.records.write(id, { spec: rec.spec, layout: rec.layout });
 }
 
+/** Dismiss the mirror jobs that have ended (they are kept for their error: no auto-dismiss). */
+async function dismissConcluded(qmp: QmpClient, jobs: BlockJob[]): Promise<void> {
+  for (const j of jobs) if (j.status === 'concluded') await qmp.execute('job-dismiss', { id: j.device }).catch(ignoreQmp);
+}
+
 async function waitJobsGone(qmp: QmpClient, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const jobs = (await qmp.execute<BlockJob[]>('query-block-jobs')).filter((j) => j.type === 'mirror');
-    if (jobs.length === 0) return true;
+    await dismissConcluded(qmp, jobs);
+    if (jobs.every((j) => j.status === 'concluded')) return true;
     await sleep(50);
   }
   return false;
