@@ -225,7 +225,8 @@ const handlers: Handlers = {
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        const seen = req.acceptConsole ? `, console output ${vm.consoleBytes === undefined ? 'not visible' : 'unchanged'}` : '';
+        // What the console did tells a guest that hangs from one that prints but not its heartbeat.
+        const seen = vm.consoleBytes === undefined ? ', console output not visible' : vm.consoleBytes === first?.consoleBytes ? `, console output unchanged at ${vm.consoleBytes} bytes` : `, console output ${first?.consoleBytes ?? 0} → ${vm.consoleBytes} bytes`;
         // A guest that booted slowly may still come up: trying again can help.
         throw new OperationFailure(`guest made no progress in ${req.windowMs} ms (heartbeat ${vm.heartbeat ?? 'none'}${seen})`, true);
       }
