@@ -26,10 +26,12 @@ export async function startRealEnv(driver: RealDriver, nodes = ['node-a', 'node-
     nodeDefaults: { driver, cpu: NODE_CPU, memory: NODE_MEMORY },
   });
   const stop = env.stop.bind(env);
-  // The folder holds the guests' disks and logs: gone with the environment.
+  // The folder holds the guests' disks and logs: gone with the environment, unless
+  // VMOVE_E2E_KEEP=1 asks to keep it for a look at the agents' logs and the guests' consoles.
   env.stop = async () => {
     await stop();
-    rmSync(env.dir, { recursive: true, force: true });
+    if (process.env.VMOVE_E2E_KEEP === '1') console.log(`kept ${env.dir}`);
+    else rmSync(env.dir, { recursive: true, force: true });
   };
   return env;
 }
