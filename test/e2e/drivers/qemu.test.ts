@@ -76,7 +76,18 @@ function bootPrevious(host: HostConfig, id: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> => pollUntil(what, probe, { timeoutMs });
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, context?: () => string): Promise<T> =>
+  pollUntil(what, probe, { timeoutMs, context });
+
+/** The end of a VM's console on a host, for a wait that timed out. */
+function consoleTail(host: HostConfig, id: string, lines = 25): string {
+  try {
+    const text = readFileSync(path.join(host.stateDir, 'qemu', 'vms', id, 'serial.log'), 'latin1');
+    return `console of ${id} on ${host.nodeName} (${text.length} bytes), last lines:\n${text.split('\n').slice(-lines).join('\n')}`;
+  } catch (err) {
+    return `console of ${id} on ${host.nodeName}: ${String(err)}`;
+  }
+}
 
 const waitHeartbeat = (host: HostConfig, id: string, atLeast = 1) =>
   until(`heartbeat ${atLeast} of ${id} on ${host.nodeName}`, () => {
@@ -146,7 +157,7 @@ async function liveMigrate(vm: VmSpec, blockMigration: boolean, beforeSwitch: ()
   beforeSwitch();
   await target.completeIncoming(vm.id);
   const lastSource = heartbeats(sourceHost, vm.id).at(-1)!;
-  const firstTarget = await until('first target heartbeat', () => heartbeats(targetHost, vm.id)[0]);
+  const firstTarget = await until('first target heartbeat', () => heartbeats(targetHost, vm.id)[0], 60_000, () => consoleTail(targetHost, vm.id));
   return { status, lastSource, firstTarget };
 }
 
