@@ -227,6 +227,7 @@ const incomingEndpoint = obj({
     }),
   ),
   tls: opt(bool),
+  tlsName: opt(str('a node name (DNS-1123 subdomain)', (s) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(s), 253)),
   postCopy: opt(bool),
   multifdChannels: opt(int(0, 64)),
   libvirt: opt(

@@ -1,6 +1,6 @@
 // `vmove agent`: run the node agent of one host.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, networkInterfaces, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -11,6 +11,7 @@ import { STORAGE_KINDS, type StorageKind } from '../api/types';
 import type { HostConfig } from '../drivers/driver';
 import { DRIVER_KINDS, isDriverKind } from '../drivers/registry';
 import { componentLogger } from '../log';
+import { migrationAddressIn } from '../agent/migrationNetwork';
 import { migrationTlsDir, tlsFilesOfDir, type AgentTlsFiles } from '../agent/tlsFiles';
 import { parseServiceAccount, tokenFromFile } from '../kube/audienceToken';
 
@@ -36,7 +37,10 @@ const USAGE = `usage: vmove agent --node NAME [options]
   --local-dir DIR             disks only this host sees (default $TMPDIR/vmove/NODE/local)
   --shared-dir DIR            disks all hosts see (default $TMPDIR/vmove/shared)
   --images-dir DIR            source images (default $TMPDIR/vmove/images)
-  --migration-address HOST    address incoming migrations are sent to (default 127.0.0.1)
+  --migration-address HOST    address incoming migrations (memory and NBD disk streams) are sent
+                              to (default 127.0.0.1); the API keeps --listen/--endpoint
+  --migration-cidr CIDR       or: this host's address in that network (a dedicated migration
+                              network); no address in it is a start-up error
   --migration-ports A-B       ports for incoming migrations (default 49152-49215)
   --cpu N                     CPUs offered to VMs (default: this machine's)
   --memory QUANTITY           memory offered to VMs, e.g. 8Gi (default: this machine's)
@@ -74,6 +78,12 @@ function portRange(raw: string): [number, number] {
   const [a, b] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
   if (!(a >= 1 && b <= 65535 && a <= b)) throw new Error(`--migration-ports: A-B with 1 ≤ A ≤ B ≤ 65535, got "${raw}"`);
   return [a, b];
+}
+
+function migrationAddress(address: string | undefined, cidr: string | undefined): string {
+  if (address !== undefined && cidr !== undefined) throw new Error('--migration-address and --migration-cidr: give one of them');
+  if (cidr !== undefined) return migrationAddressIn(cidr, networkInterfaces());
+  return address ?? '127.0.0.1';
 }
 
 function storageList(raw: string): StorageKind[] {
@@ -130,7 +140,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
         'local-dir': { type: 'string' },
         'shared-dir': { type: 'string' },
         'images-dir': { type: 'string' },
-        'migration-address': { type: 'string', default: '127.0.0.1' },
+        'migration-address': { type: 'string' },
+        'migration-cidr': { type: 'string' },
         'migration-ports': { type: 'string', default: '49152-49215' },
         cpu: { type: 'string' },
         memory: { type: 'string' },
@@ -173,7 +184,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
       localDir: values['local-dir'] ?? join(base, node, 'local'),
       sharedDir: values['shared-dir'] ?? join(base, 'shared'),
       imagesDir: values['images-dir'] ?? join(base, 'images'),
-      migrationAddress: values['migration-address'],
+      migrationAddress: migrationAddress(values['migration-address'], values['migration-cidr']),
       migrationPorts: portRange(values['migration-ports']),
       capacity: {
         cpu: values.cpu !== undefined ? Math.floor(number('cpu', values.cpu)!) : cpus().length,

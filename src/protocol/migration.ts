@@ -9,6 +9,12 @@ export interface IncomingEndpoint {
   /** NBD export of the target's empty disks, for block migration. */
   nbd?: { host: string; port: number; exports: Record<string, string> };
   tls?: boolean;
+  /**
+   * With `tls`: the name the target's certificate carries (its node name). The source checks the
+   * stream's peer against it, not against the address, so the stream may go over any network of
+   * the target (a dedicated migration network) without that address in the certificate.
+   */
+  tlsName?: string;
   /** Post-copy is armed on the target (the source arms it too, so a later switch is possible). */
   postCopy?: boolean;
   /** Multifd channels the target expects (the source must use the same number). */

@@ -172,6 +172,31 @@ describe('Lease heartbeat', () => {
   });
 });
 
+describe('migration network', () => {
+  test('--migration-cidr: the host\'s address in it is advertised; a network the host is not on stops the agent at start, saying so', async () => {
+    const base = 27500 + (process.pid % 100) * 10;
+    const args = (node: string, cidr: string) => [...agentArgs(node, base), '--migration-cidr', cidr];
+    await issueNodeCert(cluster.agentPkiDir, 'node-m', ['127.0.0.1'], join(work, 'node-m', 'tls'));
+    const onLoopback = await launch('node-m', args('node-m', '127.0.0.0/8'));
+    try {
+      const lease = await waitFor('the Lease of node-m', () => leaseJson('node-m'));
+      expect(JSON.parse(lease.metadata.annotations['vmove.dev/capabilities']!)).toMatchObject({ migrationAddress: '127.0.0.1' });
+    } finally {
+      await stopProcess(onLoopback.proc);
+    }
+    await rm(join(work, 'node-m', 'endpoint'), { force: true });
+    const proc = spawn(process.execPath, args('node-m', '10.255.254.0/24'), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect({ code, stderr: stderr.trim() }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/^vmove agent: --migration-cidr 10\.255\.254\.0\/24: no interface of this host has an address in it \(addresses: .*lo 127\.0\.0\.1\/8.*\)$/),
+    });
+    expect(existsSync(join(work, 'node-m', 'endpoint'))).toBe(false);
+  });
+});
+
 describe('TLS and TokenReview auth with the vmove-agent audience', () => {
   const url = (path: string) => `${agents['node-a']!.endpoint}${path}`;
   const call = (path: string, token?: string) => agentGet(cluster, url(path), token);

@@ -417,6 +417,18 @@ describe('helm lint and helm template', () => {
     expect((await render({ set: ['networkPolicy.enabled=false'] })).ofKind('NetworkPolicy')).toEqual([]);
   });
 
+  test('a dedicated migration network: agents find their address in it, its hosts may reach the migration ports, the API stays put', async () => {
+    const r = await render({ set: ['agent.migrationNetwork.cidr=10.20.0.0/16'] });
+    const agent = container(r.get('DaemonSet', 'vmove-agent'));
+    expect({ cidr: flag(agent, 'migration-cidr'), address: flag(agent, 'migration-address'), endpoint: flag(agent, 'endpoint') })
+      .toEqual({ cidr: '10.20.0.0/16', address: undefined, endpoint: 'https://$(NODE_IP):9440' });
+    const np = r.get('NetworkPolicy', 'vmove-agent') as unknown as { spec: { ingress: { from: Record<string, unknown>[] }[] } };
+    const [api, migration] = np.spec.ingress;
+    expect(migration!.from).toContainEqual({ ipBlock: { cidr: '10.20.0.0/16' } });
+    expect(api!.from).not.toContainEqual({ ipBlock: { cidr: '10.20.0.0/16' } });
+    await expect(render({ set: ['agent.migrationNetwork.cidr=eth1'] })).rejects.toThrow(/migrationNetwork\/cidr.*does not match/);
+  });
+
   test('plaintext only when asked: agentTls.insecureHttp, migration.insecure', async () => {
     const r = await render({ set: ['agentTls.insecureHttp=true', 'migration.insecure=true'] });
     const agent = container(r.get('DaemonSet', 'vmove-agent'));

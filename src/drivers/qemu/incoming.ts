@@ -54,7 +54,13 @@ export async function prepareIncoming(q: QemuHost, vm: VmSpec, opts: { blockMigr
   const address = q.host.migrationAddress;
   const taken = await portsInUse(q);
   const [migrationPort, nbdPort] = await freePorts(address, q.host.migrationPorts, taken, opts.blockMigration ? 2 : 1);
-  const endpoint: IncomingEndpoint = { migrationUri: `tcp:${uriHost(address)}:${migrationPort}`, tls, postCopy, multifdChannels };
+  const endpoint: IncomingEndpoint = {
+    migrationUri: `tcp:${uriHost(address)}:${migrationPort}`,
+    tls,
+    ...(tls ? { tlsName: q.host.nodeName } : {}),
+    postCopy,
+    multifdChannels,
+  };
   const nbdExports: string[] = [];
   if (opts.blockMigration && hasLocalDisks(vm)) {
     await qmp.execute('nbd-server-start', {

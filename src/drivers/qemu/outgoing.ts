@@ -50,7 +50,8 @@ export async function startMigration(q: QemuHost, id: string, to: IncomingEndpoi
   };
   await qmp.execute('migrate-set-capabilities', { capabilities: capabilityList(armed) });
   const tls = to.tls === true;
-  const tlsHost = uriHost(hostOfUri(to.migrationUri)).replace(/^\[|\]$/g, '');
+  // The target's certificate names its node; older targets gave no name, so their address is checked.
+  const tlsHost = to.tlsName ?? uriHost(hostOfUri(to.migrationUri)).replace(/^\[|\]$/g, '');
   if (tls) await addTlsCreds(qmp, q.settings.tlsDir, 'client');
   await qmp.execute('migrate-set-parameters', {
     ...migrationParameters(tuning, armed),
@@ -78,7 +79,7 @@ export async function startMigration(q: QemuHost, id: string, to: IncomingEndpoi
         'node-name': mirrorNode(i),
         server: { type: 'inet', host: to.nbd.host, port: String(to.nbd.port) },
         export: exportName,
-        ...(tls ? { 'tls-creds': TLS_CLIENT, 'tls-hostname': to.nbd.host } : {}),
+        ...(tls ? { 'tls-creds': TLS_CLIENT, 'tls-hostname': to.tlsName ?? to.nbd.host } : {}),
       });
       // The target disk overlays the same image, so only this VM's own clusters need copying;
       // write-blocking keeps the mirror in step once it is ready, so switch-over has little left.

@@ -42,8 +42,8 @@ test('optional fields may be left out', () => {
 
 test('endpoints as each driver answers them pass on to migrate', () => {
   const to = [
-    // qemu, block migration over NBD, TLS
-    { migrationUri: 'tcp:127.0.0.1:49152', tls: true, postCopy: false, multifdChannels: 0, nbd: { host: '127.0.0.1', port: 49153, exports: { data: 'data' } } },
+    // qemu, block migration over NBD, TLS (the certificate names node-b; the stream goes to its migration network)
+    { migrationUri: 'tcp:10.20.0.22:49152', tls: true, tlsName: 'node-b', postCopy: false, multifdChannels: 0, nbd: { host: '10.20.0.22', port: 49153, exports: { data: 'data' } } },
     // qemu on IPv6
     { migrationUri: 'tcp:[fd00::2]:49152', multifdChannels: 4 },
     // sim
@@ -128,6 +128,7 @@ const cases: [string, string, unknown, RegExp][] = [
   ['migrate', 'to.nbd.exports', 'data', /^must be an object/],
   ['migrate', 'to.nbd.exports["data"]', '../../dev/sda', /^must be an NBD export name/],
   ['migrate', 'to.tls', 'on', /^must be true or false/],
+  ['migrate', 'to.tlsName', 'Node_B', /^must be a node name \(DNS-1123 subdomain\)/],
   ['migrate', 'to.libvirt.peerUri', 'qemu+ext:///system?command=/bin/sh', /^must be a libvirt URI/],
   ['migrate', 'to.libvirt.listenAddress', '', /^must be a host name or IP address/],
   ['migrate', 'to.libvirt.disks["root"]', '/var/lib/../../etc/shadow', /^must be an absolute path without "\." or "\.\." segments/],
