@@ -33,6 +33,9 @@ export interface FleetPaths {
   imagesDir?: string;
 }
 
+/** Where every agent of a fleet serves its API. */
+const API_ADDRESS = '127.0.0.1';
+
 export interface NodeOptions {
   labels?: Record<string, string>;
   driver?: DriverKind;
@@ -47,6 +50,8 @@ export interface NodeOptions {
   insecureHttp?: boolean;
   /** Start the agent with this node's certificate folder instead of its own (a host answering for another). */
   tlsDirOf?: string;
+  /** Where its incoming migrations are sent (`--migration-address`), apart from its API on 127.0.0.1; default 127.0.0.1. */
+  migrationAddress?: string;
 }
 
 /** A node's driver and host layout, fixed when the node is first added (a restarted agent reuses them). */
@@ -115,7 +120,7 @@ export class LocalFleet {
       'agent',
       '--node', name,
       '--driver', node.driver,
-      '--listen', '127.0.0.1:0',
+      '--listen', `${API_ADDRESS}:0`,
       '--state-dir', host.stateDir,
       '--local-dir', host.localDir,
       '--shared-dir', host.sharedDir,
@@ -156,7 +161,7 @@ export class LocalFleet {
         localDir: path.join(nodeDir, 'local'),
         sharedDir: this.sharedDir,
         imagesDir: this.imagesDir,
-        migrationAddress: '127.0.0.1',
+        migrationAddress: opts.migrationAddress ?? API_ADDRESS,
         migrationPorts: [this.portBase + index * 20, this.portBase + index * 20 + 19],
         capacity: { cpu: opts.cpu ?? 8, memoryBytes: parseBytes(opts.memory ?? '16Gi') },
         storage: opts.storage ?? ['Local', 'SharedFile', 'SharedBlock'],
@@ -183,7 +188,8 @@ export class LocalFleet {
   async tlsDirOf(name: string): Promise<string> {
     const node = this.nodes.get(name);
     if (!node) throw new Error(`no node ${name} in this fleet`);
-    return issueNodeCert(this.agentPkiDir, name, [node.host.migrationAddress], node.tlsDir);
+    // Like a chart-issued certificate: the node's name and its API address, not its migration network's.
+    return issueNodeCert(this.agentPkiDir, name, [API_ADDRESS], node.tlsDir);
   }
 
   startController(extraArgs: string[] = []): FleetProcess {

@@ -18,7 +18,7 @@ const NODE_CPU = 4;
 const NODE_MEMORY = '4Gi';
 
 /** Three nodes (node-a, node-b, node-c) whose agents run `driver` with the guest kit as image folder. */
-export async function startRealEnv(driver: RealDriver, nodes = ['node-a', 'node-b', 'node-c'], more: Pick<EnvOptions, 'controllerArgs'> = {}): Promise<VmoveEnv> {
+export async function startRealEnv(driver: RealDriver, nodes: EnvOptions['nodes'] = ['node-a', 'node-b', 'node-c'], more: Pick<EnvOptions, 'controllerArgs'> = {}): Promise<VmoveEnv> {
   const env = await startVmoveEnv({
     ...more,
     nodes,
@@ -171,7 +171,7 @@ export function story(mr: MoveRequest): string {
 export class RealStack {
   constructor(readonly env: VmoveEnv) {}
 
-  static async start(driver: RealDriver, nodes?: string[], more?: Pick<EnvOptions, 'controllerArgs'>): Promise<RealStack> {
+  static async start(driver: RealDriver, nodes?: EnvOptions['nodes'], more?: Pick<EnvOptions, 'controllerArgs'>): Promise<RealStack> {
     return new RealStack(await startRealEnv(driver, nodes, more));
   }
 
