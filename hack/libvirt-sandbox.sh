@@ -2,7 +2,7 @@
 # A private libvirtd per vmove "host", so several libvirt hosts can live (and migrate to each
 # other) on one machine without systemd.
 #
-#   hack/libvirt-sandbox.sh start  <name> <dir> [--ports MIN-MAX]
+#   hack/libvirt-sandbox.sh start  <name> <dir> [--ports MIN-MAX] [--tls-dir DIR]
 #   hack/libvirt-sandbox.sh stop   <name> <dir> [--kill-guests]
 #   hack/libvirt-sandbox.sh status <name> <dir>
 #
@@ -130,10 +130,11 @@ wait_for_socket() {
 }
 
 start() {
-  local ports=""
+  local ports="" tls_dir=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --ports) ports="$2"; shift 2 ;;
+      --tls-dir) tls_dir="$2"; shift 2 ;;
       *) usage ;;
     esac
   done
@@ -158,6 +159,12 @@ start() {
     "$dir"/var/cache/libvirt "$dir"/var/log/libvirt "$dir"/run/libvirt "$dir"/log
   render libvirtd.conf.in "$dir/etc/libvirt/libvirtd.conf"
   render qemu.conf.in "$dir/etc/libvirt/qemu.conf"
+  if [[ -n "$tls_dir" ]]; then
+    # Migrations with VIR_MIGRATE_TLS (and their NBD streams) use this host's certificate in
+    # QEMU's layout (ca-cert.pem, server-*.pem, client-*.pem); each end checks the other's.
+    [[ -f "$tls_dir/ca-cert.pem" && -f "$tls_dir/server-cert.pem" ]] || die "--tls-dir $tls_dir holds no ca-cert.pem / server-cert.pem"
+    printf 'migrate_tls_x509_cert_dir = "%s"\nmigrate_tls_x509_verify = 1\n' "$(cd "$tls_dir" && pwd -P)" >>"$dir/etc/libvirt/qemu.conf"
+  fi
   # Stale sockets of a daemon that died would make the new one refuse to start.
   rm -f "$dir"/run/libvirt/libvirt-sock* "$dir"/run/libvirt/libvirt-admin-sock "$pidfile"
 

@@ -64,6 +64,10 @@ const USAGE = `usage: vmove agent --node NAME [options]
   --accelerator tcg|kvm       qemu, libvirt: accelerator guests run with (default tcg; chosen
                               explicitly, never by QEMU's kvm:tcg fallback)
   --libvirt-socket PATH       libvirt: libvirtd's socket (default /run/libvirt/libvirt-sock)
+  --libvirt-migration-tls-dir DIR
+                              libvirt: the folder libvirtd's qemu.conf names as
+                              migrate_tls_x509_cert_dir (this node's certificate in QEMU's layout);
+                              migrations then use TLS. Without it they are plaintext, and say so
 `;
 
 function number(name: string, raw: string | undefined): number | undefined {
@@ -159,6 +163,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         'sim-time-scale': { type: 'string' },
         accelerator: { type: 'string' },
         'libvirt-socket': { type: 'string' },
+        'libvirt-migration-tls-dir': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -225,6 +230,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         libvirt: {
           ...(accelerator ? { accelerator } : {}),
           ...(values['libvirt-socket'] ? { socketPath: values['libvirt-socket'] } : {}),
+          ...(values['libvirt-migration-tls-dir'] ? { migrationTlsDir: values['libvirt-migration-tls-dir'] } : {}),
         },
       },
       listen: values.listen,

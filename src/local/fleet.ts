@@ -114,8 +114,10 @@ export class LocalFleet {
     if (opts.createNode !== false) await this.ensureNode(name, opts.labels);
     const node = this.nodeLayout(name, opts);
     const { host } = node;
-    const tlsArgs = opts.insecureHttp ? ['--insecure-http'] : ['--tls-dir', await this.tlsDirOf(opts.tlsDirOf ?? name)];
-    if (node.driver === 'libvirt') node.libvirt = await startSandbox(name, path.join(this.p.dir, 'nodes', name, 'libvirt'), host.migrationPorts);
+    const tlsDir = opts.insecureHttp ? undefined : await this.tlsDirOf(opts.tlsDirOf ?? name);
+    const tlsArgs = tlsDir ? ['--tls-dir', tlsDir] : ['--insecure-http'];
+    // A libvirt node's daemon gets the node's certificate for migrations, as its qemu.conf would name it on a real host.
+    if (node.driver === 'libvirt') node.libvirt = await startSandbox(name, path.join(this.p.dir, 'nodes', name, 'libvirt'), host.migrationPorts, tlsDir);
     const args = [
       'agent',
       '--node', name,
@@ -128,6 +130,7 @@ export class LocalFleet {
       '--migration-address', host.migrationAddress,
       '--migration-ports', host.migrationPorts.join('-'),
       ...(node.libvirt ? ['--libvirt-socket', node.libvirt.socket] : []),
+      ...(node.libvirt && tlsDir ? ['--libvirt-migration-tls-dir', tlsDir] : []),
       '--cpu', String(opts.cpu ?? host.capacity.cpu),
       '--memory', opts.memory ?? formatBytes(host.capacity.memoryBytes),
       '--storage', (opts.storage ?? host.storage).join(','),

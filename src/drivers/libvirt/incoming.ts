@@ -13,7 +13,7 @@ import type { LibvirtHost } from './libvirtHost';
 import type { LibvirtEndpoint } from './migrationRecords';
 import { DomainState, PausedReason, XmlFlag } from './remote';
 
-export async function prepareIncoming(lv: LibvirtHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint> {
+export async function prepareIncoming(lv: LibvirtHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<IncomingEndpoint> {
   const c = await lv.connection();
   const existing = await lv.lookup(c, vm.id);
   const endpoint = await incomingEndpoint(lv, vm, opts);
@@ -33,13 +33,16 @@ export async function prepareIncoming(lv: LibvirtHost, vm: VmSpec, opts: { block
   return endpoint;
 }
 
-async function incomingEndpoint(lv: LibvirtHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<LibvirtEndpoint> {
+async function incomingEndpoint(lv: LibvirtHost, vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<LibvirtEndpoint> {
   const multifdChannels = opts.tuning?.multifdChannels ?? 0;
   const disks: Record<string, string> = {};
   for (const [i, f] of (await lv.diskFiles(vm)).entries()) disks[vm.disks[i]!.name] = f.path;
   const address = lv.host.migrationAddress;
+  // TLS whenever this host's libvirtd has migration certificates, unless the move asked for plaintext.
+  const tls = lv.settings.migrationTls && opts.plaintext !== true;
   return {
     migrationUri: `tcp://${uriHost(address)}`,
+    ...(tls ? { tls } : {}),
     postCopy: lv.settings.postCopy && opts.tuning?.allowPostCopy !== false && multifdChannels === 0 && !opts.blockMigration,
     multifdChannels,
     libvirt: { peerUri: lv.settings.peerUri, listenAddress: address, disks, serialLog: serialLogPath(lv.host, vm.id) },

@@ -66,6 +66,13 @@ export interface LibvirtDriverOptions {
   /** Whether incoming migrations here may use post-copy (QEMU needs userfaultfd); default true. */
   postCopy?: boolean;
   /**
+   * The folder of this host's certificate in QEMU's layout that its libvirtd reads for
+   * migrations (qemu.conf `migrate_tls_x509_cert_dir`; a sandbox gets it written there). Set:
+   * streams to and from this host use TLS (VIR_MIGRATE_TLS) unless a move asks for plaintext.
+   * Unset: plaintext, and the prepare step's answer says so.
+   */
+  migrationTlsDir?: string;
+  /**
    * Run a private libvirtd for this host (hack/libvirt-sandbox.sh) in `<stateDir>/libvirtd`,
    * with the host's migration port range, and use it: several hosts on one machine (demo, tests).
    * Overrides socketPath and peerUri.
@@ -91,13 +98,14 @@ export class LibvirtDriver implements Driver {
       limits: { ...DEFAULT_LIMITS, ...opts.limits },
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 30_000,
       postCopy: opts.postCopy ?? true,
+      migrationTls: opts.migrationTlsDir !== undefined,
     });
   }
 
   /** A driver whose daemon answered (fails fast when libvirtd is not there). */
   static async open(host: HostConfig, opts: LibvirtDriverOptions = {}): Promise<LibvirtDriver> {
     if (opts.sandbox) {
-      const sandbox = await startSandbox(host.nodeName, path.join(host.stateDir, 'libvirtd'), host.migrationPorts);
+      const sandbox = await startSandbox(host.nodeName, path.join(host.stateDir, 'libvirtd'), host.migrationPorts, opts.migrationTlsDir);
       opts = { ...opts, socketPath: sandbox.socket, peerUri: sandbox.peerUri };
     }
     const driver = new LibvirtDriver(host, opts);
@@ -133,7 +141,7 @@ export class LibvirtDriver implements Driver {
     return this.locked(id, () => stop(this.lv, id));
   }
 
-  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning }): Promise<IncomingEndpoint> {
+  prepareIncoming(vm: VmSpec, opts: { blockMigration: boolean; tuning?: MigrationTuning; plaintext?: boolean }): Promise<IncomingEndpoint> {
     return this.locked(vm.id, () => prepareIncoming(this.lv, vm, opts));
   }
 

@@ -26,6 +26,8 @@ export interface LibvirtSettings {
   shutdownTimeoutMs: number;
   /** Incoming migrations here may use post-copy. */
   postCopy: boolean;
+  /** This host's libvirtd has migration certificates (qemu.conf migrate_tls_x509_cert_dir): streams use TLS. */
+  migrationTls: boolean;
 }
 
 export class LibvirtHost {

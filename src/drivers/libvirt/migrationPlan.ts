@@ -32,8 +32,10 @@ export function armedFeatures(t: MigrationTuning, targetPostCopy: boolean, block
   };
 }
 
-export function migrationFlags(armed: ArmedFeatures, opts: { blockMigration: boolean; sharedDisks: boolean }): number {
+export function migrationFlags(armed: ArmedFeatures, opts: { blockMigration: boolean; sharedDisks: boolean; tls: boolean }): number {
   let flags = MigrateFlag.Live | MigrateFlag.PeerToPeer | MigrateFlag.PersistDest | MigrateFlag.AbortOnError;
+  // Memory and NBD streams over TLS with both daemons' migrate_tls_x509_cert_dir; each end checks the other.
+  if (opts.tls) flags |= MigrateFlag.Tls;
   if (opts.blockMigration) flags |= MigrateFlag.NonSharedDisk;
   // libvirt calls a migration of disks it does not copy "unsafe" unless they sit on a network
   // file system it recognises; vmove's SharedFile/SharedBlock storage classes are the

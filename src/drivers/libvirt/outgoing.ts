@@ -62,7 +62,7 @@ export async function launchMigration(
   if (facts.serialLog) paths.set(facts.serialLog, inc.serialLog);
   const local = spec.disks.filter((disk) => disk.storage === 'Local');
   if (local.length > 0 && !m.blockMigration) throw permanent(`${id} has local disks; only block migration can move them live`);
-  const flags = migrationFlags(m.armed, { blockMigration: m.blockMigration, sharedDisks: local.length < spec.disks.length });
+  const flags = migrationFlags(m.armed, { blockMigration: m.blockMigration, sharedDisks: local.length < spec.disks.length, tls: m.endpoint.tls === true });
   const params = migrationParams({
     to: inc,
     destXml: retargetXml(live, paths),

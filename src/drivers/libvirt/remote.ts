@@ -61,6 +61,7 @@ export const MigrateFlag = {
   AbortOnError: 1 << 12,
   AutoConverge: 1 << 13,
   Postcopy: 1 << 15,
+  Tls: 1 << 16,
   Parallel: 1 << 17,
 } as const;
 

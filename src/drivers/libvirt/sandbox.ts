@@ -39,9 +39,12 @@ function parse(name: string, dir: string, stdout: string): LibvirtSandbox {
   };
 }
 
-/** Starts the host's libvirtd (or finds it running); resolves once its socket answers. */
-export async function startSandbox(name: string, dir: string, ports?: [number, number]): Promise<LibvirtSandbox> {
-  const args = ['start', name, dir, ...(ports ? ['--ports', `${ports[0]}-${ports[1]}`] : [])];
+/**
+ * Starts the host's libvirtd (or finds it running); resolves once its socket answers. With
+ * `tlsDir` (the host's certificate in QEMU's layout) its migrations may use TLS.
+ */
+export async function startSandbox(name: string, dir: string, ports?: [number, number], tlsDir?: string): Promise<LibvirtSandbox> {
+  const args = ['start', name, dir, ...(ports ? ['--ports', `${ports[0]}-${ports[1]}`] : []), ...(tlsDir ? ['--tls-dir', tlsDir] : [])];
   const { stdout } = await run(SANDBOX_SCRIPT, args, { timeout: 600_000 });
   return parse(name, path.resolve(dir), stdout);
 }

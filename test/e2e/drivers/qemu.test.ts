@@ -79,14 +79,18 @@ function bootPrevious(host: HostConfig, id: string): number | undefined {
 const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, context?: () => string): Promise<T> =>
   pollUntil(what, probe, { timeoutMs, context });
 
-/** The end of a VM's console on a host, for a wait that timed out. */
+/** The end of a VM's console and of its QEMU's own log on a host, for a wait that timed out. */
 function consoleTail(host: HostConfig, id: string, lines = 25): string {
-  try {
-    const text = readFileSync(path.join(host.stateDir, 'qemu', 'vms', id, 'serial.log'), 'latin1');
-    return `console of ${id} on ${host.nodeName} (${text.length} bytes), last lines:\n${text.split('\n').slice(-lines).join('\n')}`;
-  } catch (err) {
-    return `console of ${id} on ${host.nodeName}: ${String(err)}`;
-  }
+  return (['serial.log', 'qemu.log'] as const)
+    .map((file) => {
+      try {
+        const text = readFileSync(path.join(host.stateDir, 'qemu', 'vms', id, file), 'latin1');
+        return `${file} of ${id} on ${host.nodeName} (${text.length} bytes), last lines:\n${text.split('\n').slice(-lines).join('\n')}`;
+      } catch (err) {
+        return `${file} of ${id} on ${host.nodeName}: ${String(err)}`;
+      }
+    })
+    .join('\n');
 }
 
 const waitHeartbeat = (host: HostConfig, id: string, atLeast = 1) =>
@@ -157,7 +161,9 @@ async function liveMigrate(vm: VmSpec, blockMigration: boolean, beforeSwitch: ()
   beforeSwitch();
   await target.completeIncoming(vm.id);
   const lastSource = heartbeats(sourceHost, vm.id).at(-1)!;
-  const firstTarget = await until('first target heartbeat', () => heartbeats(targetHost, vm.id)[0], 60_000, () => consoleTail(targetHost, vm.id));
+  const firstTarget = await until('first target heartbeat', () => heartbeats(targetHost, vm.id)[0], 60_000, () => consoleTail(targetHost, vm.id)).catch(async (err: Error) => {
+    throw new Error(`${err.message}\ntarget as its driver sees it: ${JSON.stringify(await vmInfo(target, vm.id))}`);
+  });
   return { status, lastSource, firstTarget };
 }
 
@@ -299,7 +305,11 @@ test('a restarted agent finds its running VMs again', async () => {
   expect(await vmInfo(a, vm.id)).toMatchObject({ state: 'Stopped' });
 });
 
-/** A CA plus server and client certificates for 127.0.0.1, laid out as QEMU's tls-creds-x509 reads them. */
+/**
+ * A CA plus server and client certificates, laid out as QEMU's tls-creds-x509 reads them. They
+ * name both test hosts as vmove's node certificates do (the source checks the target by its node
+ * name, IncomingEndpoint.tlsName) and 127.0.0.1.
+ */
 function makeCertificates(dir: string): void {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ext = (name: string, text: string) => require('node:fs').writeFileSync(path.join(dir, name), text);
@@ -307,7 +317,7 @@ function makeCertificates(dir: string): void {
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=vmove test CA', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
   for (const [who, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
-    ext(`${who}.ext`, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`);
+    ext(`${who}.ext`, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:${hostA.nodeName},DNS:${hostB.nodeName}\n`);
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=vmove test ${who}`, '-keyout', `${who}-key.pem`, '-out', `${who}.csr`);
     ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '2', '-extfile', `${who}.ext`, '-out', `${who}-cert.pem`);
   }

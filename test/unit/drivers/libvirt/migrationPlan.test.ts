@@ -35,9 +35,11 @@ describe('what a migration arms', () => {
   test('flags: always live and peer-to-peer, persistent on the target; disks and safety by storage', () => {
     const base = MigrateFlag.Live | MigrateFlag.PeerToPeer | MigrateFlag.PersistDest | MigrateFlag.AbortOnError;
     const none = { autoConverge: false, postCopy: false, parallelConnections: 0 };
-    expect(migrationFlags(none, { blockMigration: false, sharedDisks: true })).toBe(base | MigrateFlag.Unsafe);
-    expect(migrationFlags(none, { blockMigration: true, sharedDisks: false })).toBe(base | MigrateFlag.NonSharedDisk);
-    expect(migrationFlags({ autoConverge: true, postCopy: true, parallelConnections: 2 }, { blockMigration: false, sharedDisks: false })).toBe(
+    expect(migrationFlags(none, { blockMigration: false, sharedDisks: true, tls: false })).toBe(base | MigrateFlag.Unsafe);
+    expect(migrationFlags(none, { blockMigration: true, sharedDisks: false, tls: false })).toBe(base | MigrateFlag.NonSharedDisk);
+    // TLS (VIR_MIGRATE_TLS = 1 << 16) when the target's endpoint says its daemon has migration certificates.
+    expect(migrationFlags(none, { blockMigration: true, sharedDisks: false, tls: true })).toBe(base | MigrateFlag.NonSharedDisk | 65536);
+    expect(migrationFlags({ autoConverge: true, postCopy: true, parallelConnections: 2 }, { blockMigration: false, sharedDisks: false, tls: false })).toBe(
       base | MigrateFlag.AutoConverge | MigrateFlag.Postcopy | MigrateFlag.Parallel,
     );
   });
