@@ -88,7 +88,18 @@ export interface VirtualMachineSpec {
   running?: boolean;
   /** Extra kernel command line for images booted by direct kernel boot. */
   kernelArgs?: string;
+  /** What a HostEvacuation does with this VM; unset: the matching MovePolicy's, else LiveMigrateIfPossible. */
+  evacuationStrategy?: EvacuationStrategy;
 }
+
+/**
+ * What a HostEvacuation does with a VM: LiveMigrate (live or not at all: the VM's part fails),
+ * LiveMigrateIfPossible (live, else cold), Cold, Shutdown (stopped and left on the host), None (the
+ * evacuation waits for a person).
+ */
+export type EvacuationStrategy = 'LiveMigrate' | 'LiveMigrateIfPossible' | 'Cold' | 'Shutdown' | 'None';
+export const EVACUATION_STRATEGIES: readonly EvacuationStrategy[] = ['LiveMigrate', 'LiveMigrateIfPossible', 'Cold', 'Shutdown', 'None'];
+export const DEFAULT_EVACUATION_STRATEGY: EvacuationStrategy = 'LiveMigrateIfPossible';
 
 export type VirtualMachinePhase = 'Pending' | 'Running' | 'Stopped' | 'Moving' | 'Failed' | 'Lost';
 
@@ -316,6 +327,20 @@ export interface EvacuationMove {
   message?: string;
 }
 
+/** Where a VM's evacuation strategy came from. */
+export type StrategySource = 'VirtualMachine' | 'MovePolicy' | 'Default';
+
+/** What an evacuation does with one VM. */
+export type EvacuationAction = 'LiveMove' | 'ColdMove' | 'Rebuild' | 'Shutdown' | 'WaitForPerson' | 'Wait' | 'Fail';
+
+export type BlockerReason = 'NoHostWithRoom' | 'DiskCopyTooSlow' | 'NoLiveTarget' | 'StrategyNone' | 'CannotMove';
+
+/** Something that keeps a VM from leaving its host as its strategy says. */
+export interface EvacuationBlocker {
+  reason: BlockerReason;
+  message: string;
+}
+
 export interface PlannedMove {
   namespace: string;
   vmName: string;
@@ -325,6 +350,12 @@ export interface PlannedMove {
   variant?: MoveVariant;
   reason: string;
   rejected?: RejectedNode[];
+  strategy?: EvacuationStrategy;
+  strategySource?: StrategySource;
+  /** The MovePolicy the strategy came from (strategySource MovePolicy). */
+  strategyPolicy?: string;
+  action?: EvacuationAction;
+  blockers?: EvacuationBlocker[];
 }
 
 export interface HostEvacuationStatus {
@@ -365,6 +396,8 @@ export interface MovePolicySpec extends MoveRequestPolicy {
   selectors?: MovePolicySelectors;
   /** Mode for a MoveRequest that sets none (Rebuild is never a default). */
   mode?: 'Auto' | 'Live' | 'Cold';
+  /** What a HostEvacuation does with a selected VM that sets no spec.evacuationStrategy. */
+  evacuationStrategy?: EvacuationStrategy;
 }
 
 export interface MovePolicy {

@@ -98,7 +98,7 @@ export async function planCommand(argv: string[]): Promise<number> {
         ...(targetLabels ? { target: { nodeSelector: targetLabels } } : {}),
       },
     };
-    const { status } = decideEvacuation(observeEvacuation(view, evacuation, deadAfter));
+    const { status } = decideEvacuation(observeEvacuation(view, evacuation, deadAfter, new Date(), defaultConfig().policyDefaults));
     const result: EvacuationPlan = { node, ...(status.hostState ? { hostState: status.hostState } : {}), mode, ...(status.message ? { message: status.message } : {}), plan: status.plan ?? [] };
     process.stdout.write(output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : output === 'yaml' ? stringify(result) : planTable(result));
     return 0;
@@ -113,12 +113,16 @@ export function planTable(p: EvacuationPlan): string {
   const placed = p.plan.filter((s) => s.targetNode).length;
   const head = `Plan to evacuate ${p.node} (host ${p.hostState ?? 'unknown'}, mode ${p.mode}): ${p.plan.length} VM${p.plan.length === 1 ? '' : 's'}, ${placed} with a target`;
   if (p.plan.length === 0) return `${head}.\n${p.message ? `${p.message}\n` : ''}`;
-  const rows = [['ORDER', 'VM', 'TARGET', 'TYPE', 'VARIANT', 'REASON'], ...p.plan.map((s) => [String(s.order), `${s.namespace}/${s.vmName}`, s.targetNode ?? '-', s.moveType ?? '-', s.variant ?? '-', s.reason])];
+  const rows = [
+    ['ORDER', 'VM', 'ACTION', 'STRATEGY', 'TARGET', 'TYPE', 'VARIANT', 'REASON'],
+    ...p.plan.map((s) => [String(s.order), `${s.namespace}/${s.vmName}`, s.action ?? '-', s.strategy ?? '-', s.targetNode ?? '-', s.moveType ?? '-', s.variant ?? '-', s.reason]),
+  ];
   const widths = rows[0]!.slice(0, -1).map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]): string => r.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd();
   const out = [head, '', line(rows[0]!)];
   p.plan.forEach((s, i) => {
     out.push(line(rows[i + 1]!));
+    for (const b of s.blockers ?? []) out.push(`${' '.repeat(widths[0]! + 2)}blocked (${b.reason}): ${b.message}`);
     for (const r of s.rejected ?? []) out.push(`${' '.repeat(widths[0]! + 2)}rejected ${r.nodeName}: ${r.reason}`);
   });
   if (p.message) out.push('', p.message);

@@ -34,12 +34,16 @@ export interface PlacementResult {
    */
   waitable: boolean;
   message: string;
+  /** Some host could take the VM but for room now (CPU, memory, inbound moves): nothing else rules it out. */
+  capable?: boolean;
 }
 
 interface Verdict {
   reason?: string;
   /** This rejection would go away when moves in flight end. */
   transient?: boolean;
+  /** Rejected for room only (CPU, memory, the inbound limit). */
+  room?: boolean;
 }
 
 function judge(h: HostFacts, q: PlacementQuery): Verdict {
@@ -68,9 +72,9 @@ function judge(h: HostFacts, q: PlacementQuery): Verdict {
       freeMem < n.memoryBytes
         ? `not enough memory: needs ${formatBytes(n.memoryBytes)}, ${formatBytes(Math.max(0, freeMem))} free of ${formatBytes(caps.memoryBytes)}`
         : `not enough CPU: needs ${n.cpu}, ${Math.max(0, freeCpu)} free of ${caps.cpu}`;
-    return { reason: heldEnough ? `${what} (moves in flight hold the rest)` : what, transient: heldEnough };
+    return { reason: heldEnough ? `${what} (moves in flight hold the rest)` : what, transient: heldEnough, room: true };
   }
-  if (h.inbound >= q.inboundLimit) return { reason: `inbound move limit reached (${q.inboundLimit})`, transient: true };
+  if (h.inbound >= q.inboundLimit) return { reason: `inbound move limit reached (${q.inboundLimit})`, transient: true, room: true };
   return {};
 }
 
@@ -86,8 +90,10 @@ export function placeVm(hosts: HostFacts[], q: PlacementQuery): PlacementResult 
   const rejected: RejectedNode[] = [];
   let allTransient = true;
   const fits: HostFacts[] = [];
+  let capable = false;
   for (const h of candidates) {
     const v = judge(h, q);
+    if (v.room) capable = true;
     if (v.reason) {
       rejected.push({ nodeName: h.node, reason: v.reason });
       if (!v.transient && !q.exclude?.includes(h.node)) allTransient = false;
@@ -97,10 +103,10 @@ export function placeVm(hosts: HostFacts[], q: PlacementQuery): PlacementResult 
     const considered = rejected.filter((r) => !q.exclude?.includes(r.nodeName));
     const waitable = considered.length > 0 && allTransient;
     const summary = considered.map((r) => `${r.nodeName}: ${r.reason}`).join('; ');
-    return { rejected, waitable, message: considered.length ? `no host fits — ${summary}` : 'no other host exists' };
+    return { rejected, waitable, capable, message: considered.length ? `no host fits — ${summary}` : 'no other host exists' };
   }
   const best = [...fits].sort((a, b) => score(b, q.needs) - score(a, q.needs) || a.node.localeCompare(b.node))[0]!;
-  return { nodeName: best.node, rejected, waitable: false, message: `placed on ${best.node}` };
+  return { nodeName: best.node, rejected, waitable: false, capable: true, message: `placed on ${best.node}` };
 }
 
 /** Whether a host has room for a VM to grow in place by `delta`. */

@@ -18,6 +18,8 @@ export interface HostCapabilities {
   migrationAddress: string;
   /** Accelerator the driver runs guests with (kvm, tcg, sim). */
   accelerator: string;
+  /** MiB/s the host's migration link carries, when known (evacuation plans check local-disk copies against move timeouts with it). */
+  linkMiBps?: number;
 }
 
 /** Names and annotations that tie agents to the API server. */

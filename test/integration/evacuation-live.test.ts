@@ -120,8 +120,8 @@ describe('a live host with 20 VMs', () => {
     const table = await promisify(execFile)(process.execPath, [CLI, 'plan', 'evacuate', 'src-a', '--kubeconfig', env.cluster.kubeconfig, '--target-selector', 'role=target']);
     const lines = table.stdout.split('\n');
     expect(lines[0]).toBe('Plan to evacuate src-a (host Alive, mode Auto): 20 VMs, 20 with a target');
-    expect(lines[2]).toMatch(/^ORDER\s+VM\s+TARGET\s+TYPE\s+VARIANT\s+REASON$/);
-    expect(lines[3]).toMatch(new RegExp(`^1\\s+default/${FLAKY}\\s+t1\\s+Live\\s+SharedStorage\\s+mode Auto: the VM runs`));
+    expect(lines[2]).toMatch(/^ORDER\s+VM\s+ACTION\s+STRATEGY\s+TARGET\s+TYPE\s+VARIANT\s+REASON$/);
+    expect(lines[3]).toMatch(new RegExp(`^1\\s+default/${FLAKY}\\s+LiveMove\\s+LiveMigrateIfPossible\\s+t1\\s+Live\\s+SharedStorage\\s+mode Auto: the VM runs`));
     expect(table.stdout).toContain('rejected src-b: does not match nodeSelector role=target');
     expect(await listMoves(env)).toEqual([]);
   });

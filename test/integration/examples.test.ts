@@ -72,6 +72,7 @@ describe('examples/', () => {
         'evacuate-host.yaml',
         'evacuate-dry-run.yaml',
         'move-policy.yaml',
+        'evacuation-strategies.yaml',
       ]),
     );
   });

@@ -8,11 +8,14 @@ import { classifyHost, howToMove, knownHostState, type HostState } from './hostS
 import { cancelOvertaken, givenUp, isOpen, movesToCreate } from './nextMoves';
 import { cordon, fencing } from './nodeConditions';
 import { isFinal, phaseEvents, phaseOf, setPhaseConditions } from './phase';
-import { planEvacuation } from './planner';
-import { readyToMove, vmRows } from './rows';
+import { planEvacuation, type PlanStep } from './planner';
+import { readyToMove, vmRows, type VmRow } from './rows';
 import { StatusDraft } from './statusDraft';
 import { cancelling, deleting } from './stopping';
-import { planRows, tally } from './tally';
+import { planRows, plural, tally } from './tally';
+import { DEFAULT_STRATEGY, strategyWords } from './strategy';
+import { vmKey } from './vms';
+import type { PlannedMove } from '../../api/types';
 import type { EvacuationActions, EvacuationDecision, EvacuationFacts, EventNote } from './types';
 
 /** Retries per VM when spec.maxRetries is not set. */
@@ -24,7 +27,7 @@ export function decideEvacuation(f: EvacuationFacts): EvacuationDecision {
   const prev = e.status ?? {};
   const now = f.now.toISOString();
   const draft = new StatusDraft(prev, now, e.metadata.generation);
-  const actions: EvacuationActions = { create: [], cancel: [], delete: [], release: false };
+  const actions: EvacuationActions = { create: [], cancel: [], delete: [], stop: [], release: false };
   const events: EventNote[] = [];
   const host = classifyHost(f.host, f.deadHostAfterSeconds, e.spec.nodeName);
 
@@ -33,6 +36,48 @@ export function decideEvacuation(f: EvacuationFacts): EvacuationDecision {
   if (e.spec.dryRun) return dryRun(f, host, draft, events);
   if (e.spec.cancel) return cancelling(f, draft, actions, events);
   return evacuating(f, host, draft, actions, events);
+}
+
+/**
+ * The VMs that do not leave the node: those to shut down (evacuationStrategy Shutdown) are stopped
+ * there — the action sets their spec.running to false, the VirtualMachine controller stops them —
+ * and those that wait for a person (None) are named in the WaitingForPerson condition and an Event
+ * whenever the list changes. Answers the waiting VMs and the rows of the stopped ones.
+ */
+function settleInPlace(f: EvacuationFacts, steps: PlanStep[], rows: VmRow[], d: StatusDraft, actions: EvacuationActions, events: EventNote[]): { waiting: string[]; settled: PlannedMove[] } {
+  const node = f.evacuation.spec.nodeName;
+  const name = f.evacuation.metadata.name ?? '';
+  for (const s of steps) {
+    if (s.action !== 'Shutdown' || s.vm.spec.running === false) continue;
+    const key = vmKey(s.vm);
+    actions.stop.push({ namespace: s.namespace, name: s.vmName, why: `evacuationStrategy Shutdown (HostEvacuation ${name})` });
+    events.push({ type: 'Normal', reason: 'ShuttingDown', message: `${key}: stopped and left on ${node} (${strategyWords(f.strategies?.get(key) ?? DEFAULT_STRATEGY)})` });
+  }
+  const settled: PlannedMove[] = [];
+  for (const r of rows) {
+    if (r.standing.kind !== 'Done' || !r.standing.stopped || !r.vm) continue;
+    const st = f.strategies?.get(r.key) ?? DEFAULT_STRATEGY;
+    settled.push({
+      namespace: r.vm.metadata.namespace ?? 'default',
+      vmName: r.vm.metadata.name ?? '',
+      order: 0,
+      action: 'Shutdown',
+      strategy: st.strategy,
+      strategySource: st.source,
+      ...(st.policy !== undefined ? { strategyPolicy: st.policy } : {}),
+      reason: `${strategyWords(st)}: stopped and left on ${node}`,
+    });
+  }
+  const waiting = steps.filter((s) => s.action === 'WaitForPerson').map((s) => vmKey(s.vm));
+  const prev = d.get('WaitingForPerson');
+  if (waiting.length) {
+    const message = `${plural(waiting.length, 'VM')} ${waiting.length === 1 ? 'waits' : 'wait'} for a person (evacuationStrategy None): ${waiting.join(', ')} — move or delete ${waiting.length === 1 ? 'it' : 'them'} by hand, or change spec.evacuationStrategy`;
+    if (prev?.status !== 'True' || prev.message !== message) events.push({ type: 'Warning', reason: 'WaitingForPerson', message });
+    d.set({ type: 'WaitingForPerson', status: 'True', reason: 'EvacuationStrategyNone', message });
+  } else if (prev?.status === 'True') {
+    d.set({ type: 'WaitingForPerson', status: 'False', reason: 'NoneWaiting', message: 'no VM waits for a person' });
+  }
+  return { waiting, settled };
 }
 
 /** The evacuation proper: cordon, re-plan the VMs still to move, create the next moves, count, and say the phase. */
@@ -48,21 +93,27 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
   cancelOvertaken(f, host, actions, events);
 
   // Where each VM stands, which can move now, where to, and how many may start.
-  const rows = vmRows(f, maxRetries);
+  const rows = vmRows(f, maxRetries, host.state === 'Alive');
   const { mode, hold } = howToMove(host, e.spec.mode ?? 'Auto', node);
   const { ready, avoid, waiting } = readyToMove(rows, f, host, hold);
   const active = f.moves.filter(isOpen).length;
-  const steps = mode ? planEvacuation({ node, vms: ready, hosts: f.hosts, mode, nodeSelector: e.spec.target?.nodeSelector, avoid }) : [];
+  const steps = mode ? planEvacuation({ node, vms: ready, hosts: f.hosts, mode, nodeSelector: e.spec.target?.nodeSelector, avoid, strategies: f.strategies }) : [];
+  const person = settleInPlace(f, steps, rows, d, actions, events);
   const created = movesToCreate(e.metadata.name ?? '', node, rows, steps, Math.max(0, maxParallel - active));
   actions.create.push(...created.values());
   const gaveUp = givenUp(rows, steps, active + created.size > 0);
 
   const { counts, moves } = tally(rows, created, gaveUp);
-  const plan = planRows(steps, created, waiting);
+  const plan = planRows(steps, created, waiting, person.settled);
   // Recovering a dead host's VMs: it is dead, or was when one of their moves was made (a dead host's moves are Rebuild mode).
   const recovered = host.state === 'Dead' || rows.some((r) => r.standing.latest?.spec.mode === 'Rebuild');
-  const { phase, message } = phaseOf({ node, host, counts, gaveUp, creating: created.size, hold, recovered, latest: rows.map((r) => r.standing.latest), cordoned: d.get('Cordoned') });
+  const stopped = rows.filter((r) => r.standing.kind === 'Done' && r.standing.stopped).length;
+  const { phase, message } = phaseOf({ node, host, counts, gaveUp, creating: created.size, hold, recovered, latest: rows.map((r) => r.standing.latest), cordoned: d.get('Cordoned'), stopped, waitsForPerson: person.waiting });
   setPhaseConditions(d, phase, message, recovered);
+  // Only a person moves an evacuation on whose every VM left waits for one (evacuationStrategy None).
+  if (phase === 'Evacuating' && person.waiting.length && person.waiting.length === counts.pending && counts.inProgress === 0 && created.size === 0) {
+    d.standing(phase, { state: 'stalled', reason: 'WaitingForPerson', message });
+  }
   events.push(...phaseEvents(d.prev.phase, phase, message, node));
 
   const final = isFinal(phase);

@@ -1,5 +1,6 @@
 // `spec.dryRun` (and `vmove plan`): the plan the evacuation would follow now, in status.plan, with
-// the target, move type and variant of each VM and why every other host was rejected. Nothing is
+// the target, move type and variant of each VM and why every other host was rejected, its
+// evacuation strategy, what would be done with it (action) and every blocker found. Nothing is
 // moved and the node is not cordoned; the evacuation ends Succeeded at once. Pure.
 import type { MoveMode } from '../../api/types';
 import { knownHostState, type HostState } from './hostState';
@@ -18,11 +19,16 @@ export function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, even
   const vms = f.vms.filter((vm) => evacuates(e.spec, vm));
   // A host that is not alive is planned as it would be recovered once dead and fenced: by rebuilds.
   const moveMode: MoveMode = host.state !== 'Alive' && (mode === 'Auto' || mode === 'Rebuild') ? 'Rebuild' : mode;
-  const steps = planEvacuation({ node, vms, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector });
+  const steps = planEvacuation({ node, vms, hosts: f.hosts, mode: moveMode, nodeSelector: e.spec.target?.nodeSelector, strategies: f.strategies });
   const placed = steps.filter((s) => s.targetNode).length;
+  const shut = steps.filter((s) => s.action === 'Shutdown').length;
+  const person = steps.filter((s) => s.action === 'WaitForPerson').length;
+  const blocked = steps.length - placed - shut - person;
   const notes = [
     `dry run: ${placed} of ${plural(steps.length, 'VM')} on ${node} have a target`,
-    steps.length > placed ? `${steps.length - placed} cannot be moved now (see status.plan)` : '',
+    shut ? `${shut} would be shut down and left on ${node}` : '',
+    person ? `${person} would wait for a person (evacuationStrategy None)` : '',
+    blocked ? `${blocked} cannot be moved now (see status.plan)` : '',
     host.state === 'Dead' && host.fenced ? `${node} is dead and fenced: its VMs would be rebuilt` : host.state !== 'Alive' ? `${host.why}: its VMs would be rebuilt only once it is dead and fenced` : '',
     `nothing was moved and ${node} was not cordoned`,
   ].filter(Boolean);
@@ -45,7 +51,7 @@ export function dryRun(f: EvacuationFacts, host: HostState, d: StatusDraft, even
       conditions: d.conditions,
       message,
     },
-    actions: { create: [], cancel: [], delete: [], release: false },
+    actions: { create: [], cancel: [], delete: [], stop: [], release: false },
     events,
   };
 }

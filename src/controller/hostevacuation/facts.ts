@@ -2,6 +2,9 @@
 // `vmove plan` both read it here, so a dry run and the real thing see the same facts.
 import type { HostEvacuation, VirtualMachine } from '../../api/types';
 import type { ClusterView } from '../clusterView';
+import { DEFAULT_POLICY } from '../config';
+import type { ResolvedPolicy } from '../../machines/vocabulary';
+import { strategies } from './strategy';
 import { isOwnedBy } from './names';
 import { isFinal } from './phase';
 import { withPendingMoves } from './planner';
@@ -11,7 +14,7 @@ import { vmHost, vmKey, vmKeyOfMove } from './vms';
 /** Whether an evacuation still wants its node cordoned (it runs, cordons, and is no dry run). */
 export const wantsCordon = (e: HostEvacuation): boolean => !isFinal(e.status?.phase) && !e.metadata.deletionTimestamp && e.spec.cordon !== false && !e.spec.dryRun && !e.spec.cancel;
 
-export function observeEvacuation(v: ClusterView, e: HostEvacuation, deadHostAfterSeconds: number, now = new Date()): EvacuationFacts {
+export function observeEvacuation(v: ClusterView, e: HostEvacuation, deadHostAfterSeconds: number, now = new Date(), policyDefaults: ResolvedPolicy = DEFAULT_POLICY): EvacuationFacts {
   const node = e.spec.nodeName;
   const nodeObj = v.nodes.get(node);
   const hosts = v.hosts(now.getTime());
@@ -34,5 +37,6 @@ export function observeEvacuation(v: ClusterView, e: HostEvacuation, deadHostAft
     moves,
     cordonWantedByOthers: v.evacuations.list().some((o) => o.metadata.uid !== e.metadata.uid && o.spec.nodeName === node && wantsCordon(o)),
     deadHostAfterSeconds,
+    strategies: strategies([...vms.values()], { policies: v.movePolicies.list(), namespaceLabels: (ns) => v.namespaces.get(ns)?.metadata.labels, defaults: policyDefaults }),
   };
 }

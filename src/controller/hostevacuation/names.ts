@@ -10,6 +10,8 @@ export const VM_LABEL = 'vmove.dev/vm';
 export const ATTEMPT_LABEL = 'vmove.dev/evacuation-attempt';
 /** Set when the evacuation cancels one of its moves itself; the value says why. */
 export const CANCELLED_BY_ANNOTATION = 'vmove.dev/cancelled-by-evacuation';
+/** On a VM an evacuation stopped and left on its host (evacuationStrategy Shutdown); the value names the evacuation. */
+export const STOPPED_BY_ANNOTATION = 'vmove.dev/stopped-by-evacuation';
 /** On HostEvacuations the controller created for a dead, fenced host. */
 export const AUTO_EVACUATION_LABEL = 'vmove.dev/auto-evacuation';
 

@@ -62,7 +62,8 @@ export function movesToCreate(evacuation: string, node: string, rows: VmRow[], s
  */
 export function givenUp(rows: VmRow[], steps: PlanStep[], busy: boolean): Map<string, string> {
   const unplaced = new Map<string, PlanStep>();
-  for (const s of steps) if (!s.targetNode) unplaced.set(vmKey(s.vm), s);
+  // A VM to shut down or that waits for a person has no target by design: it is never given up on for that.
+  for (const s of steps) if (!s.targetNode && s.action !== 'Shutdown' && s.action !== 'WaitForPerson') unplaced.set(vmKey(s.vm), s);
   const gaveUp = new Map<string, string>();
   for (const r of rows) {
     if (r.standing.kind === 'GaveUp') gaveUp.set(r.key, r.standing.reason);

@@ -29,6 +29,10 @@ export interface PhaseInput {
   /** Each VM's latest MoveRequest, for the sentence that ends a successful evacuation. */
   latest: (MoveRequest | undefined)[];
   cordoned: Condition | undefined;
+  /** VMs stopped and left on the node (evacuationStrategy Shutdown). */
+  stopped?: number;
+  /** VMs that wait for a person (evacuationStrategy None), by key. */
+  waitsForPerson?: readonly string[];
 }
 
 /** The evacuation's phase (while it evacuates) and the message that explains it. */
@@ -36,7 +40,7 @@ export function phaseOf(p: PhaseInput): { phase: EvacuationPhase; message: strin
   const { node, host, hold, recovered } = p;
   const { total, succeeded, failed, inProgress, pending } = p.counts;
   const done = pending === 0 && inProgress === 0;
-  if (done && failed === 0) return { phase: 'Succeeded', message: successMessage(p.latest, node, recovered, p.cordoned) };
+  if (done && failed === 0) return { phase: 'Succeeded', message: successMessage(p.latest, node, recovered, p.cordoned, p.stopped ?? 0) };
   if (done) {
     const named = [...p.gaveUp].slice(0, NAMED_IN_MESSAGE).map(([k, why]) => `${k}: ${why}`);
     const more = failed > NAMED_IN_MESSAGE ? `; and ${failed - NAMED_IN_MESSAGE} more (see status.moves and status.plan)` : '';
@@ -49,15 +53,18 @@ export function phaseOf(p: PhaseInput): { phase: EvacuationPhase; message: strin
   const verb = recovered ? 'recovered from' : 'moved off';
   let message = `${succeeded} of ${plural(total, 'VM')} ${verb} ${node}; ${inProgress} moving, ${pending} waiting${failed ? `, ${failed} could not be moved` : ''}`;
   if (hold && pending) message += ` (${hold})`;
+  const person = p.waitsForPerson ?? [];
+  if (!hold && person.length) message += `; waiting for a person (evacuationStrategy None): ${person.slice(0, NAMED_IN_MESSAGE).join(', ')}${person.length > NAMED_IN_MESSAGE ? ` and ${person.length - NAMED_IN_MESSAGE} more` : ''}`;
   return { phase: 'Evacuating', message };
 }
 
 /** The sentence that ends a successful evacuation: what became of its VMs. */
-function successMessage(latest: (MoveRequest | undefined)[], node: string, recovered: boolean, cordoned: Condition | undefined): string {
+function successMessage(latest: (MoveRequest | undefined)[], node: string, recovered: boolean, cordoned: Condition | undefined, stopped: number): string {
   const moved = latest.filter((m): m is MoveRequest => !!m && m.status?.phase === 'Succeeded');
   const count = (pred: (m: MoveRequest) => boolean) => moved.filter(pred).length;
-  const tail = cordoned?.reason === 'CordonedByVmove' ? `; ${node} stays cordoned while this HostEvacuation exists (delete it to uncordon)` : '';
-  if (moved.length === 0) return `${node} has no VMs to move${tail}`;
+  const cordonTail = cordoned?.reason === 'CordonedByVmove' ? `; ${node} stays cordoned while this HostEvacuation exists (delete it to uncordon)` : '';
+  const tail = `${stopped ? `; ${plural(stopped, 'VM')} stopped and left on ${node} (evacuationStrategy Shutdown)` : ''}${cordonTail}`;
+  if (moved.length === 0) return stopped ? `${node} runs no VMs${tail}` : `${node} has no VMs to move${tail}`;
   if (recovered) {
     const shared = count((m) => m.status?.variant === 'FromSharedDisk');
     const image = count((m) => m.status?.variant === 'FromImage');
@@ -75,7 +82,7 @@ function successMessage(latest: (MoveRequest | undefined)[], node: string, recov
   const cold = count((m) => m.status?.moveType === 'Cold');
   const other = moved.length - live - cold;
   const how = [live ? `${live} live` : '', cold ? `${cold} cold` : '', other ? `${other} rebuilt` : ''].filter(Boolean).join(', ');
-  return `${node} is empty: ${plural(moved.length, 'VM')} moved off (${how})${tail}`;
+  return `${node} ${stopped ? 'runs no VMs' : 'is empty'}: ${plural(moved.length, 'VM')} moved off (${how})${tail}`;
 }
 
 /** The conditions that say the phase. */

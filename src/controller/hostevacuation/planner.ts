@@ -2,12 +2,13 @@
 // move type and variant, why, and why every other host was rejected. Pure: the controller,
 // `spec.dryRun` and `vmove plan` all call it over the same facts (ClusterView.hosts(), placement,
 // chooseMove), and each VM's placement counts the capacity the VMs before it in the plan take.
-import type { MoveMode, MovePriority, MoveRequest, MoveRequestSpec, PlannedMove, RejectedNode, VirtualMachine } from '../../api/types';
-import { GiB, parseBytes } from '../../api/quantity';
+import type { EvacuationAction, EvacuationBlocker, MoveMode, MovePriority, MoveRequest, MoveRequestSpec, MoveType, PlannedMove, RejectedNode, VirtualMachine } from '../../api/types';
+import { GiB, MiB, parseBytes } from '../../api/quantity';
 import { traitsOf } from '../../machines/traits';
 import { chooseMove, currentResources, vmStorage } from '../chooseMove';
 import type { HostFacts } from '../clusterView';
 import { placeVm, type PlacementNeeds, type PlacementQuery } from '../placement';
+import { DEFAULT_STRATEGY, strategyMode, strategyWords, type VmStrategy } from './strategy';
 import { localDiskBytes, vmKey, vmKeyOfMove } from './vms';
 
 export interface PlanInput {
@@ -20,6 +21,8 @@ export interface PlanInput {
   nodeSelector?: Record<string, string>;
   /** Hosts where a VM's earlier attempts failed (by namespace/name): used only when no other host fits. */
   avoid?: ReadonlyMap<string, readonly string[]>;
+  /** Each VM's evacuation strategy (by namespace/name); a VM missing here gets the default. */
+  strategies?: ReadonlyMap<string, VmStrategy>;
 }
 
 /** One row of the plan, with what the controller needs to create its MoveRequest. */
@@ -47,6 +50,23 @@ export const evacuationPriority = (mode: MoveMode): MovePriority => (mode === 'R
 
 const gib = (bytes: number): string => `${(Math.max(0, bytes) / GiB).toFixed(1)} GiB`;
 
+const ACTION_OF: Record<MoveType, EvacuationAction> = { Live: 'LiveMove', Cold: 'ColdMove', Rebuild: 'Rebuild', ResizeInPlace: 'ColdMove' };
+
+/**
+ * Why local disks cannot cross the link within the move's timeout, if they cannot: the engine aborts
+ * a step after max(1, GiB to move) × completionTimeoutPerGiB seconds, and the bytes cross at the
+ * slowest of the policy's cap and the links the two hosts advertise. Unknown speed: no blocker.
+ */
+export function diskCopyTooSlow(bytes: number, links: (number | undefined)[], s: Pick<VmStrategy, 'bandwidthMiBps' | 'completionTimeoutPerGiB'>): string | undefined {
+  const speeds = [s.bandwidthMiBps > 0 ? s.bandwidthMiBps : undefined, ...links].filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
+  if (!speeds.length || bytes <= 0) return undefined;
+  const mibps = Math.min(...speeds);
+  const seconds = bytes / (mibps * MiB);
+  const limit = Math.max(1, bytes / GiB) * s.completionTimeoutPerGiB;
+  if (seconds <= limit) return undefined;
+  return `its local disks (${gib(bytes)} to copy) take about ${Math.ceil(seconds)} s over the link at ${mibps} MiB/s, more than the move's timeout of ${Math.round(limit)} s (completionTimeoutPerGiB ${s.completionTimeoutPerGiB})`;
+}
+
 export function planEvacuation(input: PlanInput): PlanStep[] {
   const hosts = input.hosts.map(copyHost);
   const source = hosts.find((h) => h.node === input.node);
@@ -54,13 +74,42 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
   const exclude = [input.node];
   const steps: PlanStep[] = [];
   for (const vm of evacuationOrder(input.vms)) {
-    const base = { namespace: vm.metadata.namespace ?? 'default', vmName: vm.metadata.name ?? '', order: steps.length + 1, vm };
-    const spec: MoveRequestSpec = { vmName: base.vmName, mode: input.mode, priority: evacuationPriority(input.mode), ...(input.nodeSelector ? { target: { nodeSelector: input.nodeSelector } } : {}) };
+    const st = input.strategies?.get(vmKey(vm)) ?? DEFAULT_STRATEGY;
+    const words = strategyWords(st);
+    const base = {
+      namespace: vm.metadata.namespace ?? 'default',
+      vmName: vm.metadata.name ?? '',
+      order: steps.length + 1,
+      vm,
+      strategy: st.strategy,
+      strategySource: st.source,
+      ...(st.policy !== undefined ? { strategyPolicy: st.policy } : {}),
+    };
+    const fails = (reason: string, blocker: EvacuationBlocker, extra: Partial<PlanStep> = {}): void => {
+      steps.push({ ...base, ...extra, action: 'Fail', reason, blockers: [blocker], waitable: false, impossible: true });
+    };
+    if (st.strategy === 'Shutdown') {
+      const stopped = vm.spec.running === false;
+      steps.push({ ...base, action: 'Shutdown', reason: `${words}: ${stopped ? 'stopped' : 'to be stopped'} and left on ${input.node}`, waitable: false, impossible: false });
+      continue;
+    }
+    if (st.strategy === 'None') {
+      const message = `${words}: waits for a person — move or delete the VM by hand, or change its evacuationStrategy`;
+      steps.push({ ...base, action: 'WaitForPerson', reason: message, blockers: [{ reason: 'StrategyNone', message }], waitable: false, impossible: false });
+      continue;
+    }
+    const sm = strategyMode(st.strategy, input.mode, vm);
+    if ('conflict' in sm) {
+      fails(`cannot be moved: ${sm.conflict}`, { reason: 'NoLiveTarget', message: sm.conflict });
+      continue;
+    }
+    const spec: MoveRequestSpec = { vmName: base.vmName, mode: sm.mode, priority: evacuationPriority(input.mode), ...(input.nodeSelector ? { target: { nodeSelector: input.nodeSelector } } : {}) };
     const place = (needs: PlacementNeeds, q: Pick<PlacementQuery, 'nodeName' | 'nodeSelector'>, avoid: readonly string[] = []) =>
       placeVm(hosts, { needs, exclude: [...exclude, ...avoid], inboundLimit: Number.POSITIVE_INFINITY, ...q });
     const choice = chooseMove(spec, { vm, sourceNode: input.node, source, probe: (needs, q) => place(needs, q) });
     if (!choice.ok) {
-      steps.push({ ...base, reason: `cannot be moved: ${choice.reason}`, waitable: false, impossible: true });
+      const live = st.strategy === 'LiveMigrate' && /migration/.test(choice.reason);
+      fails(`cannot be moved: ${choice.reason}`, { reason: live ? 'NoLiveTarget' : 'CannotMove', message: choice.reason });
       continue;
     }
     const c = choice.choice;
@@ -72,6 +121,13 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
       blockMigration: c.variant === 'BlockMigration',
       driver,
     };
+    const copies = c.variant === 'BlockMigration' || c.variant === 'DiskCopy';
+    const copyBytes = (needs.liveMigration ? c.before.memoryBytes : 0) + localDiskBytes(vm);
+    const slowHere = copies ? diskCopyTooSlow(copyBytes, [source?.agent?.capabilities.linkMiBps], st) : undefined;
+    if (slowHere) {
+      fails(`cannot be moved: ${slowHere}`, { reason: 'DiskCopyTooSlow', message: slowHere }, { moveType: c.moveType, variant: c.variant });
+      continue;
+    }
     const avoid = (input.avoid?.get(vmKey(vm)) ?? []).filter((n) => n !== input.node);
     let result = place(needs, { nodeSelector: input.nodeSelector }, avoid);
     let avoided = avoid.length > 0 && !!result.nodeName;
@@ -84,10 +140,24 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
       .map((r) => (avoid.includes(r.nodeName) && avoided ? { nodeName: r.nodeName, reason: 'an earlier attempt to move the VM there failed' } : r));
     const what = { moveType: c.moveType, variant: c.variant, ...(rejected.length ? { rejected } : {}) };
     if (!result.nodeName) {
-      steps.push({ ...base, ...what, reason: result.message, waitable: result.waitable, impossible: false });
+      // LiveMigrate: hosts that would take it cold, none live — it is not moved cold, its part fails.
+      if (st.strategy === 'LiveMigrate' && needs.liveMigration && !result.capable && !result.waitable) {
+        const cold = place({ ...needs, liveMigration: false, blockMigration: false }, { nodeSelector: input.nodeSelector });
+        if (cold.nodeName || cold.capable) {
+          const message = `no host can receive it live (${result.message}); ${words} forbids moving it cold`;
+          fails(`cannot be moved: ${message}`, { reason: 'NoLiveTarget', message }, what);
+          continue;
+        }
+      }
+      steps.push({ ...base, ...what, action: result.waitable ? 'Wait' : 'Fail', blockers: [{ reason: 'NoHostWithRoom', message: result.message }], reason: result.message, waitable: result.waitable, impossible: false });
       continue;
     }
     const target = hosts.find((h) => h.node === result.nodeName)!;
+    const slowThere = copies ? diskCopyTooSlow(copyBytes, [source?.agent?.capabilities.linkMiBps, target.agent?.capabilities.linkMiBps], st) : undefined;
+    if (slowThere) {
+      fails(`cannot be moved: ${slowThere}`, { reason: 'DiskCopyTooSlow', message: `to ${target.node}: ${slowThere}` }, what);
+      continue;
+    }
     target.used = { cpu: target.used.cpu + c.after.cpu, memoryBytes: target.used.memoryBytes + c.after.memoryBytes };
     target.inbound++;
     const free = target.agent!.capabilities.memoryBytes - target.used.memoryBytes;
@@ -95,6 +165,7 @@ export function planEvacuation(input: PlanInput): PlanStep[] {
     steps.push({
       ...base,
       ...what,
+      action: ACTION_OF[c.moveType],
       targetNode: result.nodeName,
       reason: `${c.reason}; ${result.nodeName} has the most room left (${gib(free)} of memory free after)${retried}`,
       waitable: false,
@@ -115,6 +186,11 @@ export const plannedMove = (s: PlanStep, withRejected = true): PlannedMove => ({
   ...(s.variant ? { variant: s.variant } : {}),
   reason: s.reason,
   ...(s.rejected && (withRejected || !s.targetNode) ? { rejected: s.rejected } : {}),
+  ...(s.strategy ? { strategy: s.strategy } : {}),
+  ...(s.strategySource ? { strategySource: s.strategySource } : {}),
+  ...(s.strategyPolicy !== undefined ? { strategyPolicy: s.strategyPolicy } : {}),
+  ...(s.action ? { action: s.action } : {}),
+  ...(s.blockers?.length ? { blockers: s.blockers } : {}),
 });
 
 function copyHost(h: HostFacts): HostFacts {

@@ -4,7 +4,7 @@
 // MoveRequest names are fixed by evacuation, VM and attempt, and the cordon is recorded in status
 // before it is made (and lifted before that record is cleared), so a controller killed at any
 // instant resumes from what the API server holds.
-import type { HostEvacuation, MoveRequest } from '../../api/types';
+import type { HostEvacuation, MoveRequest, VirtualMachine } from '../../api/types';
 import { API_VERSION } from '../../api/types';
 import { isAlreadyExists, isNotFound } from '../../kube/api';
 import { withFinalizer } from '../../kube/finalizer';
@@ -16,7 +16,7 @@ import { decideEvacuation } from './decide';
 import { isFinal } from './phase';
 import type { EvacuationDecision, NewMove } from './types';
 import { observeEvacuation } from './facts';
-import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, VM_LABEL } from './names';
+import { ATTEMPT_LABEL, CANCELLED_BY_ANNOTATION, EVACUATION_FINALIZER, EVACUATION_LABEL, isOwnedBy, ownerReference, STOPPED_BY_ANNOTATION, VM_LABEL } from './names';
 import { sameJson } from '../../json';
 
 export type EvacuationDeps = Pick<ControllerDeps, 'api' | 'view' | 'writers' | 'events' | 'config'>;
@@ -44,7 +44,7 @@ export class HostEvacuationReconciler {
 
   /** Decide over the facts and act; answers the evacuation as last written, whether to let it go, and when to look again. */
   private async look(e: HostEvacuation): Promise<{ latest: HostEvacuation; release: boolean; next: ReconcileResult }> {
-    const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds));
+    const decision = decideEvacuation(observeEvacuation(this.d.view, e, this.d.config.deadHostAfterSeconds, new Date(), this.d.config.policyDefaults));
     const latest = await this.act(e, decision);
     return { latest, release: decision.actions.release, next: decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {} };
   }
@@ -67,6 +67,16 @@ export class HostEvacuationReconciler {
       const target = { metadata: { namespace: c.namespace, name: c.name } } as MoveRequest;
       // Unconditional: a cancel holds whatever else changed in the MoveRequest meanwhile.
       await this.d.writers.moves.patch(target, { metadata: { annotations: { [CANCELLED_BY_ANNOTATION]: c.why } }, spec: { cancel: true } }, { unconditional: true }).catch(ignoreNotFound);
+    }
+    for (const s of a.stop) {
+      // evacuationStrategy Shutdown: the VM's own desired state says stopped, and the VirtualMachine
+      // controller stops it on its host (stopVm, one operation id per generation). The wish is kept
+      // in the API server before anything acts, so a controller killed here finds it there and the
+      // next look only checks it; patching it again is a no-op. The annotation says who stopped it.
+      const target = { metadata: { namespace: s.namespace, name: s.name } } as VirtualMachine;
+      if (await this.d.writers.vms.patch(target, { metadata: { annotations: { [STOPPED_BY_ANNOTATION]: e.metadata.name ?? '' } }, spec: { running: false } }, { unconditional: true }).catch(ignoreNotFound)) {
+        this.log.info({ evacuation: e.metadata.name, vm: `${s.namespace}/${s.name}` }, 'VM stopped (evacuationStrategy Shutdown)');
+      }
     }
     for (const m of a.create) {
       // A creation's Events only when it happened now (not when a restart found it made).

@@ -20,8 +20,12 @@ export interface Waiting {
   why: string;
 }
 
-/** One row per VM the evacuation concerns — those it picks on the node, and those it made moves for — by key. */
-export function vmRows(f: EvacuationFacts, maxRetries: number): VmRow[] {
+/**
+ * One row per VM the evacuation concerns — those it picks on the node, and those it made moves for — by key.
+ * A VM whose strategy is Shutdown is done once it is stopped on the node (or wanted stopped there
+ * while the host is not alive: nothing runs on a dead host, and it stays stopped if the host returns).
+ */
+export function vmRows(f: EvacuationFacts, maxRetries: number, hostAlive = true): VmRow[] {
   const e = f.evacuation;
   const vmByKey = new Map(f.vms.map((vm) => [vmKey(vm), vm]));
   const movesByVm = new Map<string, MoveRequest[]>();
@@ -33,11 +37,17 @@ export function vmRows(f: EvacuationFacts, maxRetries: number): VmRow[] {
   for (const vm of f.vms) if (evacuates(e.spec, vm)) keys.add(vmKey(vm));
   const rows: VmRow[] = [];
   for (const key of [...keys].sort()) {
-    const standing = standingOf(vmByKey.get(key), movesByVm.get(key) ?? [], e.spec.nodeName, maxRetries);
-    if (standing) rows.push({ key, vm: vmByKey.get(key), standing });
+    const vm = vmByKey.get(key);
+    let standing = standingOf(vm, movesByVm.get(key) ?? [], e.spec.nodeName, maxRetries);
+    if (vm && standing?.kind === 'ToMove' && f.strategies?.get(key)?.strategy === 'Shutdown' && stoppedInPlace(vm, hostAlive)) {
+      standing = { kind: 'Done', stopped: true, ...(standing.latest ? { latest: standing.latest } : {}) };
+    }
+    if (standing) rows.push({ key, vm, standing });
   }
   return rows;
 }
+
+export const stoppedInPlace = (vm: VirtualMachine, hostAlive: boolean): boolean => vm.spec.running === false && (vm.status?.phase === 'Stopped' || !hostAlive);
 
 /**
  * Which VMs still to move can be planned now, with the hosts each should avoid (by key). The

@@ -40,8 +40,8 @@ export function judgeEnd(mr: MoveRequest): MoveEnd {
 }
 
 export type Standing =
-  /** Off the node. */
-  | { kind: 'Done'; latest?: MoveRequest }
+  /** Off the node — or, `stopped`, stopped and left on it (evacuationStrategy Shutdown). */
+  | { kind: 'Done'; latest?: MoveRequest; stopped?: boolean }
   | { kind: 'Moving'; latest: MoveRequest; started: boolean }
   /** Needs a (new) MoveRequest: attempt number, hosts to avoid, and why when it is a retry. */
   | { kind: 'ToMove'; attempt: number; avoid: string[]; latest?: MoveRequest; retry?: string }

@@ -40,10 +40,14 @@ export function tally(rows: VmRow[], created: ReadonlyMap<string, NewMove>, gave
   return { counts: { total: succeeded + failed + inProgress + pending, succeeded, failed, inProgress, pending }, moves };
 }
 
-/** status.plan: the VMs that do not move yet, in plan order, then those that wait for something else. */
-export function planRows(steps: PlanStep[], created: ReadonlyMap<string, NewMove>, waiting: readonly Waiting[]): PlannedMove[] {
+/**
+ * status.plan: the VMs that do not move yet, in plan order, then those that wait for something
+ * else, then those stopped and left on the node (`settled`: they have no MoveRequest to show).
+ */
+export function planRows(steps: PlanStep[], created: ReadonlyMap<string, NewMove>, waiting: readonly Waiting[], settled: readonly PlannedMove[] = []): PlannedMove[] {
   const plan = steps.filter((s) => !created.has(vmKey(s.vm))).map((s) => plannedMove(s, false));
-  for (const w of waiting) plan.push({ namespace: w.vm.metadata.namespace ?? 'default', vmName: w.vm.metadata.name ?? '', order: 0, reason: w.why });
+  for (const w of waiting) plan.push({ namespace: w.vm.metadata.namespace ?? 'default', vmName: w.vm.metadata.name ?? '', order: 0, reason: w.why, action: 'Wait' });
+  plan.push(...settled.map((p) => ({ ...p })));
   plan.forEach((p, i) => (p.order = i + 1));
   return plan;
 }

@@ -4,6 +4,7 @@
 import type { HostEvacuation, HostEvacuationStatus, MoveRequest, MoveRequestSpec, VirtualMachine } from '../../api/types';
 import type { HostFacts } from '../clusterView';
 import type { PlanStep } from './planner';
+import type { VmStrategy } from './strategy';
 
 export interface EvacuationFacts {
   evacuation: HostEvacuation;
@@ -20,6 +21,8 @@ export interface EvacuationFacts {
   /** Another unfinished evacuation of the same node asked for it to be cordoned. */
   cordonWantedByOthers: boolean;
   deadHostAfterSeconds: number;
+  /** Each VM's evacuation strategy (by namespace/name; missing: the default). */
+  strategies?: ReadonlyMap<string, VmStrategy>;
 }
 
 export interface NewMove {
@@ -46,6 +49,8 @@ export interface EvacuationActions {
   /** Set spec.cancel on these (the engine rolls each back), saying why. */
   cancel: (MoveRef & { why: string })[];
   delete: MoveRef[];
+  /** Stop these VMs where they are (evacuationStrategy Shutdown): their spec.running is set to false. */
+  stop: (MoveRef & { why: string })[];
   /** Remove the finalizer: the evacuation may go. */
   release: boolean;
 }

@@ -69,7 +69,9 @@ export class SimDriver implements Driver {
   }
 
   capabilities(): HostCapabilities {
-    return hostCapabilities(this.host, 'sim', 'sim');
+    // The simulated link's speed, so evacuation plans can check local-disk copies against move timeouts.
+    const link = this.options.bandwidthMiBps;
+    return { ...hostCapabilities(this.host, 'sim', 'sim'), ...(Number.isFinite(link) ? { linkMiBps: link } : {}) };
   }
 
   async list(): Promise<VmInfo[]> {

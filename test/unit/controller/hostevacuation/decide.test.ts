@@ -72,7 +72,7 @@ describe('live host', () => {
     expect(cond(d.status, 'Reconciling')).toMatchObject({ status: 'False', reason: 'Succeeded' });
     expect(cond(d.status, 'Stalled')).toMatchObject({ status: 'False' });
     expect(d.status.completionTime).toBe(NOW.toISOString());
-    expect(d.actions).toEqual({ create: [], cancel: [], delete: [], release: false });
+    expect(d.actions).toEqual({ create: [], cancel: [], delete: [], stop: [], release: false });
     expect(d.events).toContainEqual(expect.objectContaining({ reason: 'Succeeded' }));
     // Final: the next look changes nothing.
     const again = decideEvacuation(facts({ evacuation: after(e, d.status), vms: [], moves }));
@@ -114,7 +114,7 @@ describe('live host', () => {
     const held = vm('v1', { moveRef: { name: 'someone', uid: 'other' } });
     const d = decideEvacuation(facts({ vms: [held] }));
     expect(d.actions.create).toEqual([]);
-    expect(d.status.plan).toEqual([{ namespace: 'default', vmName: 'v1', order: 1, reason: 'waiting: the VM is being moved by MoveRequest someone' }]);
+    expect(d.status.plan).toEqual([{ namespace: 'default', vmName: 'v1', order: 1, reason: 'waiting: the VM is being moved by MoveRequest someone', action: 'Wait' }]);
     const stale = ownedMove('v2', 1, { phase: 'Pending', target: 'b', source: 'c' });
     expect(decideEvacuation(facts({ vms: [vm('v2', { node: 'c' })], moves: [stale] })).actions.cancel).toEqual([{ namespace: 'default', name: 'drain-a-v2-1', why: 'the VM left a (it is on c) before this move started' }]);
   });
@@ -251,7 +251,7 @@ describe('dry run', () => {
     const e = evacuation({ dryRun: true });
     const hosts = [host('a'), host('b', { caps: { memoryBytes: 2 * GiB } }), host('c', { cordoned: true })];
     const d = decideEvacuation(facts({ evacuation: e, hosts, vms: [vm('v1'), vm('v2'), vm('v3')] }));
-    expect(d.actions).toEqual({ create: [], cancel: [], delete: [], release: false });
+    expect(d.actions).toEqual({ create: [], cancel: [], delete: [], stop: [], release: false });
     expect(d.status.phase).toBe('Succeeded');
     expect(d.status.plan!.map((p) => [p.order, p.vmName, p.targetNode ?? null])).toEqual([
       [1, 'v1', 'b'],

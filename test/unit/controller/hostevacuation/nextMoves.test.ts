@@ -63,7 +63,7 @@ describe('cancelOvertaken', () => {
     deadHostAfterSeconds: 40,
   });
   const run = (f: EvacuationFacts, dead: boolean) => {
-    const actions: EvacuationActions = { create: [], cancel: [], delete: [], release: false };
+    const actions: EvacuationActions = { create: [], cancel: [], delete: [], stop: [], release: false };
     const events: EventNote[] = [];
     cancelOvertaken(f, dead ? { state: 'Dead', fenced: true, why: 'dead' } : { state: 'Alive' }, actions, events);
     return { cancelled: actions.cancel.map((c) => c.name), reasons: events.map((e) => e.reason) };
