@@ -168,7 +168,7 @@ test('evacuate --dry-run prints the plan the controller made and moves nothing',
   const name = /hostevacuation\.vmove\.dev\/(node-a-plan-\w+) created \(dry run: nothing moves\)/.exec(r.stdout)?.[1];
   expect(name).toBeDefined();
   expect(r.stdout).toContain('Plan to evacuate node-a (host Alive, mode Auto): 1 VM, 1 with a target');
-  expect(r.stdout).toMatch(/\n1\s+default\/doomed\s+node-[bc]\s+Live\s+SharedStorage\s/);
+  expect(r.stdout).toMatch(/\n1\s+default\/doomed\s+LiveMove\s+LiveMigrateIfPossible\s+node-[bc]\s+Live\s+SharedStorage\s/);
   const e = await env.api.get<HostEvacuation>(vmovePath('hostevacuations', { name: name! }));
   expect(e.status?.phase).toBe('Succeeded');
   const moves = await env.api.get<{ items: MoveRequest[] }>(vmovePath('moverequests', { namespace: 'default' }));
