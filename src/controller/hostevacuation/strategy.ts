@@ -5,6 +5,7 @@
 import { DEFAULT_EVACUATION_STRATEGY, type EvacuationStrategy, type MoveMode, type MovePolicy, type StrategySource, type VirtualMachine } from '../../api/types';
 import type { ResolvedPolicy } from '../../machines/vocabulary';
 import { vmRunning } from '../chooseMove';
+import { DEFAULT_POLICY } from '../config';
 import { matchingPolicy } from '../policy/resolve';
 import { vmKey } from './vms';
 
@@ -27,7 +28,12 @@ export interface StrategyFacts {
   defaults: Pick<ResolvedPolicy, 'bandwidthMiBps' | 'completionTimeoutPerGiB'>;
 }
 
-export const DEFAULT_STRATEGY: VmStrategy = { strategy: DEFAULT_EVACUATION_STRATEGY, source: 'Default', bandwidthMiBps: 0, completionTimeoutPerGiB: 150 };
+export const DEFAULT_STRATEGY: VmStrategy = {
+  strategy: DEFAULT_EVACUATION_STRATEGY,
+  source: 'Default',
+  bandwidthMiBps: DEFAULT_POLICY.bandwidthMiBps,
+  completionTimeoutPerGiB: DEFAULT_POLICY.completionTimeoutPerGiB,
+};
 
 export function strategyOf(vm: VirtualMachine, f: StrategyFacts): VmStrategy {
   // Evacuation moves carry no spec.policy: the engine resolves their timeout and bandwidth as the matching MovePolicy > defaults.
