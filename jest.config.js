@@ -5,7 +5,8 @@ process.env.VMOVE_LOG_LEVEL ??= 'error';
 
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }];
 const common = {
-  testEnvironment: 'node',
+  // Node's, and it tells a file's teardown whether a test failed (its folder is kept then).
+  testEnvironment: '<rootDir>/test/support/failureAwareEnvironment.js',
   transform: { '^.+\\.ts$': tsJest },
   moduleFileExtensions: ['ts', 'js', 'json'],
 };

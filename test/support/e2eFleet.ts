@@ -3,11 +3,13 @@
 // plus readers of the guest's own serial console, the witness of what happened to it:
 //   vmove-boot disk_previous=P                 once per boot (P: the disk counter a previous life left)
 //   vmove-heartbeat N cpus=C mem_kib=K disk=D  once a second (N lives in guest memory)
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { MoveRequest } from '../../src/api/types';
 import type { DriverKind } from '../../src/protocol/host';
 import { serialLogPath } from '../../src/drivers/libvirt/layout';
 import { vmFiles } from '../../src/drivers/qemu/paths';
+import { QmpClient } from '../../src/drivers/qemu/qmp';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { guestKitImagesDir } from '../../src/local/guestKit';
 import { moveYaml, startVmoveEnv, vmYaml, type EnvOptions, type VmoveEnv } from './vmoveEnv';
 
@@ -19,21 +21,12 @@ const NODE_MEMORY = '4Gi';
 
 /** Three nodes (node-a, node-b, node-c) whose agents run `driver` with the guest kit as image folder. */
 export async function startRealEnv(driver: RealDriver, nodes: EnvOptions['nodes'] = ['node-a', 'node-b', 'node-c'], more: Pick<EnvOptions, 'controllerArgs'> = {}): Promise<VmoveEnv> {
-  const env = await startVmoveEnv({
+  return startVmoveEnv({
     ...more,
     nodes,
     imagesDir: guestKitImagesDir(),
     nodeDefaults: { driver, cpu: NODE_CPU, memory: NODE_MEMORY },
   });
-  const stop = env.stop.bind(env);
-  // The folder holds the guests' disks and logs: gone with the environment, unless
-  // VMOVE_E2E_KEEP=1 asks to keep it for a look at the agents' logs and the guests' consoles.
-  env.stop = async () => {
-    await stop();
-    if (process.env.VMOVE_E2E_KEEP === '1') console.log(`kept ${env.dir}`);
-    else rmSync(env.dir, { recursive: true, force: true });
-  };
-  return env;
 }
 
 export interface Heartbeat {
@@ -131,11 +124,48 @@ export const vmId = (name: string, namespace = 'default'): string => `${namespac
 /** Wait until the guest on `node` prints a heartbeat above `above`. */
 export async function waitHeartbeat(env: VmoveEnv, node: string, vmName: string, above = 0, timeoutMs = 120_000): Promise<Heartbeat> {
   const c = new GuestConsole(env, node, vmId(vmName));
-  return env.waitFor(`${vmName} to print a heartbeat above ${above} on ${node}`, async () => {
-    const hb = c.last();
-    return hb && hb.n > above ? hb : undefined;
-  }, timeoutMs);
+  try {
+    return await env.waitFor(`${vmName} to print a heartbeat above ${above} on ${node}`, async () => {
+      const hb = c.last();
+      return hb && hb.n > above ? hb : undefined;
+    }, timeoutMs);
+  } catch (err) {
+    (err as Error).message += `\n${await guestFacts(env, c)}`;
+    throw err;
+  }
 }
+
+/** What can be seen of a guest that went quiet: its console, its QEMU's log and state, its agent's log. */
+async function guestFacts(env: VmoveEnv, c: GuestConsole): Promise<string> {
+  const text = c.text();
+  const lines = [`console ${c.path}: ${text.length} bytes, ends with:`, JSON.stringify(text.slice(-400))];
+  const n = env.fleet.nodes.get(c.node);
+  if (n?.driver === 'qemu') {
+    const files = vmFiles(n.host, c.vmId);
+    lines.push(`qemu.log: ${JSON.stringify(readTail(files.qemuLog, 600))}`);
+    const qmp = new QmpClient(files.qmpSocket, { connectTimeoutMs: 2000, commandTimeoutMs: 5000 });
+    try {
+      lines.push(`query-status: ${JSON.stringify(await qmp.execute('query-status'))}`);
+      const hmp = (cmd: string) => qmp.execute<string>('human-monitor-command', { 'command-line': cmd });
+      lines.push(`info registers (twice, 1 s apart): ${(await hmp('info registers')).match(/RIP=\S+/)?.[0]} ${(await sleep(1000), await hmp('info registers')).match(/RIP=\S+/)?.[0]}`);
+      lines.push(`query-migrate: ${JSON.stringify(await qmp.execute('query-migrate'))}`);
+    } catch (err) {
+      lines.push(`QMP: ${(err as Error).message}`);
+    } finally {
+      qmp.close();
+    }
+  }
+  lines.push(`agent-${c.node} log:`, env.logTail(`agent-${c.node}`, 30));
+  return lines.join('\n');
+}
+
+const readTail = (file: string, bytes: number): string => {
+  try {
+    return readFileSync(file, 'latin1').slice(-bytes);
+  } catch {
+    return '(none)';
+  }
+};
 
 /**
  * The heartbeats of one guest life read across hosts: the text each host printed, in order,

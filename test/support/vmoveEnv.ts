@@ -1,7 +1,7 @@
 // The whole of vmove on one machine for integration and end-to-end tests: a real control plane
 // (startTestCluster), Node objects, one real agent process per node, the real controller
 // process, and helpers that look at the result as a user (kubectl) and as the hosts (agents).
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
@@ -116,6 +116,11 @@ export async function startVmoveEnv(o: EnvOptions): Promise<VmoveEnv> {
       controllerKc.close();
       await agents.close();
       await cluster.stop();
+      // The folder (agents' and controller's logs, sim disks, guests' consoles) goes with the
+      // environment, unless a test of this file failed or VMOVE_E2E_KEEP=1 asks to keep it.
+      const failed = (globalThis as { __vmoveTestFailed?: boolean }).__vmoveTestFailed === true;
+      if (failed || process.env.VMOVE_E2E_KEEP === '1') console.log(`kept ${dir}${failed ? ' (a test failed)' : ''}`);
+      else rmSync(dir, { recursive: true, force: true });
     },
   };
 
