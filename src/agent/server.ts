@@ -180,6 +180,10 @@ export function createAgentServer(deps: AgentServerDeps): AgentHttpServer {
     // Only origin-form targets ("/v1/…"): an absolute or "//host" target must not pick the path.
     if (!req.url?.startsWith('/') || req.url.startsWith('//')) throw badRequest('request target: must be a path starting with a single "/"');
     const url = new URL(`http://agent${req.url}`);
+    // The URL parser resolves "." and ".." segments and reads "\\" as "/": a target it rewrites
+    // would name another operation or disk than the one written, so only canonical paths are taken.
+    const written = req.url.split(/[?#]/, 1)[0];
+    if (written !== url.pathname) throw badRequest('request target: the path must be canonical (no "." or ".." segments, no "\\", characters outside a URL path percent-encoded)');
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET') throw new MethodNotAllowed('GET');
       res.writeHead(200, { 'content-type': 'text/plain' });

@@ -187,7 +187,7 @@ const notJsonCase = (opId: string): fc.Arbitrary<FuzzCase> =>
 
 const badOpIdCase: fc.Arbitrary<FuzzCase> = fc.tuple(badOpId, fc.constantFrom(...KINDS), fc.boolean()).map(([opId, kind, raw]) => {
   const body = JSON.stringify(sampleRequests(sampleVm('default_fz', 'fz-uid'))[kind]);
-  // Encoded (the name arrives whole) or, when it is plain ASCII, as written (the URL parser may resolve it).
+  // Encoded (the name arrives whole) or, when it is plain ASCII, as written (a path the URL parser would rewrite is refused).
   const asWritten = raw && /^[\x21-\x7e]*$/.test(opId) && !opId.includes('?') && !opId.includes('#');
   const request: RawRequest = asWritten ? { method: 'PUT', path: `${OPS}${opId}`, headers: json, body } : put(opId, body);
   return { category: 'bad-op-id', request, opId, expect: { kind: 'reject', statuses: [400, 404, 405] }, note: `opId ${JSON.stringify(opId)} ${asWritten ? 'as written' : 'encoded'}` };

@@ -124,6 +124,14 @@ test('wrong method: 405 with Allow; unknown route: 404; a target that is not a p
   expect(answered(await channel.request({ method: 'GET', path: '//evil/v1/vms' })).status).toBe(400);
 });
 
+test('a path the URL parser would rewrite ("\\", ".", "..") names no operation: 400, nothing recorded under the name it resolves to', async () => {
+  for (const path of ['/v1/operations/.\\edge-r1', '/v1/operations/x/../edge-r1', '/v1/operations/./edge-r1', '/v1/operations/%2e/edge-r1']) {
+    const res = answered(await channel.request({ method: 'PUT', path, headers: json, body: startVm }));
+    expect([path, res.status, (res.json as { error: { message: string } }).error.message]).toEqual([path, 400, expect.stringMatching(/path must be canonical/)]);
+  }
+  expect(recorded('edge-r1')).toBe(false);
+});
+
 test('a body over 1 MiB: 413 from Content-Length before reading it, or once 1 MiB was read; the connection closes', async () => {
   const declared = answered(
     await channel.request({
