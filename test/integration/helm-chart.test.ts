@@ -464,6 +464,10 @@ describe('helm lint and helm template', () => {
     expect(container(ds).volumeMounts).toContainEqual({ name: 'libvirt-socket', mountPath: '/run/libvirt' });
     expect(container(ds).securityContext!.privileged).toBeUndefined();
     expect(ds.spec!.updateStrategy!.type).toBe('RollingUpdate');
+    // Migrations over TLS unless the values empty the certificate folder.
+    expect(flag(container(ds), 'libvirt-migration-tls-dir')).toBe('/etc/pki/qemu');
+    const plain = await render({ set: ['agent.driver=libvirt', 'agent.libvirtMigrationTlsDir='] });
+    expect(flag(container(plain.get('DaemonSet', 'vmove-agent')), 'libvirt-migration-tls-dir')).toBeUndefined();
   });
 
   test('auth shared-secret: the controller presents, and the agents expect, the same Secret key', async () => {
