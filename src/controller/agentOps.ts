@@ -8,8 +8,6 @@ import type { Logger } from '../log';
 export interface AgentOps {
   /** `target.node`: the node the agent's certificate must name. */
   putOperation(target: AgentTarget, opId: string, req: OperationRequest, opts: { waitMs: number }): Promise<OperationStatus>;
-  /** An operation's state; with waitMs, once it ended or the wait passed. Undefined when the agent has none. */
-  getOperation(target: AgentTarget, opId: string, opts: { waitMs: number }): Promise<OperationStatus | undefined>;
   listVms(target: AgentTarget): Promise<VmInfo[]>;
 }
 

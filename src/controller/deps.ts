@@ -5,7 +5,6 @@ import type { AgentOps } from './agentOps';
 import type { ClusterView } from './clusterView';
 import type { ControllerConfig } from './config';
 import type { ControllerMetrics } from './metrics';
-import type { OperationWaiter } from './operationWaiter';
 import type { Writers } from './writers';
 
 export interface ControllerDeps {
@@ -16,6 +15,4 @@ export interface ControllerDeps {
   events: EventRecorder;
   config: ControllerConfig;
   metrics?: ControllerMetrics;
-  /** Long-polls running operations off the workers and wakes their moves. */
-  waiter?: OperationWaiter;
 }

@@ -19,7 +19,6 @@ import { evacuationWatches } from './hostevacuation/triggers';
 import { ControllerMetrics } from './metrics';
 import { MoveRequestReconciler } from './moverequest/reconciler';
 import { moveWatches } from './moverequest/triggers';
-import { OperationWaiter } from './operationWaiter';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler';
 import { vmWatches } from './virtualmachine/triggers';
 import { writersFor } from './writers';
@@ -53,14 +52,12 @@ export function startController(o: ControllerOptions): RunningController {
   const objects = metrics.watch(view);
   const agents = o.agents ?? new AgentClient({ token: o.agentToken, ...(o.agentCa ? { ca: o.agentCa } : {}) });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
-  // Without a long-poll to move off the workers (agentWaitMs 0) moves poll on their own.
-  const waiter = o.config.agentWaitMs > 0 ? new OperationWaiter(agents, o.config.agentWaitMs) : undefined;
-  const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics, ...(waiter ? { waiter } : {}) };
+  const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
   const hosts = new HostChanges(view);
   hosts.start();
 
   const controllers = [
-    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits, o.config.priorityAgingSeconds, waiter), concurrency: o.config.workers }, metrics.runtime),
+    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits, o.config.priorityAgingSeconds), concurrency: o.config.workers }, metrics.runtime),
     new Controller({ name: 'VirtualMachine', queue: 'virtualmachines', reconcile: new VirtualMachineReconciler(deps).reconcile, watches: vmWatches(view, hosts), concurrency: o.config.workers }, metrics.runtime),
     // One evacuation plans at a time: two plans made side by side would both count the same free room.
     new Controller({ name: 'HostEvacuation', queue: 'hostevacuations', reconcile: new HostEvacuationReconciler(deps).reconcile, watches: evacuationWatches(view, hosts), concurrency: 1 }, metrics.runtime),
@@ -129,7 +126,6 @@ export function startController(o: ControllerOptions): RunningController {
     metrics,
     async stop() {
       hosts.stop();
-      waiter?.stop();
       for (const c of controllers) c.stop();
       recovery.stop();
       view.stop();

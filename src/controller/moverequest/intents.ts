@@ -5,22 +5,17 @@
 import type { MoveRequest, VirtualMachine } from '../../api/types';
 import { componentLogger } from '../../log';
 import { contextOf, type MoveState } from '../../machines';
-import { keyOf } from '../../kube/paths';
 import { askAgent } from '../agentOps';
 import type { ControllerDeps } from '../deps';
-import { INLINE_WAIT_MS } from '../operationWaiter';
 import { readStepAnswer, withLayout, type MoveDecision, type Observation, type PutStep } from './decide';
 import type { MoveReservations } from './reservations';
 import { lockVm } from './vmLock';
-
-/** After a waiter's long-poll, the time its wake may take to arrive before the move looks anyway. */
-const FALLBACK_MARGIN_MS = 2_000;
 
 export class MoveIntents {
   private readonly log = componentLogger('moverequest');
 
   constructor(
-    private readonly d: Pick<ControllerDeps, 'agents' | 'writers' | 'config' | 'events' | 'waiter'>,
+    private readonly d: Pick<ControllerDeps, 'agents' | 'writers' | 'config' | 'events'>,
     private readonly reservations: MoveReservations,
   ) {}
 
@@ -53,12 +48,10 @@ export class MoveIntents {
   }
 
   private async put(mr: MoveRequest, m: MoveState, p: PutStep): Promise<Observation> {
-    const target = { endpoint: p.endpoint, node: p.node };
-    const waiter = this.d.waiter;
     const answer = await askAgent(
       async () =>
-        this.d.agents.putOperation(target, p.opId, p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request, {
-          waitMs: waiter ? Math.min(INLINE_WAIT_MS, this.d.config.agentWaitMs) : this.d.config.agentWaitMs,
+        this.d.agents.putOperation({ endpoint: p.endpoint, node: p.node }, p.opId, p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request, {
+          waitMs: this.d.config.agentWaitMs,
         }),
       this.log,
       { move: mr.metadata.name, opId: p.opId, node: p.node },
@@ -66,11 +59,6 @@ export class MoveIntents {
     if ('untrusted' in answer) {
       this.d.events.record(mr, 'Warning', 'AgentNotTrusted', `did not send ${p.step.request.kind} to ${p.node}: ${answer.unreachable}; the move waits, the VM is untouched`);
     }
-    const observation = readStepAnswer(p, contextOf(m), answer);
-    if (!waiter || !('answer' in answer) || answer.answer.state === 'Succeeded' || answer.answer.state === 'Failed') return observation;
-    // Still running: the waiter wakes the move when it ends (or its long-poll passes); the requeue
-    // is only the fallback for a wake that never comes.
-    waiter.wake(keyOf(mr), target, p.opId);
-    return { ...observation, requeueAfterMs: this.d.config.agentWaitMs + FALLBACK_MARGIN_MS };
+    return readStepAnswer(p, contextOf(m), answer);
   }
 }

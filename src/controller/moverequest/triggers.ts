@@ -1,7 +1,6 @@
 // Which MoveRequests to look at again when something changes: the request itself; a VM's own
 // requests when the VM changes or one of them ends; the oldest waiting requests when a slot or
-// some capacity frees; the moves in flight on a host whose agent or Node changed; a move whose
-// step's operation ended (operationWaiter.ts). Only keys.
+// some capacity frees; the moves in flight on a host whose agent or Node changed. Only keys.
 import type { MoveRequest, VirtualMachine } from '../../api/types';
 import type { Watch, Watchable } from '../../kube/controller';
 import { keyOf } from '../../kube/paths';
@@ -11,7 +10,7 @@ import type { MoveLimits } from '../config';
 import { DEFAULT_PRIORITY_AGING_SECONDS, effectiveRank } from '../limits';
 import { vmKeyOf } from './facts';
 
-export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits: MoveLimits, agingSeconds = DEFAULT_PRIORITY_AGING_SECONDS, operations?: Watchable<string>): Watch<never>[] {
+export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits: MoveLimits, agingSeconds = DEFAULT_PRIORITY_AGING_SECONDS): Watch<never>[] {
   // Which requests each VM has, so a VM's change wakes only its own requests.
   const requestsOfVm = new Map<string, Set<string>>();
   view.moves.on({
@@ -60,7 +59,5 @@ export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits:
   };
   const vms: Watch<VirtualMachine> = { informer: view.vms, toKeys: (vm) => requestsOf(keyOf(vm)) };
   const hostChanged: Watch<string> = { informer: hosts, toKeys: activeMovesOn };
-  // A step's operation ended (or its long-poll passed): the move it belongs to, by key.
-  const operationEnded: Watch<string>[] = operations ? [{ informer: operations, toKeys: (key) => [key] }] : [];
-  return [moves, vms, hostChanged, ...operationEnded];
+  return [moves, vms, hostChanged];
 }
