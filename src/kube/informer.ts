@@ -81,7 +81,6 @@ export class Informer<T extends KubeObject> {
    * before its watch event arrives. Older versions never replace newer ones.
    */
   writeThrough(obj: T): void {
-    stripManagedFields(obj);
     const key = keyOf(obj);
     // Its last finalizer removed, the object is gone from the server, and its DELETED event may
     // already have passed: caching it would leave a ghost that no watch event ever removes.
@@ -204,7 +203,6 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(obj: T): void {
-    stripManagedFields(obj);
     const key = keyOf(obj);
     const cached = this.cache.get(key);
     if (cached && Number(cached.metadata?.resourceVersion ?? 0) > Number(obj.metadata?.resourceVersion ?? 0)) return;
@@ -214,15 +212,6 @@ export class Informer<T extends KubeObject> {
     this.delivered.set(key, obj);
     for (const h of this.handlers) h.onChange?.(obj, old);
   }
-}
-
-/**
- * Server-side apply's bookkeeping is often larger than the object and nothing here reads it
- * (client-go's informers drop it the same way, TransformStripManagedFields). An update sent
- * without it keeps the server's.
- */
-function stripManagedFields(obj: KubeObject): void {
-  if (obj.metadata && 'managedFields' in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
