@@ -1,7 +1,8 @@
 // What every control-plane benchmark needs: a real local control plane, sim agents in this
 // process (100 of them cost ~1.3 MiB each), the real controller as its own process, and a watch
 // on MoveRequests that records when each one was created, every write to it, and when it ended.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -11,7 +12,7 @@ import { issueNodeCert } from '../cluster/agentPki';
 import { tlsFilesOfDir } from '../agent/tlsFiles';
 import { startControlPlane, type ControlPlane } from '../cluster/controlPlane';
 import { createSimImage } from '../drivers/sim';
-import { KubeApi } from '../kube/api';
+import { isAlreadyExists, KubeApi } from '../kube/api';
 import { corePath, vmovePath } from '../kube/paths';
 import { LocalFleet } from '../local/fleet';
 import { isTerminal } from '../machines/vocabulary';
@@ -25,6 +26,8 @@ export interface MoveRecord {
   sourceNode?: string;
   targetNode?: string;
   moveType?: string;
+  /** status.message: how the move ended (why it failed). */
+  message?: string;
 }
 
 export interface BenchCluster {
@@ -38,9 +41,9 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(o: { nodes: number; cpu?: number; memory?: string; simOptions?: Record<string, unknown> }): Promise<BenchCluster> {
+export async function startBenchCluster(o: { nodes: number; cpu?: number; memory?: string; simOptions?: Record<string, unknown>; apiserverArgs?: string[] }): Promise<BenchCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vmove-bench-'));
-  const cp = await startControlPlane({ dir: path.join(dir, 'cluster'), crds: true, rbac: true });
+  const cp = await startControlPlane({ dir: path.join(dir, 'cluster'), crds: true, rbac: true, ...(o.apiserverArgs ? { apiserverArgs: o.apiserverArgs } : {}) });
   const api = await KubeApi.fromFile(cp.kubeconfigs.admin);
   const fleet = new LocalFleet(api, { dir, controllerKubeconfig: cp.kubeconfigs.controller, agentKubeconfig: cp.kubeconfigs.agent });
   await createSimImage(fleet.imagesDir, 'testguest');
@@ -88,6 +91,7 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
           rec.sourceNode = mr.status?.sourceNode;
           rec.targetNode = mr.status?.targetNode;
           rec.moveType = mr.status?.moveType;
+          rec.message = mr.status?.message;
           if (rec.phase && isTerminal(rec.phase as never) && !rec.endedAt) rec.endedAt = Date.now();
           moves.set(name, rec);
           for (const l of listeners) l(mr);
@@ -118,22 +122,33 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
 /** Create VMs on the given nodes (by spec.nodeName) and wait until all run. */
 export async function createVms(api: KubeApi, vms: { name: string; node: string }[], o: { memory?: string } = {}): Promise<void> {
   const limit = 32;
-  for (let i = 0; i < vms.length; i += limit) {
-    await Promise.all(
-      vms.slice(i, i + limit).map((v) =>
-        api.create(vmovePath('virtualmachines', { namespace: 'default' }), {
+  // An API server at its limit answers 429, 500 (etcd timed out) or 504; a create that timed out
+  // may still have happened (409 on the retry).
+  const create = async (v: { name: string; node: string }): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await api.create(vmovePath('virtualmachines', { namespace: 'default' }), {
           apiVersion: 'vmove.dev/v1alpha1',
           kind: 'VirtualMachine',
           metadata: { name: v.name, namespace: 'default' },
           spec: { image: 'testguest', cpu: 1, memory: o.memory ?? '256Mi', nodeName: v.node, disks: [{ name: 'root', size: '1Gi', storage: 'SharedFile' }] },
-        }),
-      ),
-    );
-  }
+        });
+        return;
+      } catch (err) {
+        if (attempt > 0 && isAlreadyExists(err)) return;
+        const status = (err as { status?: number }).status ?? 0;
+        if (attempt >= 10 || !(status === 429 || status >= 500)) throw err;
+        await sleep(500 * (attempt + 1));
+      }
+    }
+  };
+  for (let i = 0; i < vms.length; i += limit) await Promise.all(vms.slice(i, i + limit).map(create));
   for (;;) {
-    const list = await api.get<{ items: { status?: { phase?: string } }[] }>(vmovePath('virtualmachines', { namespace: 'default' }));
-    if (list.items.filter((v) => v.status?.phase === 'Running').length >= vms.length) return;
-    await new Promise((r) => setTimeout(r, 250));
+    // A list of thousands may time out (504) on a busy API server: ask again.
+    const list = await api.get<{ items: { status?: { phase?: string } }[] }>(vmovePath('virtualmachines', { namespace: 'default' })).catch(() => ({ items: [] }));
+    if (list.items.length && list.items.filter((v) => v.status?.phase === 'Running').length >= vms.length) return;
+    // Each poll lists every VM: at thousands of VMs, ask less often.
+    await sleep(Math.max(250, vms.length / 5));
   }
 }
 
@@ -157,4 +172,62 @@ export async function measureApiWrites(api: KubeApi, n = 200): Promise<number[]>
     out.push(performance.now() - t);
   }
   return out;
+}
+
+/** CPU time (user + system) a process used so far, in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function procCpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14, 15)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Resident memory of a process now, in bytes (VmRSS of /proc/<pid>/status). */
+export function procRssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const kib = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kib ? Number(kib) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** When move `name` ended; throws unless it Succeeded. */
+export async function waitEnded(bc: BenchCluster, name: string, timeoutMs = 120_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rec = bc.moves.get(`default/${name}`);
+    if (rec?.endedAt) {
+      if (rec.phase !== 'Succeeded') throw new Error(`${name} ended ${rec.phase} (${rec.message ?? 'no message'})`);
+      return rec.endedAt;
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not finish`);
+    await sleep(2);
+  }
+}
+
+export interface BenchControllerOptions {
+  parallelMoves: number;
+  outboundPerNode: number;
+  inboundPerNode: number;
+  /** host:port for /metrics, when the benchmark reads the controller's own figures. */
+  metricsAddress?: string;
+}
+
+/** (Re)start the controller with these limits. */
+export async function startBenchController(bc: BenchCluster, o: BenchControllerOptions): Promise<void> {
+  await bc.fleet.kill(bc.fleet.controller, 'SIGTERM');
+  bc.fleet.startController([
+    '--identity', 'bench',
+    '--parallel-moves', String(o.parallelMoves),
+    '--outbound-per-node', String(o.outboundPerNode),
+    '--inbound-per-node', String(o.inboundPerNode),
+    '--workers', '16',
+    ...(o.metricsAddress ? ['--metrics-address', o.metricsAddress] : []),
+  ]);
 }

@@ -6,8 +6,9 @@ import { benchDataplane } from './dataplane';
 import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';
 import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
 import { benchRollback } from './rollbackBench';
+import { benchScale, DEFAULT_SCALE_BENCH } from './scaleBench';
 
-const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promise<void> }> = {
+const benchmarks: Record<string, { about: string; run: (quick: boolean, hosts?: number) => Promise<void> }> = {
   moves: {
     about: 'move engine: one-move latency, writes per move, API write latency, 1,000 moves over 100 sim hosts',
     run: (quick) => benchMoves(quick ? { nodes: 20, vmsPerNode: 5, latencySamples: 10, parallelMoves: [5] } : DEFAULT_MOVES_BENCH),
@@ -15,6 +16,12 @@ const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promi
   evacuation: {
     about: 'evacuation makespan for 200 VMs over 20 sim hosts against the lower bound of bytes ÷ usable bandwidth under the limits',
     run: (quick) => benchEvacuation(quick ? { ...DEFAULT_EVACUATION_BENCH, hosts: 6, vms: 24 } : DEFAULT_EVACUATION_BENCH),
+  },
+  scale: {
+    about: 'controller at 10,000 VMs on 1,000 sim hosts: RSS, reconcile p99 over 1,000 moves, one move at size against idle',
+    // --hosts N: another size, 10 VMs a host and N moves (the full size may not fit a small machine).
+    run: (quick, hosts) =>
+      benchScale(hosts ? { ...DEFAULT_SCALE_BENCH, hosts, vms: hosts * 10, moves: hosts } : quick ? { hosts: 100, vms: 1000, moves: 100, parallelMoves: 50, probes: 5 } : DEFAULT_SCALE_BENCH),
   },
   rollback: {
     about: 'RollingBack after the target ran, on real guests (qemu, TCG): each step of the rollback planned now and of the one before, and until the guest heartbeats again',
@@ -27,7 +34,7 @@ const benchmarks: Record<string, { about: string; run: (quick: boolean) => Promi
 };
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { quick: { type: 'boolean', default: false }, hosts: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     for (const [name, b] of Object.entries(benchmarks)) console.log(`${name.padEnd(12)} ${b.about}`);
     return 0;
@@ -40,7 +47,7 @@ async function main(): Promise<number> {
       return 2;
     }
     console.log(`\n=== ${name} ===`);
-    await b.run(values.quick ?? false);
+    await b.run(values.quick ?? false, values.hosts ? Number(values.hosts) : undefined);
   }
   return 0;
 }

@@ -5,25 +5,12 @@
 import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
 import { isTerminal } from '../machines/vocabulary';
-import { createMove, createVms, measureApiWrites, startBenchCluster, type BenchCluster } from './benchCluster';
+import { createMove, createVms, measureApiWrites, procCpuMs, startBenchCluster, startBenchController, waitEnded, type BenchCluster } from './benchCluster';
 import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
 import { KubeConfig } from '@kubernetes/client-node';
 import { VirtualMachineWatch } from '../agent/vmWatch';
 import type { RunningAgent } from '../agent/agent';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readFileSync } from 'node:fs';
-
-/** CPU time (user + system) a process used so far, in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function procCpuMs(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14, 15)
-  } catch {
-    return NaN;
-  }
-}
 
 interface CpuSample {
   controller: number;
@@ -55,24 +42,6 @@ export const DEFAULT_MOVES_BENCH: MovesBenchOptions = { nodes: 100, vmsPerNode: 
 const OUTBOUND = 2;
 const INBOUND = 2;
 
-async function waitEnded(bc: BenchCluster, name: string, timeoutMs = 120_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rec = bc.moves.get(`default/${name}`);
-    if (rec?.endedAt) {
-      if (rec.phase !== 'Succeeded') throw new Error(`${name} ended ${rec.phase}`);
-      return rec.endedAt;
-    }
-    if (Date.now() > deadline) throw new Error(`${name} did not finish`);
-    await sleep(2);
-  }
-}
-
-async function restartController(bc: BenchCluster, parallelMoves: number): Promise<void> {
-  await bc.fleet.kill(bc.fleet.controller, 'SIGTERM');
-  bc.fleet.startController(['--identity', 'bench', '--parallel-moves', String(parallelMoves), '--outbound-per-node', String(OUTBOUND), '--inbound-per-node', String(INBOUND), '--workers', '16']);
-}
-
 export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log: (s: string) => void = console.log): Promise<void> {
   log(`moves: ${o.nodes} sim hosts (instant transfers), real kube-apiserver + etcd, controller in its own process`);
   const bc = await startBenchCluster({ nodes: o.nodes });
@@ -89,7 +58,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
     },
   });
   try {
-    await restartController(bc, o.parallelMoves[0]!);
+    await startBenchController(bc, { parallelMoves: o.parallelMoves[0]!, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND });
 
     // One move at a time: latency and writes.
     await createVms(bc.api, [{ name: 'lat', node: 'node-000' }]);
@@ -129,7 +98,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
     const cpuRows: (string | number)[][] = [['CPU ms per move, limit', 'controller', 'agents (bench process)', 'kube-apiserver', 'etcd', 'total', 'cores busy']];
     const rows: (string | number)[][] = [['parallel moves limit', 'moves', 'makespan', 'moves/s', 'max in flight', 'max out/node', 'max in/node', 'succeeded']];
     for (const [round, limit] of o.parallelMoves.entries()) {
-      if (round > 0) await restartController(bc, limit);
+      if (round > 0) await startBenchController(bc, { parallelMoves: limit, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND });
       const inFlight = new Map<string, { source?: string; target?: string }>();
       const max = { all: 0, out: 0, in: 0 };
       bc.onMove((mr: MoveRequest) => {

@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
   crdDir?: string;
   rbacDir?: string;
   readyTimeoutMs?: number;
+  /** More kube-apiserver flags (benchmarks: limits sized for a thousand simulated hosts). */
+  apiserverArgs?: string[];
 }
 
 export interface StartTimings {
@@ -117,7 +119,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     writeState(paths, state);
     const etcdDone = Date.now();
 
-    const apiserver = await startApiserver(paths, binaries, lifetime, etcd.url, tokens.admin, readyTimeoutMs);
+    const apiserver = await startApiserver(paths, binaries, lifetime, etcd.url, tokens.admin, readyTimeoutMs, opts.apiserverArgs);
     state.kubeApiserver = record(apiserver.daemon);
     state.server = apiserver.server;
     writeState(paths, state);
@@ -339,6 +341,7 @@ async function startApiserver(
   etcdUrl: string,
   adminToken: string,
   timeoutMs: number,
+  extraArgs: string[] = [],
 ) {
   return startOnFreePort(
     'kube-apiserver',
@@ -367,6 +370,7 @@ async function startApiserver(
           '--allow-privileged=true',
           // No controller-manager creates ServiceAccount tokens here; the plugin would only get in the way.
           '--disable-admission-plugins=ServiceAccount',
+          ...extraArgs,
         ],
       });
       return { daemon, server };
