@@ -122,8 +122,12 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
 /** Create VMs on the given nodes (by spec.nodeName) and wait until all run. */
 export async function createVms(api: KubeApi, vms: { name: string; node: string }[], o: { memory?: string } = {}): Promise<void> {
   const limit = 32;
-  // An API server at its limit answers 429, 500 (etcd timed out) or 504; a create that timed out
-  // may still have happened (409 on the retry).
+  // An API server at its limit answers 429, 500 (etcd timed out) or 504: ask again; anything
+  // else is the benchmark's own mistake. A create that timed out may still have happened (409 on the retry).
+  const busy = (err: unknown): boolean => {
+    const status = (err as { status?: number }).status ?? 0;
+    return status === 429 || status >= 500;
+  };
   const create = async (v: { name: string; node: string }): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -136,16 +140,17 @@ export async function createVms(api: KubeApi, vms: { name: string; node: string 
         return;
       } catch (err) {
         if (attempt > 0 && isAlreadyExists(err)) return;
-        const status = (err as { status?: number }).status ?? 0;
-        if (attempt >= 10 || !(status === 429 || status >= 500)) throw err;
+        if (attempt >= 10 || !busy(err)) throw err;
         await sleep(500 * (attempt + 1));
       }
     }
   };
   for (let i = 0; i < vms.length; i += limit) await Promise.all(vms.slice(i, i + limit).map(create));
   for (;;) {
-    // A list of thousands may time out (504) on a busy API server: ask again.
-    const list = await api.get<{ items: { status?: { phase?: string } }[] }>(vmovePath('virtualmachines', { namespace: 'default' })).catch(() => ({ items: [] }));
+    const list = await api.get<{ items: { status?: { phase?: string } }[] }>(vmovePath('virtualmachines', { namespace: 'default' })).catch((err: unknown) => {
+      if (busy(err)) return { items: [] };
+      throw err;
+    });
     if (list.items.length && list.items.filter((v) => v.status?.phase === 'Running').length >= vms.length) return;
     // Each poll lists every VM: at thousands of VMs, ask less often.
     await sleep(Math.max(250, vms.length / 5));

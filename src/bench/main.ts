@@ -39,6 +39,11 @@ async function main(): Promise<number> {
     for (const [name, b] of Object.entries(benchmarks)) console.log(`${name.padEnd(12)} ${b.about}`);
     return 0;
   }
+  const hosts = values.hosts === undefined ? undefined : Number(values.hosts);
+  if (hosts !== undefined && !(Number.isInteger(hosts) && hosts >= 2)) {
+    console.error(`--hosts: a whole number of sim hosts, at least 2 (got "${values.hosts}")`);
+    return 2;
+  }
   const names = positionals.length ? positionals : Object.keys(benchmarks);
   for (const name of names) {
     const b = benchmarks[name];
@@ -47,7 +52,7 @@ async function main(): Promise<number> {
       return 2;
     }
     console.log(`\n=== ${name} ===`);
-    await b.run(values.quick ?? false, values.hosts ? Number(values.hosts) : undefined);
+    await b.run(values.quick ?? false, hosts);
   }
   return 0;
 }

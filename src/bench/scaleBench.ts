@@ -2,9 +2,10 @@
 // moves. What a platform team asks before trusting one controller with a fleet: its memory
 // (RSS, sampled all along), how long one reconcile takes (its own histogram, read from /metrics
 // over the moves), and whether one move is still as quick as on an idle cluster.
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../cluster/ports';
 import { createMove, createVms, procRssBytes, startBenchCluster, startBenchController, waitEnded, type BenchCluster } from './benchCluster';
+import { histogramBuckets, quantileBetween } from './histogram';
 import { fmtBytes, fmtMs, percentile, table } from './stats';
 
 export interface ScaleBenchOptions {
@@ -20,54 +21,6 @@ export const DEFAULT_SCALE_BENCH: ScaleBenchOptions = { hosts: 1000, vms: 10_000
 
 /** The goals of issue #16, item 3. */
 const GOALS = { rssBytes: 200 * 2 ** 20, reconcileP99Ms: 50, latencyRatio: 1.5 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Cumulative bucket counts of one histogram by label value, from Prometheus text. Pure. */
-export function histogramBuckets(text: string, metric: string, label: string): Map<string, Map<number, number>> {
-  const out = new Map<string, Map<number, number>>();
-  const re = new RegExp(`^${metric}_bucket\\{([^}]*)\\} (\\S+)$`, 'gm');
-  for (const m of text.matchAll(re)) {
-    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]));
-    const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
-    const key = labels[label] ?? '';
-    if (!out.has(key)) out.set(key, new Map());
-    out.get(key)!.set(le, Number(m[2]));
-  }
-  return out;
-}
-
-/**
- * The p-th percentile of what was observed between two scrapes of a histogram (cumulative
- * buckets), interpolated linearly inside its bucket as Prometheus' histogram_quantile does. Pure.
- */
-export function quantileBetween(before: Map<number, number> | undefined, after: Map<number, number>, p: number): { value: number; count: number } {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const counts = bounds.map((le) => after.get(le)! - (before?.get(le) ?? 0));
-  const total = counts.at(-1) ?? 0;
-  if (total === 0) return { value: NaN, count: 0 };
-  const rank = (p / 100) * total;
-  for (let i = 0; i < bounds.length; i++) {
-    if (counts[i]! >= rank) {
-      const lo = i === 0 ? 0 : bounds[i - 1]!;
-      const hi = bounds[i]!;
-      if (!Number.isFinite(hi)) return { value: lo, count: total };
-      const below = i === 0 ? 0 : counts[i - 1]!;
-      const inBucket = counts[i]! - below;
-      return { value: lo + (hi - lo) * (inBucket > 0 ? (rank - below) / inBucket : 1), count: total };
-    }
-  }
-  return { value: NaN, count: total };
-}
 
 /**
  * Move `vm` live `n` times, one at a time, wherever the scheduler places it (a named target could
@@ -119,7 +72,7 @@ export async function benchScale(o: ScaleBenchOptions = DEFAULT_SCALE_BENCH, log
     await scrape();
     note('started, no VMs');
 
-    // Idle: one VM in the cluster, moved back and forth alone.
+    // Idle: one VM in the cluster, moved alone.
     await createVms(bc.api, [{ name: 'probe', node: node(0) }]);
     const idle = await probeLatency(bc, 'probe', o.probes, 'idle');
     note('after idle probes');

@@ -1,6 +1,6 @@
 // The scale benchmark reads the controller's reconcile histogram from /metrics and reports the
 // p99 of what happened between two scrapes: the reading must match histogram_quantile's.
-import { histogramBuckets, quantileBetween } from '../../../src/bench/scaleBench';
+import { histogramBuckets, quantileBetween } from '../../../src/bench/histogram';
 
 const scrape = (counts: Record<string, number[]>): string =>
   Object.entries(counts)
