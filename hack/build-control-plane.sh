@@ -6,6 +6,7 @@
 # Prints the directory holding both binaries. Honours KUBEBUILDER_ASSETS when it already
 # holds kube-apiserver and etcd.
 set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 KUBE_VERSION="${VMOVE_KUBE_VERSION:-v1.34.4}"
 ETCD_VERSION="${VMOVE_ETCD_VERSION:-v3.6.16}"
@@ -48,34 +49,7 @@ work="$(mktemp -d "$CACHE/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
-if [[ ! -x "$OUT/kube-apiserver" ]]; then
-  log "building kube-apiserver $KUBE_VERSION (takes several minutes the first time)"
-  staging_version="v0.${KUBE_VERSION#v1.}"
-  mkdir -p "$work/kube" && cd "$work/kube"
-  {
-    echo "module vmove.dev/build/kube-apiserver"
-    echo "go 1.24.0"
-    echo "require k8s.io/kubernetes $KUBE_VERSION"
-    # k8s.io/kubernetes replaces its staging modules with local paths; point them at
-    # the published modules of the same release instead.
-    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go \
-      cloud-provider cluster-bootstrap code-generator component-base component-helpers \
-      controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation \
-      endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy \
-      kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission \
-      sample-apiserver sample-cli-plugin sample-controller; do
-      echo "replace k8s.io/$m => k8s.io/$m $staging_version"
-    done
-  } > go.mod
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" >&2
-  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  go build -trimpath -ldflags "-s -w \
-    -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
-    -X k8s.io/component-base/version.gitMajor=1 \
-    -X k8s.io/component-base/version.gitMinor=$minor" \
-    -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
-  mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
-fi
+"$HERE/build-kube-components.sh" "$KUBE_VERSION" "$OUT" kube-apiserver
 
 if [[ ! -x "$OUT/etcd" ]]; then
   log "building etcd $ETCD_VERSION"
