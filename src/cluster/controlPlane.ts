@@ -3,6 +3,7 @@
 // Each instance lives in its own folder and picks its own free ports, so any number can run
 // side by side (tests, and a developer's `make cluster`).
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { componentLogger } from '../log';
 import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries';
 import { newTokens, serviceAccountKeyPair, tokenAuthFile, type Tokens } from './credentials';
@@ -32,6 +33,19 @@ export interface ControlPlaneOptions {
   readyTimeoutMs?: number;
   /** More kube-apiserver flags (benchmarks: limits sized for a thousand simulated hosts). */
   apiserverArgs?: string[];
+  /** Serve real kubelet nodes (kubeletNodes.ts) as well as loopback clients. */
+  kubelets?: KubeletServing;
+}
+
+/**
+ * What a control plane for real kubelets does differently: it listens beyond loopback and
+ * advertises an address the nodes reach (the `kubernetes` Service's endpoint), authorizes each
+ * node as `system:node:<name>` (Node authorizer + NodeRestriction, as in any cluster), and lets
+ * the ServiceAccount admission plugin mount tokens into pods.
+ */
+export interface KubeletServing {
+  advertiseAddress: string;
+  nodes: string[];
 }
 
 export interface StartTimings {
@@ -88,7 +102,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw new Error(`a control plane is already running in ${opts.dir}; stop it first`);
   }
   resetInstanceFolder(paths);
-  const tokens = writeCredentials(paths);
+  const tokens = writeCredentials(paths, opts.kubelets?.nodes ?? []);
   const state: ControlPlaneState = { lifetime, ownerPid: process.pid, startedAt: new Date().toISOString() };
   writeState(paths, state);
 
@@ -119,7 +133,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     writeState(paths, state);
     const etcdDone = Date.now();
 
-    const apiserver = await startApiserver(paths, binaries, lifetime, etcd.url, tokens.admin, readyTimeoutMs, opts.apiserverArgs);
+    const apiserver = await startApiserver(paths, binaries, lifetime, etcd.url, tokens.admin, readyTimeoutMs, opts.apiserverArgs, opts.kubelets);
     state.kubeApiserver = record(apiserver.daemon);
     state.server = apiserver.server;
     writeState(paths, state);
@@ -127,6 +141,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const caPem = readFileSync(paths.caBundle, 'utf8');
     writeKubeconfigs(paths, apiserver.server, caPem, tokens);
+    if (opts.kubelets) writeNodeKubeconfigs(paths, apiserver.server, caPem);
     await ensureAgentCa(agentPkiDir(opts.dir));
     await installVmoveManifests(paths.kubeconfigs, {
       crds: opts.crds ?? false,
@@ -236,11 +251,13 @@ function resetInstanceFolder(paths: InstancePaths): void {
   }
 }
 
-function writeCredentials(paths: InstancePaths): Tokens {
+function writeCredentials(paths: InstancePaths, nodes: string[]): Tokens {
   const tokens = newTokens();
   const keys = serviceAccountKeyPair();
+  const nodeTokens = nodeTokenLines(nodes);
   writeFileSync(paths.tokensFile, JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
-  writeFileSync(paths.tokenAuthFile, tokenAuthFile(tokens), { mode: 0o600 });
+  writeFileSync(paths.tokenAuthFile, tokenAuthFile(tokens) + nodeTokens.map((n) => n.line).join(''), { mode: 0o600 });
+  writeFileSync(nodeTokensFile(paths), JSON.stringify(Object.fromEntries(nodeTokens.map((n) => [n.node, n.token]))), { mode: 0o600 });
   writeFileSync(paths.serviceAccountKey, keys.privateKey, { mode: 0o600 });
   writeFileSync(paths.serviceAccountPub, keys.publicKey);
   return tokens;
@@ -250,6 +267,32 @@ function writeKubeconfigs(paths: InstancePaths, server: string, caPem: string, t
   for (const name of IDENTITY_NAMES) {
     const text = renderKubeconfig({ clusterName: CLUSTER_NAME, server, caPem, user: IDENTITIES[name].username, token: tokens[name] });
     writeFileSync(paths.kubeconfigs[name], text, { mode: 0o600 });
+  }
+}
+
+const nodeTokensFile = (paths: InstancePaths): string => join(paths.dir, 'node-tokens.json');
+
+/** The kubeconfig a kubelet node (and its kube-proxy) uses: `<dir>/node-<name>.kubeconfig`. */
+export const nodeKubeconfig = (dir: string, node: string): string => join(dir, `node-${node}.kubeconfig`);
+const KUBE_PROXY = 'kube-proxy';
+/** kube-proxy's kubeconfig (user system:kube-proxy): `<dir>/node-kube-proxy.kubeconfig`. */
+export const kubeProxyKubeconfig = (dir: string): string => nodeKubeconfig(dir, KUBE_PROXY);
+
+/** Each node's own identity, and kube-proxy's (bound to system:node-proxier by the default policy). */
+function nodeTokenLines(nodes: string[]): { node: string; token: string; line: string }[] {
+  const users = [...nodes.map((n) => ({ node: n, user: `system:node:${n}`, group: 'system:nodes' })), { node: KUBE_PROXY, user: 'system:kube-proxy', group: '' }];
+  return users.map(({ node, user, group }) => {
+    const token = newTokens().admin;
+    return { node, token, line: `${token},${user},vmove-local-${node}${group ? `,"${group}"` : ''}\n` };
+  });
+}
+
+function writeNodeKubeconfigs(paths: InstancePaths, server: string, caPem: string): void {
+  const tokens = JSON.parse(readFileSync(nodeTokensFile(paths), 'utf8')) as Record<string, string>;
+  for (const [node, token] of Object.entries(tokens)) {
+    const user = node === KUBE_PROXY ? 'system:kube-proxy' : `system:node:${node}`;
+    const text = renderKubeconfig({ clusterName: CLUSTER_NAME, server, caPem, user, token });
+    writeFileSync(nodeKubeconfig(paths.dir, node), text, { mode: 0o600 });
   }
 }
 
@@ -342,13 +385,15 @@ async function startApiserver(
   adminToken: string,
   timeoutMs: number,
   extraArgs: string[] = [],
+  kubelets?: KubeletServing,
 ) {
   return startOnFreePort(
     'kube-apiserver',
     paths.apiserverLog,
     timeoutMs,
     (port) => {
-      const server = `https://127.0.0.1:${port}`;
+      // Its self-signed certificate names the advertised address, not loopback, once that is another.
+      const server = `https://${kubelets?.advertiseAddress ?? '127.0.0.1'}:${port}`;
       const daemon = startDaemon({
         name: 'kube-apiserver',
         executable: bin.kubeApiserver,
@@ -358,18 +403,19 @@ async function startApiserver(
         args: [
           `--etcd-servers=${etcdUrl}`,
           `--secure-port=${port}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
+          `--bind-address=${kubelets ? '0.0.0.0' : '127.0.0.1'}`,
+          `--advertise-address=${kubelets?.advertiseAddress ?? '127.0.0.1'}`,
           `--cert-dir=${paths.certDir}`,
           '--service-cluster-ip-range=10.0.0.0/24',
           '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
           `--service-account-key-file=${paths.serviceAccountPub}`,
           `--service-account-signing-key-file=${paths.serviceAccountKey}`,
           `--token-auth-file=${paths.tokenAuthFile}`,
-          '--authorization-mode=RBAC',
+          ...(kubelets
+            ? ['--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction']
+            : // No pods run without kubelets: the ServiceAccount plugin would only get in the way.
+              ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
           '--allow-privileged=true',
-          // No controller-manager creates ServiceAccount tokens here; the plugin would only get in the way.
-          '--disable-admission-plugins=ServiceAccount',
           ...extraArgs,
         ],
       });
