@@ -1,17 +1,29 @@
 # One image, two entry points: `vmove controller` (Deployment) and `vmove agent` (DaemonSet).
 # The agent image carries QEMU and the libvirt client so the qemu and libvirt drivers work on
 # the host it runs on; the controller ignores them.
-FROM node:24-bookworm-slim AS build
+# BASE: any Debian bookworm with Node 24 in /usr/local/bin and a user `node` (uid 1000), as the
+# official image; hack/build-image.sh makes its own where nothing can be pulled.
+ARG BASE=node:24-bookworm-slim
+
+FROM ${BASE} AS build
+# npm settings for a mirror, e.g. --build-arg NPM_CONFIG_REGISTRY=https://npm.example/. A registry
+# behind a TLS proxy gets its CA as a secret (--secret id=npm_ca,src=ca.pem): a secret is in no
+# layer, and this stage is not in the final image anyway.
+ARG NPM_CONFIG_REGISTRY
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
+ && npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
-FROM node:24-bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils libvirt-clients ca-certificates \
+FROM ${BASE}
+# apt-get options, e.g. --build-arg APT_OPTS="-o Acquire::http::Proxy=http://proxy:3128".
+ARG APT_OPTS=""
+RUN apt-get $APT_OPTS update \
+ && apt-get $APT_OPTS install -y --no-install-recommends qemu-system-x86 qemu-utils libvirt-clients ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/node_modules ./node_modules
