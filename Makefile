@@ -12,7 +12,7 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 export npm_config_update_notifier := false
 VMOVE := node dist/cli/main.js
 
-.PHONY: all deps build typecheck guest tools run cluster cluster-down test test-unit test-integration test-e2e bench docs clean helm chart-sync chart-lint argocd-cm
+.PHONY: all deps build typecheck guest tools run cluster cluster-down test test-unit test-integration test-e2e bench docs clean helm chart-sync chart-lint argocd-cm image
 
 all: build
 
@@ -54,8 +54,10 @@ cluster-down: build
 # The demo: local control plane in .cache/cluster (reused while healthy), CRDs and RBAC, the
 # controller, three demo nodes (one agent each, DRIVER=sim|qemu|libvirt) and two demo VMs.
 DRIVER ?= sim
+# RUNTIME=kubelet: two real kubelet nodes running the Helm chart's pods instead of local processes.
+RUNTIME ?= processes
 run: build $(if $(filter sim,$(DRIVER)),,guest)
-	$(VMOVE) demo --driver $(DRIVER)
+	$(VMOVE) demo --driver $(DRIVER) --runtime $(RUNTIME)
 
 test: typecheck build guest tools
 	hack/build-control-plane.sh >/dev/null
@@ -100,6 +102,12 @@ chart-lint:
 # config/argocd/argocd-cm-patch.yaml from the Argo CD health checks; a unit test fails when it is stale.
 argocd-cm:
 	hack/argocd-cm.sh >/dev/null
+
+# The controller/agent image from the Dockerfile, built with buildah (no Docker, no registry) into
+# an OCI archive for containerd on kubelet nodes (~/.cache/vmove/images/vmove-<hash>.oci.tar).
+# Prints the archive path and the image reference (localhost/vmove:<hash>), one a line.
+image:
+	@hack/build-image.sh
 
 clean:
 	rm -rf dist

@@ -5,6 +5,7 @@ import { probeInstance } from '../cluster/controlPlane';
 import { IDENTITY_NAMES, type IdentityName } from '../cluster/identities';
 import { clusterDown, clusterUp, defaultClusterDir } from '../cluster/localCluster';
 import { instancePaths } from '../cluster/state';
+import { kubeletDemoDir, stopKubeletCluster } from '../local/kubeletCluster';
 
 const USAGE = `usage: vmove cluster <up|down|status|kubeconfig> [--dir DIR]
 
@@ -64,6 +65,8 @@ export async function clusterCommand(argv: string[]): Promise<number> {
     }
     case 'down': {
       const t0 = Date.now();
+      // `make run RUNTIME=kubelet`'s nodes and control plane, when they run.
+      if (await stopKubeletCluster(kubeletDemoDir())) out('kubelet nodes and their control plane stopped');
       const had = await clusterDown(dir);
       out(had ? `control plane stopped in ${seconds(Date.now() - t0)}` : `no control plane in ${dir}`);
       return 0;

@@ -14,8 +14,9 @@ import { isDriverKind } from '../drivers/registry';
 import { KubeApi } from '../kube/api';
 import { LocalFleet } from '../local/fleet';
 import { guestKitImagesDir } from '../local/guestKit';
+import { kubeletDemoDir, startKubeletCluster } from '../local/kubeletCluster';
 
-const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--nodes node-a,node-b,node-c] [--no-vms] [--dir DIR] [--metrics-address ADDR]
+const USAGE = `usage: vmove demo [--driver sim|qemu|libvirt] [--runtime processes|kubelet] [--nodes node-a,node-b,node-c] [--no-vms] [--dir DIR] [--metrics-address ADDR]
 
 Starts (or reuses) the local control plane, installs the CRDs and RBAC, runs the controller and
 one agent per demo node, and creates the demo VMs from examples/. With --driver qemu or libvirt
@@ -25,6 +26,9 @@ agents and their guests; the control plane keeps running (make cluster-down stop
   --dir DIR   the demo hosts' folder (default <checkout>/.cache/demo); the control plane's is
               $VMOVE_CLUSTER_DIR or <checkout>/.cache/cluster
   --metrics-address ADDR  where the controller serves /metrics (default 127.0.0.1:8080)
+  --runtime kubelet  instead of local processes: two real kubelet nodes (node-a, node-b) and
+              vmove installed on them with \`helm install\` of charts/vmove, from the image
+              built here (make image); sim driver; make cluster-down stops all of it
 `;
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
@@ -34,6 +38,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       driver: { type: 'string', default: process.env.DRIVER ?? 'sim' },
+      runtime: { type: 'string', default: process.env.RUNTIME ?? 'processes' },
       nodes: { type: 'string', default: 'node-a,node-b,node-c' },
       'no-vms': { type: 'boolean', default: false },
       dir: { type: 'string' },
@@ -48,6 +53,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const driver = values.driver!;
   if (!isDriverKind(driver)) {
     process.stderr.write(`vmove demo: unknown driver "${driver}" (sim, qemu or libvirt)\n`);
+    return 2;
+  }
+  if (values.runtime === 'kubelet') return kubeletDemo(driver, !values['no-vms']);
+  if (values.runtime !== 'processes') {
+    process.stderr.write(`vmove demo: unknown runtime "${values.runtime}" (processes or kubelet)\n`);
     return 2;
   }
   const clusterDir = defaultClusterDir();
@@ -107,5 +117,26 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say('stopping the controller and agents …');
   await fleet.stop();
   api.close();
+  return 0;
+}
+
+/** `make run RUNTIME=kubelet`: the chart's pods on two real kubelet nodes (src/local/kubeletCluster.ts). */
+async function kubeletDemo(driver: string, vms: boolean): Promise<number> {
+  if (driver !== 'sim') {
+    process.stderr.write('vmove demo: --runtime kubelet runs the sim driver (the qemu driver needs a privileged agent pod with QEMU\'s devices; not set up here)\n');
+    return 2;
+  }
+  const t0 = Date.now();
+  const c = await startKubeletCluster({ dir: kubeletDemoDir(), nodes: ['node-a', 'node-b'], net: 0, say });
+  if (vms) await kubectlOrThrow(c.kubeconfig, ['apply', '-f', repoPath('examples', 'vm-shared.yaml')]);
+  say('');
+  say(`vmove is running as the Helm chart's pods on kubelet nodes ${c.nodes.map((n) => `${n.name} (${n.address})`).join(', ')} (sim driver, image ${c.image}; API server ${c.server}; ready in ${((Date.now() - t0) / 1000).toFixed(0)} s).`);
+  say('In another shell:');
+  say(`  export KUBECONFIG=${c.kubeconfig}`);
+  say('  kubectl get nodes,vmv; kubectl -n vmove-system get pods -o wide');
+  say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
+  say('  kubectl -n vmove-system logs deploy/vmove-controller -f   # the controller\'s log');
+  say(`  export PATH=${repoPath('bin')}:$PATH   # then: kubectl vmove move web --to node-a --watch`);
+  say('make cluster-down stops the nodes, their pods and the control plane.');
   return 0;
 }
