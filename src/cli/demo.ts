@@ -135,7 +135,6 @@ async function kubeletDemo(driver: string, vms: boolean): Promise<number> {
   say(`  export KUBECONFIG=${c.kubeconfig}`);
   say('  kubectl get nodes,vmv; kubectl -n vmove-system get pods -o wide');
   say('  kubectl apply -f examples/move-live.yaml && kubectl get moverequests -w');
-  say('  kubectl -n vmove-system logs deploy/vmove-controller -f   # the controller\'s log');
   say(`  export PATH=${repoPath('bin')}:$PATH   # then: kubectl vmove move web --to node-a --watch`);
   say('make cluster-down stops the nodes, their pods and the control plane.');
   return 0;
