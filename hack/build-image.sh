@@ -88,17 +88,19 @@ ca="$(npm config get cafile)"
 [[ "$ca" != null && -s "$ca" ]] || ca="${NODE_EXTRA_CA_CERTS:-}"
 secret=(); [[ -s "$ca" ]] && secret=(--secret "id=npm_ca,src=$ca")
 log "building $IMAGE"
-# --layers: a change to src/ reuses the npm install and apt-get layers.
-bh bud --isolation chroot --network host --pull=never --layers -t "$IMAGE" \
-  --build-arg BASE="$BASE" --build-arg NPM_CONFIG_REGISTRY="$(npm config get registry)" \
-  "${secret[@]}" . >&2
+# --layers: a change to src/ reuses the npm install and apt-get layers. The build stage's last
+# layer (the last "--> id" of stage 1) is tagged, so the clean-up below keeps its layers too.
+build_id="$(bh bud --isolation chroot --network host --pull=never --layers -t "$IMAGE" --build-arg BASE="$BASE" \
+  --build-arg NPM_CONFIG_REGISTRY="$(npm config get registry)" "${secret[@]}" . 2>&1 | tee /dev/stderr \
+  | awk '/^\[1\/[0-9]+\] STEP/ {s=1} /^\[2\/[0-9]+\] STEP/ {s=0} s && /^--> [0-9a-f]+$/ {id=$2} END {print id}')"
+bh tag "$build_id" "localhost/vmove-build:$hash" 2>/dev/null || log "build stage not tagged: the next build reruns npm install"
 bh push "$IMAGE" "oci-archive:$work/image.tar:$IMAGE" >&2
 mv "$work/image.tar" "$out"
 
-# vfs keeps each layer as a full copy (~0.7 GB): drop earlier builds' images and the dangling
-# layers under them, keeping what the next build reuses (base, npm install, apt-get) and the archives.
-for old in $(bh images --format '{{.Name}}:{{.Tag}}' | grep -E -x 'localhost/vmove(-base)?:[0-9a-f]+' | grep -v -x -e "$IMAGE" -e "$BASE" || true); do
+# vfs keeps each layer as a full copy (~0.7 GB): drop earlier builds' images (rmi takes the
+# untagged layers only they use along), keeping the archives.
+for old in $(bh images --format '{{.Name}}:{{.Tag}}' | grep -E -x 'localhost/vmove(-base|-build)?:[0-9a-f]+' \
+    | grep -v -x -e "$IMAGE" -e "$BASE" -e "localhost/vmove-build:$hash" || true); do
   bh rmi "$old" >/dev/null 2>&1 || true
 done
-for id in $(bh images --filter dangling=true --format '{{.ID}}'); do bh rmi "$id" >/dev/null 2>&1 || true; done
 done_
