@@ -86,14 +86,13 @@ state = "/run/containerd/state"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
     SystemdCgroup = false
 EOF
-  local driver=cgroupfs
   cat > "$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $addr
 authentication: { anonymous: { enabled: false }, webhook: { enabled: true } }
 authorization: { mode: Webhook }
-cgroupDriver: $driver
+cgroupDriver: cgroupfs
 # Both nodes share this machine's cgroup tree: each keeps its pods under its own root.
 cgroupRoot: /$(cgroup_of "$name")
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { componentLogger } from '../log';
 import { controlPlaneBinaries, type ControlPlaneBinaries } from './binaries';
-import { newTokens, serviceAccountKeyPair, tokenAuthFile, type Tokens } from './credentials';
+import { newToken, newTokens, serviceAccountKeyPair, tokenAuthFile, type Tokens } from './credentials';
 import { httpGet, httpsGet } from './http';
 import { IDENTITIES, IDENTITY_NAMES, type IdentityName } from './identities';
 import { agentPkiDir, ensureAgentCa } from './agentPki';
@@ -282,7 +282,7 @@ export const kubeProxyKubeconfig = (dir: string): string => nodeKubeconfig(dir, 
 function nodeTokenLines(nodes: string[]): { node: string; token: string; line: string }[] {
   const users = [...nodes.map((n) => ({ node: n, user: `system:node:${n}`, group: 'system:nodes' })), { node: KUBE_PROXY, user: 'system:kube-proxy', group: '' }];
   return users.map(({ node, user, group }) => {
-    const token = newTokens().admin;
+    const token = newToken();
     return { node, token, line: `${token},${user},vmove-local-${node}${group ? `,"${group}"` : ''}\n` };
   });
 }

@@ -5,9 +5,11 @@ import { IDENTITIES, IDENTITY_NAMES, type IdentityName } from './identities';
 
 export type Tokens = Record<IdentityName, string>;
 
+/** A random bearer token. */
+export const newToken = (): string => randomBytes(32).toString('base64url');
+
 export function newTokens(): Tokens {
-  const token = (): string => randomBytes(32).toString('base64url');
-  return { admin: token(), controller: token(), agent: token() };
+  return { admin: newToken(), controller: newToken(), agent: newToken() };
 }
 
 /** kube-apiserver --token-auth-file: `token,user,uid,"group1,group2"` per line. */

@@ -60,7 +60,7 @@ function run(cmd: string, args: string[], timeoutMs = 30 * 60_000): Promise<stri
 const hack = (script: string, ...args: string[]): Promise<string> => run('bash', [repoPath('hack', script), ...args]);
 const lines = (out: string): string[] => out.trim().split('\n').filter(Boolean);
 
-/** What a node script prints last: a path, or the archive and image reference. */
+/** The last two lines an image script prints: the OCI archive and the image reference. */
 async function buildOutputs(script: string): Promise<{ archive: string; ref: string }> {
   const [archive, ref] = lines(await hack(script)).slice(-2);
   if (!archive || !ref) throw new Error(`${script} printed no archive and image reference`);
@@ -137,7 +137,7 @@ export async function startKubeletCluster(o: KubeletClusterOptions): Promise<Kub
 }
 
 /** The chart's values for this set-up: the image as imported, and the nodes' network. */
-export function chartValues(repository: string, tag: string, net: number): string[] {
+function chartValues(repository: string, tag: string, net: number): string[] {
   return [
     `image.repository=${repository}`,
     `image.tag=${tag}`,
