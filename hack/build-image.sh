@@ -91,7 +91,7 @@ log "building $IMAGE"
 # --layers: a change to src/ reuses the npm install and apt-get layers. The build stage's last
 # layer (the last "--> id" of stage 1) is tagged, so the clean-up below keeps its layers too.
 build_id="$(bh bud --isolation chroot --network host --pull=never --layers -t "$IMAGE" --build-arg BASE="$BASE" \
-  --build-arg NPM_CONFIG_REGISTRY="$(npm config get registry)" "${secret[@]}" . 2>&1 | tee /dev/stderr \
+  --build-arg NPM_CONFIG_REGISTRY="$(npm config get registry)" "${secret[@]}" . 2>&1 | tee >(cat >&2) \
   | awk '/^\[1\/[0-9]+\] STEP/ {s=1} /^\[2\/[0-9]+\] STEP/ {s=0} s && /^--> [0-9a-f]+$/ {id=$2} END {print id}')"
 bh tag "$build_id" "localhost/vmove-build:$hash" 2>/dev/null || log "build stage not tagged: the next build reruns npm install"
 bh push "$IMAGE" "oci-archive:$work/image.tar:$IMAGE" >&2

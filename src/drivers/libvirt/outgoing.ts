@@ -145,11 +145,20 @@ export async function tuneMigration(lv: LibvirtHost, id: string, tuning: Migrati
   const c = await lv.connection();
   const d = await lv.requireDomain(c, id);
   const rec = await lv.records.outgoing(id);
-  if (!(await outgoingJobActive(c, d)) || !rec) throw permanent(`${id} has no outgoing migration to tune`);
+  if (!rec) throw permanent(`${id} has no outgoing migration to tune`);
   const { state, reason } = await c.getState(d);
   const postCopyNow = inPostCopy(state, reason);
   const needsRestart =
     !postCopyNow && ((tuning.autoConverge && !rec.armed.autoConverge) || (tuning.postCopy && !rec.armed.postCopy && rec.endpoint.postCopy === true));
+  if (!(await outgoingJobActive(c, d))) {
+    // A migration that has ended needs no tuning: its status says how it ended.
+    if (rec.result || !lv.performing.has(id)) return;
+    // Started, but libvirt does not report the job yet: a restart needs the job, so ask again;
+    // anything else is saved, and applyWhenActive applies the newest tuning.
+    if (needsRestart) throw transient(`the migration of ${id} has not started yet; tune it again`);
+    await lv.records.saveOutgoing(id, { ...rec, tuning });
+    return;
+  }
   if (needsRestart) {
     // libvirt fixes auto-converge and post-copy when a migration starts and has no call to
     // arm them later: start over with them armed (pre-copy begins again).
