@@ -4,10 +4,12 @@
 // streams = min(cluster limit, sources × outbound limit, targets × inbound limit). The lower bound
 // is bytes ÷ (streams × link bandwidth); the ratio says what scheduling and per-move overhead cost.
 import { parseBytes } from '../api/quantity';
-import type { HostEvacuation } from '../api/types';
+import type { HostEvacuation, MoveRequest } from '../api/types';
+import { EVACUATION_LABEL } from '../controller/limits';
 import { vmovePath } from '../kube/paths';
 import { createVms, startBenchCluster } from './benchCluster';
 import { fmtMs, table } from './stats';
+import { streamUse } from './streamUse';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface EvacuationBenchOptions {
@@ -84,6 +86,16 @@ export async function benchEvacuation(o: EvacuationBenchOptions = DEFAULT_EVACUA
       ]),
     );
     log(`  lower bound = ${(bytes / 2 ** 30).toFixed(0)} GiB ÷ (${streams} streams × ${o.bandwidthMiBps} MiB/s × time ×${o.timeScale}); it ignores pages re-sent because the guests dirty memory and each move's fixed steps`);
+    const own = await bc.api.get<{ items: MoveRequest[] }>(`${vmovePath('moverequests')}?labelSelector=${encodeURIComponent(EVACUATION_LABEL)}`);
+    const use = streamUse(own.items.map((m) => m.status?.history ?? []), streams, { start: t0, end: t0 + makespanMs });
+    const pct = (s: number): string => `${s.toFixed(0)} s (${((100 * s) / use.capacitySeconds).toFixed(0)} %)`;
+    log('');
+    log(
+      table([
+        ['stream-seconds', 'bytes on the wire', 'held before the bytes', 'held after the bytes', 'idle, no move'],
+        [use.capacitySeconds.toFixed(0), pct(use.transferSeconds), pct(use.heldBeforeSeconds), pct(use.heldAfterSeconds), pct(use.unheldSeconds)],
+      ]),
+    );
   } finally {
     await bc.stop();
   }

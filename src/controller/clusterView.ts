@@ -9,7 +9,7 @@ import { Informer } from '../kube/informer';
 import { corePath, leasePath, vmovePath } from '../kube/paths';
 import { moveRecordOf } from '../machines/record';
 import { traitsOf } from '../machines/traits';
-import { isTerminal } from '../machines/vocabulary';
+import { bytesAcross, isTerminal } from '../machines/vocabulary';
 
 export interface NodeObject {
   metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
@@ -63,7 +63,12 @@ export interface MoveInFlight {
   source?: string;
   target?: string;
   after: { cpu: number; memoryBytes: number };
+  /** Past its transfer (bytesAcross): holds capacity, no stream. Unset for a move just admitted. */
+  bytesAcross?: boolean;
 }
+
+/** Holds a transfer stream: a move that carries bytes (not a resize in place) and is not past its transfer. */
+export const holdsStream = (m: Pick<MoveInFlight, 'moveType' | 'bytesAcross'>): boolean => traitsOf(m.moveType).transfers && !m.bytesAcross;
 
 export class ClusterView {
   readonly vms: Informer<VirtualMachine>;
@@ -133,6 +138,7 @@ export class ClusterView {
           source: m.status?.sourceNode,
           target: m.status?.targetNode,
           after: ctx?.after ?? { cpu: 0, memoryBytes: 0 },
+          bytesAcross: bytesAcross(m.status?.phase),
         };
       });
   }
@@ -165,7 +171,7 @@ export class ClusterView {
     const inbound = new Map<string, number>();
     const outbound = new Map<string, number>();
     for (const m of inFlight) {
-      if (!traitsOf(m.moveType).transfers || m.source === m.target) continue;
+      if (!holdsStream(m) || m.source === m.target) continue;
       if (m.target) inbound.set(m.target, (inbound.get(m.target) ?? 0) + 1);
       if (m.source) outbound.set(m.source, (outbound.get(m.source) ?? 0) + 1);
     }

@@ -2,7 +2,7 @@
 import type { MovePriority, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { moveRecordOf } from '../machines/record';
 import { traitsOf } from '../machines/traits';
-import type { HostFacts, MoveInFlight } from './clusterView';
+import { holdsStream, type HostFacts, type MoveInFlight } from './clusterView';
 import type { MoveLimits } from './config';
 
 export type Admission = { ok: true } | { ok: false; reason: string };
@@ -65,7 +65,8 @@ export function admitMove(
   competition?: Competition,
 ): Admission {
   if (!transfers(candidate)) return { ok: true };
-  const others = inFlight.filter((m) => m.uid !== candidate.uid && transfers(m));
+  // Moves past their transfer (verifying, cleaning up) hold no stream: the next one may stream meanwhile.
+  const others = inFlight.filter((m) => m.uid !== candidate.uid && holdsStream(m));
   if (others.length >= limits.parallelMoves) {
     return { ok: false, reason: waitingForSlot(limits) };
   }

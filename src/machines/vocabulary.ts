@@ -163,6 +163,15 @@ export const TERMINAL: readonly MovePhase[] = ['Succeeded', 'Failed', 'Cancelled
 export const isTerminal = (phase: MovePhase): boolean => TERMINAL.includes(phase);
 
 /**
+ * Phases after a move's bytes are across (the guest runs on the target; it is checked, then the
+ * source cleaned up). The move still holds the target's capacity, but no transfer stream: the
+ * concurrency limits count moves whose bytes may still cross, so the next move streams while this
+ * one verifies. A rollback from here counts again.
+ */
+export const PAST_TRANSFER: readonly MovePhase[] = ['Verifying', 'CleaningUp'];
+export const bytesAcross = (phase: MovePhase | undefined): boolean => !!phase && PAST_TRANSFER.includes(phase);
+
+/**
  * How long Verifying waits for the guest to make progress (it answers as soon as it does). A guest
  * that just booted needs time to come up (tens of seconds under TCG or for a full OS); one that
  * arrived by live migration was already running.

@@ -15,6 +15,7 @@ import { cancelling, deleting } from './stopping';
 import { planRows, plural, tally } from './tally';
 import { DEFAULT_STRATEGY, strategyWords } from './strategy';
 import { vmKey } from './vms';
+import { bytesAcross } from '../../machines/vocabulary';
 import type { PlannedMove } from '../../api/types';
 import type { EvacuationActions, EvacuationDecision, EvacuationFacts, EventNote } from './types';
 
@@ -96,12 +97,14 @@ function evacuating(f: EvacuationFacts, host: HostState, d: StatusDraft, actions
   const rows = vmRows(f, maxRetries, host.state === 'Alive');
   const { mode, hold } = howToMove(host, e.spec.mode ?? 'Auto', node);
   const { ready, avoid, waiting } = readyToMove(rows, f, host, hold);
-  const active = f.moves.filter(isOpen).length;
+  // maxParallel counts the moves whose bytes may still cross, as the cluster's limits do.
+  const open = f.moves.filter(isOpen);
+  const active = open.filter((mr) => !bytesAcross(mr.status?.phase)).length;
   const steps = mode ? planEvacuation({ node, vms: ready, hosts: f.hosts, mode, nodeSelector: e.spec.target?.nodeSelector, avoid, strategies: f.strategies }) : [];
   const person = settleInPlace(f, steps, rows, d, actions, events);
   const created = movesToCreate(e.metadata.name ?? '', node, rows, steps, Math.max(0, maxParallel - active));
   actions.create.push(...created.values());
-  const gaveUp = givenUp(rows, steps, active + created.size > 0);
+  const gaveUp = givenUp(rows, steps, open.length + created.size > 0);
 
   const { counts, moves } = tally(rows, created, gaveUp);
   const plan = planRows(steps, created, waiting, person.settled);

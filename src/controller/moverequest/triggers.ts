@@ -4,7 +4,7 @@
 import type { MoveRequest, VirtualMachine } from '../../api/types';
 import type { Watch, Watchable } from '../../kube/controller';
 import { keyOf } from '../../kube/paths';
-import { isTerminal } from '../../machines/vocabulary';
+import { bytesAcross, isTerminal } from '../../machines/vocabulary';
 import type { ClusterView } from '../clusterView';
 import type { MoveLimits } from '../config';
 import { DEFAULT_PRIORITY_AGING_SECONDS, effectiveRank } from '../limits';
@@ -52,8 +52,9 @@ export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits:
       if (change.deleted) return [...waiting(), ...requestsOf(vmKeyOf(mr))];
       const phase = mr.status?.phase;
       const was = change.old?.status?.phase;
-      // Ended, or admitted/placed: limits and capacity changed for the others.
-      if (phase === was || !(phase === undefined || isTerminal(phase) || was === 'Pending' || was === 'Scheduling')) return [keyOf(mr)];
+      // Ended, admitted/placed, or its bytes are across (its stream freed): limits and capacity changed for the others.
+      const changesOthers = phase === undefined || isTerminal(phase) || was === 'Pending' || was === 'Scheduling' || (bytesAcross(phase) && !bytesAcross(was));
+      if (phase === was || !changesOthers) return [keyOf(mr)];
       return [keyOf(mr), ...waiting(), ...(phase && isTerminal(phase) ? requestsOf(vmKeyOf(mr)) : [])];
     },
   };

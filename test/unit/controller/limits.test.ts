@@ -20,4 +20,10 @@ describe('admitMove', () => {
     expect(admitMove({ uid: 'x', source: 'a', moveType: 'ResizeInPlace' }, [flight('1', 'a', 'b'), flight('2', 'a', 'c'), flight('3', 'b', 'c')], limits)).toEqual({ ok: true });
     expect(admitMove({ uid: 'x', source: 'a', moveType: 'Live' }, [flight('1', 'a', 'a', 'ResizeInPlace'), flight('2', 'a', 'a', 'ResizeInPlace'), flight('3', 'a', 'a', 'ResizeInPlace')], limits)).toEqual({ ok: true });
   });
+  test('a move whose bytes are across (verifying, cleaning up) frees its stream for the next one, in the cluster and on its node', () => {
+    const verifying = { ...flight('1', 'a', 'b'), bytesAcross: true };
+    const full = [verifying, flight('2', 'a', 'c'), flight('3', 'c', 'b')];
+    expect(admitMove({ uid: 'x', source: 'a', moveType: 'Live' }, full, limits)).toEqual({ ok: true });
+    expect(admitMove({ uid: 'x', source: 'a', moveType: 'Live' }, [flight('1', 'a', 'b'), ...full.slice(1)], limits)).toMatchObject({ ok: false });
+  });
 });

@@ -62,6 +62,13 @@ describe('live host', () => {
     expect(d.status).toMatchObject({ succeeded: 1, inProgress: 0, pending: 2, total: 3 });
   });
 
+  test('a move verifying on its target no longer counts against maxParallel: the next VM streams meanwhile', () => {
+    const e = evacuation({ maxParallel: 2 }, { status: { phase: 'Evacuating' } });
+    const moves = [ownedMove('v1', 1, { phase: 'Verifying', target: 'b' }), ownedMove('v2', 1, { phase: 'Migrating', target: 'c' })];
+    const d = decideEvacuation(facts({ evacuation: e, vms: [vm('v1', { node: 'b' }), vms[1]!, vms[2]!], moves }));
+    expect(d.actions.create.map((m) => m.name)).toEqual(['drain-a-v3-1']);
+  });
+
   test('the node empty: Succeeded, Ready, and the message says how they left and that the node stays cordoned', () => {
     const e = evacuation({}, { status: { phase: 'Evacuating', conditions: [{ type: 'Cordoned', status: 'True', reason: 'CordonedByVmove', message: '', lastTransitionTime: '2030-01-01T00:00:00Z' }] } });
     const moves = [ownedMove('v1', 1, { phase: 'Succeeded', target: 'b', moveType: 'Live' }), ownedMove('v2', 1, { phase: 'Succeeded', target: 'c', moveType: 'Cold' })];
