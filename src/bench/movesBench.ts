@@ -4,7 +4,7 @@
 // concurrency limits respected.
 import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
-import { isTerminal } from '../machines/vocabulary';
+import { bytesAcross, isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, procCpuMs, startBenchCluster, startBenchController, waitEnded, type BenchCluster } from './benchCluster';
 import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -105,7 +105,8 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
         if (!mr.metadata.name?.startsWith(`r${round}-`)) return;
         const phase = mr.status?.phase;
         const key = mr.metadata.name;
-        if (phase && phase !== 'Pending' && !isTerminal(phase) && traitsOf(mr.status?.moveType).transfers) inFlight.set(key, { source: mr.status?.sourceNode, target: mr.status?.targetNode });
+        // What the limits count: moves holding a transfer stream (past Pending, bytes not yet across).
+        if (phase && phase !== 'Pending' && !isTerminal(phase) && !bytesAcross(phase) && traitsOf(mr.status?.moveType).transfers) inFlight.set(key, { source: mr.status?.sourceNode, target: mr.status?.targetNode });
         else inFlight.delete(key);
         const per = (k: 'source' | 'target') => Math.max(0, ...Object.values([...inFlight.values()].reduce<Record<string, number>>((acc, m) => (m[k] ? { ...acc, [m[k]!]: (acc[m[k]!] ?? 0) + 1 } : acc), {})));
         max.all = Math.max(max.all, inFlight.size);

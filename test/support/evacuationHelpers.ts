@@ -3,7 +3,7 @@
 // controller would mark it), fencing it, and sampling MoveRequests while an evacuation runs.
 import { stringify } from 'yaml';
 import type { HostEvacuation, HostEvacuationSpec, MoveRequest, VirtualMachine } from '../../src/api/types';
-import { isTerminal } from '../../src/machines/vocabulary';
+import { bytesAcross, isTerminal } from '../../src/machines/vocabulary';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
 import { corePath, leasePath, vmovePath } from '../../src/kube/paths';
 import type { VmoveEnv } from './vmoveEnv';
@@ -82,24 +82,30 @@ export async function evacuationEvents(env: VmoveEnv, name: string): Promise<{ r
 
 /** One look at the MoveRequests: what holds limits and what is unfinished. */
 export interface MoveSample {
-  /** Past Pending, not finished (these hold the engine's limits). */
+  /** Past Pending, not finished, bytes not across yet (these hold the engine's limits: Verifying and CleaningUp do not). */
   inFlight: number;
   outbound: Map<string, number>;
   inbound: Map<string, number>;
   /** Unfinished MoveRequests (Pending included), by the evacuation that owns them. */
   openByEvacuation: Map<string, number>;
   inFlightByEvacuation: Map<string, number>;
+  /** Waiting to start (no phase yet, or Pending), by evacuation. */
+  waitingByEvacuation: Map<string, number>;
 }
 
 export function sampleOf(moves: MoveRequest[]): MoveSample {
-  const s: MoveSample = { inFlight: 0, outbound: new Map(), inbound: new Map(), openByEvacuation: new Map(), inFlightByEvacuation: new Map() };
+  const s: MoveSample = { inFlight: 0, outbound: new Map(), inbound: new Map(), openByEvacuation: new Map(), inFlightByEvacuation: new Map(), waitingByEvacuation: new Map() };
   const inc = (m: Map<string, number>, k: string | undefined) => k && m.set(k, (m.get(k) ?? 0) + 1);
   for (const mr of moves) {
     const phase = mr.status?.phase;
     if (phase && isTerminal(phase)) continue;
     const evac = mr.metadata.labels?.['vmove.dev/evacuation'];
     inc(s.openByEvacuation, evac);
-    if (!phase || phase === 'Pending') continue;
+    if (!phase || phase === 'Pending') {
+      inc(s.waitingByEvacuation, evac);
+      continue;
+    }
+    if (bytesAcross(phase)) continue;
     s.inFlight++;
     inc(s.inFlightByEvacuation, evac);
     inc(s.outbound, mr.status?.sourceNode);
