@@ -120,7 +120,7 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
 }
 
 /** Create VMs on the given nodes (by spec.nodeName) and wait until all run. */
-export async function createVms(api: KubeApi, vms: { name: string; node: string }[], o: { memory?: string } = {}): Promise<void> {
+export async function createVms(api: KubeApi, vms: { name: string; node: string; labels?: Record<string, string> }[], o: { memory?: string } = {}): Promise<void> {
   const limit = 32;
   // An API server at its limit answers 429, 500 (etcd timed out) or 504: ask again; anything
   // else is the benchmark's own mistake. A create that timed out may still have happened (409 on the retry).
@@ -128,13 +128,13 @@ export async function createVms(api: KubeApi, vms: { name: string; node: string 
     const status = (err as { status?: number }).status ?? 0;
     return status === 429 || status >= 500;
   };
-  const create = async (v: { name: string; node: string }): Promise<void> => {
+  const create = async (v: { name: string; node: string; labels?: Record<string, string> }): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
         await api.create(vmovePath('virtualmachines', { namespace: 'default' }), {
           apiVersion: 'vmove.dev/v1alpha1',
           kind: 'VirtualMachine',
-          metadata: { name: v.name, namespace: 'default' },
+          metadata: { name: v.name, namespace: 'default', ...(v.labels ? { labels: v.labels } : {}) },
           spec: { image: 'testguest', cpu: 1, memory: o.memory ?? '256Mi', nodeName: v.node, disks: [{ name: 'root', size: '1Gi', storage: 'SharedFile' }] },
         });
         return;

@@ -7,6 +7,7 @@ import { benchEvacuation, DEFAULT_EVACUATION_BENCH } from './evacuationBench';
 import { benchMoves, DEFAULT_MOVES_BENCH } from './movesBench';
 import { benchRollback } from './rollbackBench';
 import { benchScale, DEFAULT_SCALE_BENCH } from './scaleBench';
+import { benchShards, DEFAULT_SHARDS_BENCH } from './shardsBench';
 
 const benchmarks: Record<string, { about: string; run: (quick: boolean, hosts?: number) => Promise<void> }> = {
   moves: {
@@ -22,6 +23,10 @@ const benchmarks: Record<string, { about: string; run: (quick: boolean, hosts?: 
     // --hosts N: another size, 10 VMs a host and N moves (the full size may not fit a small machine).
     run: (quick, hosts) =>
       benchScale(hosts ? { ...DEFAULT_SCALE_BENCH, hosts, vms: hosts * 10, moves: hosts } : quick ? { hosts: 100, vms: 1000, moves: 100, parallelMoves: 50, probes: 5 } : DEFAULT_SCALE_BENCH),
+  },
+  shards: {
+    about: 'two controller shards over one API server (40 sim hosts, 200 moves): each shard\'s throughput, their sum against one controller, no move handled twice',
+    run: (quick) => benchShards(quick ? { ...DEFAULT_SHARDS_BENCH, hostsPerShard: 5, vmsPerHost: 4 } : DEFAULT_SHARDS_BENCH),
   },
   rollback: {
     about: 'RollingBack after the target ran, on real guests (qemu, TCG): each step of the rollback planned now and of the one before, and until the guest heartbeats again',

@@ -24,13 +24,16 @@ const USAGE = `usage: vmove controller [options]
                              plaintext with spec.policy.insecureMigration)
   --identity NAME            leader-election identity (default: hostname-pid)
   --metrics-address ADDR     serve /metrics, /healthz, /readyz (e.g. :8080)
-  --parallel-moves N         moves in flight in the cluster (default 5)
+  --parallel-moves N         moves transferring at once in the cluster (default 5; a move
+                             verifying or cleaning up on its target no longer counts)
   --outbound-per-node N      moves leaving one node at once (default 2)
   --inbound-per-node N       moves arriving on one node at once (default 2)
   --workers N                reconciles at once per kind (default 8)
   --auto-evacuate-dead-hosts create a HostEvacuation for a dead, fenced host (default off)
   --dead-host-after-seconds N a host is dead N s after its agent's Lease expired, if its Node is not Ready (default 40)
   --no-leader-election       act without the lease (a single replica only)
+  --shard NAME               run one shard: only Nodes and VirtualMachines labelled vmove.dev/shard=NAME, the
+                             MoveRequests of those VMs, the HostEvacuations of those Nodes; Lease vmove-controller-NAME
   --priority-aging-seconds N a waiting move rises one priority class (User → Maintenance → Critical) per N s it
                              waits, so low-priority moves still start under a steady stream of Critical ones (default 120)
 
@@ -72,6 +75,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'auto-evacuate-dead-hosts': { type: 'boolean', default: false },
       'dead-host-after-seconds': { type: 'string' },
       'no-leader-election': { type: 'boolean', default: false },
+      shard: { type: 'string' },
       'priority-aging-seconds': { type: 'string' },
       'default-mode': { type: 'string' },
       'default-max-downtime-ms': { type: 'string' },
@@ -112,6 +116,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       inboundPerNode: num(values['inbound-per-node'], base.limits.inboundPerNode),
     },
     workers: num(values.workers, base.workers),
+    ...(values.shard ? { shard: shardName(values.shard) } : {}),
     autoEvacuateDeadHosts: values['auto-evacuate-dead-hosts']!,
     deadHostAfterSeconds: num(values['dead-host-after-seconds'], base.deadHostAfterSeconds),
     defaultMode: mode,
@@ -149,4 +154,10 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** A shard's name is a label value (and part of a Lease name). */
+function shardName(v: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) throw new Error(`--shard must be a lowercase label value (letters, digits, '-'), got "${v}"`);
+  return v;
 }

@@ -67,6 +67,9 @@ export interface MoveInFlight {
   bytesAcross?: boolean;
 }
 
+/** Label on Nodes and VirtualMachines naming the controller shard that handles them (--shard). */
+export const SHARD_LABEL = 'vmove.dev/shard';
+
 /** Holds a transfer stream: a move that carries bytes (not a resize in place) and is not past its transfer. */
 export const holdsStream = (m: Pick<MoveInFlight, 'moveType' | 'bytesAcross'>): boolean => traitsOf(m.moveType).transfers && !m.bytesAcross;
 
@@ -87,12 +90,15 @@ export class ClusterView {
     resyncMs: number,
     /** Told when an informer restarts its watch (vmove_informer_restarts_total). */
     restarted: (informer: string) => void = () => undefined,
+    /** A shard's view: its Nodes and VMs only (by SHARD_LABEL), and what belongs to them. */
+    readonly shard?: string,
   ) {
     const opts = (name: string) => ({ resyncMs, name, onRestart: () => restarted(name) });
-    this.vms = new Informer<VirtualMachine>(api, vmovePath('virtualmachines'), opts('virtualmachines'));
+    const own = shard ? { labelSelector: `${SHARD_LABEL}=${shard}` } : {};
+    this.vms = new Informer<VirtualMachine>(api, vmovePath('virtualmachines'), { ...own, ...opts('virtualmachines') });
     this.moves = new Informer<MoveRequest>(api, vmovePath('moverequests'), opts('moverequests'));
     this.evacuations = new Informer<HostEvacuation>(api, vmovePath('hostevacuations'), opts('hostevacuations'));
-    this.nodes = new Informer<NodeObject>(api, corePath('nodes'), opts('nodes'));
+    this.nodes = new Informer<NodeObject>(api, corePath('nodes'), { ...own, ...opts('nodes') });
     this.leases = new Informer<LeaseObject>(api, leasePath({ namespace: agentNamespace }), { labelSelector: AGENT_LEASE_SELECTOR, ...opts('agent-leases') });
     this.movePolicies = new Informer<MovePolicy>(api, vmovePath('movepolicies'), opts('movepolicies'));
     this.namespaces = new Informer<NamespaceObject>(api, corePath('namespaces'), opts('namespaces'));
@@ -123,10 +129,24 @@ export class ClusterView {
     return this.leases.list().map((l) => agentFromLease(l, now)).filter((a): a is AgentInfo => !!a);
   }
 
+  /**
+   * Whether this view's controller handles the request: always, unsharded; in a shard, when the
+   * VM is one of the shard's (a MoveRequest carries no shard of its own: its VM's decides).
+   */
+  ownsMove(mr: MoveRequest): boolean {
+    return !this.shard || !!this.vms.get(`${mr.metadata.namespace}/${mr.spec.vmName}`);
+  }
+
+  /** Whether this view's controller handles the node (its evacuations, its capacity): always, unsharded. */
+  ownsNode(node: string): boolean {
+    return !this.shard || !!this.nodes.get(node);
+  }
+
   /** Moves that hold limits and capacity now. */
   movesInFlight(): MoveInFlight[] {
     return this.moves
       .list()
+      .filter((m) => this.ownsMove(m))
       .filter((m) => m.status?.phase && m.status.phase !== 'Pending' && !isTerminal(m.status.phase))
       .map((m) => {
         const ctx = moveRecordOf(m.status)?.context;
@@ -150,7 +170,8 @@ export class ClusterView {
    */
   hosts(now = Date.now(), inFlight: MoveInFlight[] = this.movesInFlight()): HostFacts[] {
     const agents = new Map(this.agents(now).map((a) => [a.node, a]));
-    const names = new Set([...this.nodes.list().map((n) => n.metadata.name), ...agents.keys()]);
+    // A shard places only on its own Nodes; unsharded, an agent without a Node is a host too.
+    const names = new Set([...this.nodes.list().map((n) => n.metadata.name), ...(this.shard ? [] : agents.keys())]);
     const usage = new Map<string, { cpu: number; memoryBytes: number }>();
     const held = new Map<string, { cpu: number; memoryBytes: number }>();
     const add = (m: Map<string, { cpu: number; memoryBytes: number }>, node: string | undefined, cpu: number, mem: number): void => {

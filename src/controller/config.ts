@@ -3,7 +3,7 @@ import type { ResolvedPolicy } from '../machines/vocabulary';
 import type { MoveMode } from '../api/types';
 
 export interface MoveLimits {
-  /** Moves (past Pending, not finished) at once in the cluster. */
+  /** Moves transferring at once in the cluster (past Pending, bytes not across yet). */
   parallelMoves: number;
   outboundPerNode: number;
   inboundPerNode: number;
@@ -32,6 +32,12 @@ export interface ControllerConfig {
   workers: number;
   /** Long-poll an agent operation this long before answering Running. */
   agentWaitMs: number;
+  /**
+   * The shard this controller runs (--shard): only the Nodes and VirtualMachines labelled
+   * vmove.dev/shard=<shard>, the MoveRequests of those VMs and the HostEvacuations of those
+   * Nodes, with a leader Lease of its own. Unset: the whole cluster.
+   */
+  shard?: string;
 }
 
 export const DEFAULT_POLICY: ResolvedPolicy = {

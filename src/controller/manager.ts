@@ -48,7 +48,7 @@ export interface RunningController {
 export function startController(o: ControllerOptions): RunningController {
   const log = componentLogger('controller', { identity: o.config.identity });
   const metrics = new ControllerMetrics();
-  const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs, (name) => metrics.runtime.informerRestarted(name));
+  const view = new ClusterView(o.api, o.config.namespace, o.config.resyncMs, (name) => metrics.runtime.informerRestarted(name), o.config.shard);
   const objects = metrics.watch(view);
   const agents = o.agents ?? new AgentClient({ token: o.agentToken, ...(o.agentCa ? { ca: o.agentCa } : {}) });
   const events = new EventRecorder(o.api, 'vmove-controller', o.config.identity);
@@ -91,7 +91,8 @@ export function startController(o: ControllerOptions): RunningController {
   }
 
   metrics.leader.set(0);
-  const elector = new LeaderElector(o.api, { namespace: o.config.namespace, name: 'vmove-controller', identity: o.config.identity });
+  // Each shard elects its own leader.
+  const elector = new LeaderElector(o.api, { namespace: o.config.namespace, name: o.config.shard ? `vmove-controller-${o.config.shard}` : 'vmove-controller', identity: o.config.identity });
   const lead = async (): Promise<void> => {
     leading = true;
     metrics.leader.set(1);

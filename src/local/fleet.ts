@@ -88,6 +88,7 @@ export class LocalFleet {
   readonly agents = new Map<string, FleetProcess>();
   readonly nodes = new Map<string, FleetNode>();
   controller?: FleetProcess;
+  readonly shardControllers: FleetProcess[] = [];
   private nodeIndex = 0;
   private readonly portBase: number;
   readonly sharedDir: string;
@@ -196,9 +197,20 @@ export class LocalFleet {
   }
 
   startController(extraArgs: string[] = []): FleetProcess {
-    const ca = path.join(this.agentPkiDir, CA_CERT);
-    this.controller = this.spawn('controller', ['controller', '--kubeconfig', this.p.controllerKubeconfig, '--agent-ca-file', ca, ...extraArgs]);
+    this.controller = this.spawnController('controller', extraArgs);
     return this.controller;
+  }
+
+  /** One more controller, for a shard (`--shard NAME`): its log is `controller-NAME.log`; the fleet stops it too. */
+  startShardController(shard: string, extraArgs: string[] = []): FleetProcess {
+    const proc = this.spawnController(`controller-${shard}`, ['--shard', shard, ...extraArgs]);
+    this.shardControllers.push(proc);
+    return proc;
+  }
+
+  private spawnController(name: string, extraArgs: string[]): FleetProcess {
+    const ca = path.join(this.agentPkiDir, CA_CERT);
+    return this.spawn(name, ['controller', '--kubeconfig', this.p.controllerKubeconfig, '--agent-ca-file', ca, ...extraArgs]);
   }
 
   /** Kill a process the hard way (a crash), and wait until it is gone. */
@@ -216,7 +228,7 @@ export class LocalFleet {
 
   /** Stop the controller and the agents, then the guests and libvirtd daemons of real-driver nodes. */
   async stop(): Promise<void> {
-    await this.kill(this.controller, 'SIGTERM');
+    await Promise.all([this.controller, ...this.shardControllers].map((c) => this.kill(c, 'SIGTERM')));
     await Promise.all([...this.agents.values()].map((a) => this.kill(a, 'SIGTERM')));
     for (const node of this.nodes.values()) await this.endGuests(node);
   }

@@ -28,7 +28,8 @@ export class HostEvacuationReconciler {
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
     const e = this.d.view.evacuations.get(key);
-    if (!e) return {};
+    // In a shard: only the evacuations of the shard's own Nodes.
+    if (!e || !this.d.view.ownsNode(e.spec.nodeName)) return {};
     return withFinalizer(this.d.writers.evacuations, EVACUATION_FINALIZER, e, {
       // A finished evacuation gets no finalizer again; the one it has stays for its deletion.
       finished: (e) => isFinal(e.status?.phase),

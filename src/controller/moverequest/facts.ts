@@ -31,7 +31,7 @@ export function observeMove(view: ClusterView, reservations: MoveReservations, c
     vm: view.vms.get(vmKeyOf(mr)),
     hosts: hostsNow,
     inFlight: () => reservations.inFlight(),
-    competition: () => competition(view.moves.list(), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now, agingSeconds: config.priorityAgingSeconds }),
+    competition: () => competition(view.moves.list().filter((m) => view.ownsMove(m)), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now, agingSeconds: config.priorityAgingSeconds }),
     agent: (node) => view.agent(node, now.getTime()),
     config,
   };

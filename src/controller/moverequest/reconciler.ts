@@ -58,7 +58,8 @@ export class MoveRequestReconciler {
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
     const mr = this.d.view.moves.get(key);
-    if (!mr) return {};
+    // Another shard's (or, in a shard, a VM no shard of this cluster has yet): not this controller's to touch.
+    if (!mr || !this.d.view.ownsMove(mr)) return {};
     return withFinalizer(this.d.writers.moves, MOVE_FINALIZER, mr, {
       // The finalizer guards the move, not the object: a request that ended lets its VM go and drops it.
       finished: ended,

@@ -32,7 +32,7 @@ export function moveWatches(view: ClusterView, hosts: Watchable<string>, limits:
     const now = Date.now();
     return view.moves
       .list()
-      .filter((mr) => !mr.status?.phase || mr.status.phase === 'Pending' || mr.status.phase === 'Scheduling')
+      .filter((mr) => (!mr.status?.phase || mr.status.phase === 'Pending' || mr.status.phase === 'Scheduling') && view.ownsMove(mr))
       .map((mr) => ({ mr, since: mr.metadata.creationTimestamp ?? '', rank: effectiveRank(mr.spec.priority, mr.metadata.creationTimestamp ?? '', now, agingSeconds) }))
       .sort((a, b) => a.rank - b.rank || a.since.localeCompare(b.since))
       .slice(0, limits.parallelMoves * 2 + 8)
