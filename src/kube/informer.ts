@@ -81,6 +81,7 @@ export class Informer<T extends KubeObject> {
    * before its watch event arrives. Older versions never replace newer ones.
    */
   writeThrough(obj: T): void {
+    dropManagedFields(obj);
     const key = keyOf(obj);
     // Its last finalizer removed, the object is gone from the server, and its DELETED event may
     // already have passed: caching it would leave a ghost that no watch event ever removes.
@@ -203,6 +204,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(obj: T): void {
+    dropManagedFields(obj);
     const key = keyOf(obj);
     const cached = this.cache.get(key);
     if (cached && Number(cached.metadata?.resourceVersion ?? 0) > Number(obj.metadata?.resourceVersion ?? 0)) return;
@@ -212,6 +214,16 @@ export class Informer<T extends KubeObject> {
     this.delivered.set(key, obj);
     for (const h of this.handlers) h.onChange?.(obj, old);
   }
+}
+
+/**
+ * Server-side apply's field ownership is no reconciler's business, and on objects several managers
+ * write (a VM's status by the controller and two agents) it is a third of the object or more: the
+ * cache would hold it for every object, as controller-runtime's default transform also decides.
+ */
+function dropManagedFields(obj: KubeObject): void {
+  const meta = obj.metadata as { managedFields?: unknown } | undefined;
+  if (meta?.managedFields) delete meta.managedFields;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
