@@ -7,14 +7,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { componentLogger } from '../log';
+import { AGENT_AUDIENCE } from '../protocol/host';
 import { AgentError, errorMessage } from './errors';
 
 const log = componentLogger('agent-auth');
 
 export type AuthMode = 'tokenreview' | 'shared-secret';
 
-/** The audience every token shown to an agent must carry (TokenRequest / projected token `audience`). */
-export const AGENT_AUDIENCE = 'vmove-agent';
+export { AGENT_AUDIENCE };
 
 export interface Identity {
   username: string;

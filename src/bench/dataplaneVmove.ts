@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { AGENT_AUDIENCE } from '../agent/auth';
+import { AGENT_AUDIENCE } from '../protocol/host';
 import { CA_CERT } from '../cluster/agentPki';
 import { tokenFromTokenRequest } from '../kube/audienceToken';
 import type { MoveRequest, VirtualMachine } from '../api/types';

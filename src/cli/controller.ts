@@ -1,7 +1,7 @@
 // `vmove controller`: the cluster brain. Leader-elected; exits when it loses the lease so a
 // restart (by its Deployment, or by `make run`) starts clean from what the API server holds.
 import { readFileSync, statSync } from 'node:fs';
-import { AGENT_AUDIENCE } from '../agent/auth';
+import { AGENT_AUDIENCE } from '../protocol/host';
 import { parseServiceAccount, tokenFromFile, tokenFromTokenRequest } from '../kube/audienceToken';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';

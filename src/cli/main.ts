@@ -1,20 +1,17 @@
 #!/usr/bin/env node
 // `vmove <command> …`: one program, one sub-command per role.
+// Each command's modules load only when it runs: the controller never loads the agent's drivers
+// nor client-node's API models, which the agent uses.
 import { componentLogger } from '../log';
-import { agentCommand } from './agent';
-import { clusterCommand } from './cluster';
-import { controllerCommand } from './controller';
-import { demoCommand } from './demo';
-import { planCommand } from './plan';
 
 type Command = (argv: string[]) => Promise<number | void>;
 
 const commands: Record<string, { summary: string; run: Command }> = {
-  cluster: { summary: 'local control plane: up | down | status | kubeconfig', run: clusterCommand },
-  controller: { summary: 'run the controller (leader-elected)', run: controllerCommand },
-  agent: { summary: 'run a node agent: --node NAME --driver sim|qemu|libvirt', run: agentCommand },
-  plan: { summary: 'plan evacuate NODE: show what an evacuation would do, moving nothing', run: planCommand },
-  demo: { summary: 'run the demo: control plane, CRDs, controller, demo nodes and VMs', run: demoCommand },
+  cluster: { summary: 'local control plane: up | down | status | kubeconfig', run: async (argv) => (await import('./cluster.js')).clusterCommand(argv) },
+  controller: { summary: 'run the controller (leader-elected)', run: async (argv) => (await import('./controller.js')).controllerCommand(argv) },
+  agent: { summary: 'run a node agent: --node NAME --driver sim|qemu|libvirt', run: async (argv) => (await import('./agent.js')).agentCommand(argv) },
+  plan: { summary: 'plan evacuate NODE: show what an evacuation would do, moving nothing', run: async (argv) => (await import('./plan.js')).planCommand(argv) },
+  demo: { summary: 'run the demo: control plane, CRDs, controller, demo nodes and VMs', run: async (argv) => (await import('./demo.js')).demoCommand(argv) },
 };
 
 function usage(): string {

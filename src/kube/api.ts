@@ -1,9 +1,11 @@
-// A small JSON client for the Kubernetes REST API. client-node loads the kubeconfig and applies
-// its TLS and credentials; requests go over one keep-alive HTTPS agent. Patches always say their
-// content type (merge patch), and a resourceVersion in the body makes a patch conditional.
+// A small JSON client for the Kubernetes REST API. Its connection comes from ./kubeconfig (or from
+// client-node's KubeConfig for credentials only client-node knows how to get); requests go over one
+// keep-alive HTTPS agent. Patches always say their content type (merge patch), and a
+// resourceVersion in the body makes a patch conditional.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadConnection, type Connection } from './kubeconfig';
 
 export class ApiError extends Error {
   constructor(
@@ -52,10 +54,25 @@ export class KubeApi {
 
   private constructor(
     private readonly server: URL,
-    private readonly base: https.RequestOptions,
+    /** The credential headers to send now (a token read from a file changes). */
+    private readonly authHeaders: () => Record<string, string>,
     private readonly agent: http.Agent,
   ) {}
 
+  static fromConnection(c: Connection): KubeApi {
+    const agent =
+      c.server.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecureSkipTlsVerify, ...(c.tlsServerName ? { servername: c.tlsServerName } : {}) })
+        : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const basic = c.basic ? `Basic ${Buffer.from(`${c.basic.username}:${c.basic.password}`).toString('base64')}` : undefined;
+    const headers = (): Record<string, string> => {
+      const token = c.token?.();
+      return token ? { Authorization: `Bearer ${token}` } : basic ? { Authorization: basic } : {};
+    };
+    return new KubeApi(c.server, headers, agent);
+  }
+
+  /** A client from client-node's KubeConfig (the agent and the kubectl plugin load one anyway). */
   static async fromKubeConfig(kc: KubeConfig): Promise<KubeApi> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
@@ -66,13 +83,22 @@ export class KubeApi {
       server.protocol === 'https:'
         ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized })
         : new http.Agent({ keepAlive: true, maxSockets: 64 });
-    return new KubeApi(server, opts, agent);
+    const headers = { ...(opts.headers as Record<string, string>) };
+    return new KubeApi(server, () => headers, agent);
   }
 
+  /** A client from the kubeconfig at `path`, or found as kubectl finds it (in a Pod: its service account). */
   static async fromFile(path?: string): Promise<KubeApi> {
+    const found = loadConnection(path);
+    if ('server' in found) return KubeApi.fromConnection(found);
+    const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
+    kc.loadFromFile(found.files[0]!);
+    for (const f of found.files.slice(1)) {
+      const more = new KubeConfig();
+      more.loadFromFile(f);
+      kc.mergeConfig(more);
+    }
     return KubeApi.fromKubeConfig(kc);
   }
 
@@ -83,7 +109,8 @@ export class KubeApi {
 
   /** The bearer token this client authenticates with, when it uses one (the controller shows it to agents). */
   bearerToken(): string | undefined {
-    const auth = (this.base.headers as Record<string, string> | undefined)?.Authorization ?? (this.base.headers as Record<string, string> | undefined)?.authorization;
+    const headers = this.authHeaders();
+    const auth = headers.Authorization ?? headers.authorization;
     return auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
   }
 
@@ -175,7 +202,7 @@ export class KubeApi {
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);
     const headers: Record<string, string> = {
-      ...(this.base.headers as Record<string, string>),
+      ...this.authHeaders(),
       Accept: 'application/json',
       ...(body !== undefined ? { 'Content-Type': o.contentType ?? 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {}),
     };

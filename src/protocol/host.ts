@@ -28,4 +28,7 @@ export const agentLeaseName = (node: string): string => `vmove-agent-${node}`;
 export const LEASE_ENDPOINT_ANNOTATION = 'vmove.dev/endpoint';
 export const LEASE_CAPABILITIES_ANNOTATION = 'vmove.dev/capabilities';
 export const LEASE_NODE_LABEL = 'vmove.dev/node';
+
+/** The audience every token shown to an agent must carry (TokenRequest / projected token `audience`). */
+export const AGENT_AUDIENCE = 'vmove-agent';
 export const AGENT_LEASE_SELECTOR = 'app.kubernetes.io/component=vmove-agent';

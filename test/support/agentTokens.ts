@@ -7,7 +7,7 @@ import { createSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
-import { AGENT_AUDIENCE } from '../../src/agent/auth';
+import { AGENT_AUDIENCE } from '../../src/protocol/host';
 import { KubeApi } from '../../src/kube/api';
 import { tokenFromTokenRequest } from '../../src/kube/audienceToken';
 import type { TestCluster } from './testCluster';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { stringify } from 'yaml';
 import type { MoveRequest, VirtualMachine } from '../../src/api/types';
 import { AgentClient } from '../../src/agent/client';
-import { AGENT_AUDIENCE } from '../../src/agent/auth';
+import { AGENT_AUDIENCE } from '../../src/protocol/host';
 import { CA_CERT } from '../../src/cluster/agentPki';
 import { tokenFromTokenRequest } from '../../src/kube/audienceToken';
 import { agentFromLease, type LeaseObject } from '../../src/controller/clusterView';
