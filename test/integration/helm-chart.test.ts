@@ -498,6 +498,30 @@ describe('helm lint and helm template', () => {
     expect(r.ofKind('PodDisruptionBudget')).toEqual([]);
   });
 
+  test('controller.shards: one Deployment and PDB per shard, each selecting only its own pods and running --shard; the metrics Service reaches them all', async () => {
+    const r = await render({ set: ['controller.shards={east,west}'] });
+    expect(r.ofKind('Deployment').map((d) => d.metadata.name)).toEqual(['vmove-controller-east', 'vmove-controller-west']);
+    const pods = (shard: string) => r.get('Deployment', `vmove-controller-${shard}`).spec!.template!.metadata.labels;
+    for (const shard of ['east', 'west']) {
+      const deploy = r.get('Deployment', `vmove-controller-${shard}`);
+      const other = shard === 'east' ? 'west' : 'east';
+      expect({ shard: flag(container(deploy), 'shard'), replicas: deploy.spec!.replicas }).toEqual({ shard, replicas: 2 });
+      expect(selects(deploy.spec!.selector!.matchLabels!, pods(shard))).toBe(true);
+      expect(selects(deploy.spec!.selector!.matchLabels!, pods(other))).toBe(false);
+      const pdb = r.get('PodDisruptionBudget', `vmove-controller-${shard}`);
+      expect(selects(pdb.spec!.selector!.matchLabels!, pods(shard))).toBe(true);
+      expect(selects(pdb.spec!.selector!.matchLabels!, pods(other))).toBe(false);
+      expect(selects(r.get('Service', 'vmove-controller-metrics').spec!.selector as Record<string, string>, pods(shard))).toBe(true);
+    }
+    // Unsharded, nothing names a shard: an upgrade from before shards keeps its Deployment's selector.
+    const one = (await render()).get('Deployment', 'vmove-controller');
+    expect(flag(container(one), 'shard')).toBeUndefined();
+    expect(Object.keys(one.spec!.selector!.matchLabels!)).not.toContain('vmove.dev/shard');
+    const bad = await helm(renderArgs({ set: ['controller.shards={East}'] }));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("'/controller/shards/0': 'East' does not match pattern");
+  });
+
   test('metrics.serviceMonitor.enabled adds a ServiceMonitor scraping the metrics Service', async () => {
     const r = await render({ set: ['metrics.serviceMonitor.enabled=true'] });
     const sm = r.get('ServiceMonitor', 'vmove-controller');

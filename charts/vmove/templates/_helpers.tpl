@@ -22,6 +22,19 @@ gives vmove-controller and vmove-agent), else <release>-vmove. Cut to leave room
 {{- include "vmove.fullname" . }}-controller
 {{- end }}
 
+{{/* A controller shard's Deployment and PDB: (list $ SHARD); no shard is the one controller. */}}
+{{- define "vmove.controllerShardName" -}}
+{{- include "vmove.controllerName" (index . 0) }}{{ with index . 1 }}-{{ . }}{{ end }}
+{{- end }}
+
+{{/* What a shard's Deployment selects its pods by: (list $ SHARD); the shard's label only when sharded. */}}
+{{- define "vmove.controllerSelectorLabels" -}}
+{{ include "vmove.selectorLabels" (list (index . 0) "vmove-controller") }}
+{{- with index . 1 }}
+vmove.dev/shard: {{ . }}
+{{- end }}
+{{- end }}
+
 {{- define "vmove.agentName" -}}
 {{- include "vmove.fullname" . }}-agent
 {{- end }}
