@@ -59,11 +59,13 @@ export class KubeApi {
     private readonly agent: http.Agent,
   ) {}
 
+  /** One keep-alive agent for every request to `server`, with the connection's TLS settings. */
+  private static agentFor(server: URL, tls: https.AgentOptions): http.Agent {
+    return server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 64, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
   static fromConnection(c: Connection): KubeApi {
-    const agent =
-      c.server.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecureSkipTlsVerify, ...(c.tlsServerName ? { servername: c.tlsServerName } : {}) })
-        : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const agent = KubeApi.agentFor(c.server, { ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecureSkipTlsVerify, ...(c.tlsServerName ? { servername: c.tlsServerName } : {}) });
     const basic = c.basic ? `Basic ${Buffer.from(`${c.basic.username}:${c.basic.password}`).toString('base64')}` : undefined;
     const headers = (): Record<string, string> => {
       const token = c.token?.();
@@ -79,10 +81,7 @@ export class KubeApi {
     const opts: https.RequestOptions = { headers: {} };
     await kc.applyToHTTPSOptions(opts);
     const server = new URL(cluster.server);
-    const agent =
-      server.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, maxSockets: 64, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized })
-        : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const agent = KubeApi.agentFor(server, { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized });
     const headers = { ...(opts.headers as Record<string, string>) };
     return new KubeApi(server, () => headers, agent);
   }
@@ -91,14 +90,11 @@ export class KubeApi {
   static async fromFile(path?: string): Promise<KubeApi> {
     const found = loadConnection(path);
     if ('server' in found) return KubeApi.fromConnection(found);
+    // An exec plugin or auth provider: client-node loads the same files the same way, and runs it.
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
-    kc.loadFromFile(found.files[0]!);
-    for (const f of found.files.slice(1)) {
-      const more = new KubeConfig();
-      more.loadFromFile(f);
-      kc.mergeConfig(more);
-    }
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
     return KubeApi.fromKubeConfig(kc);
   }
 
