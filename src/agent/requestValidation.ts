@@ -210,6 +210,7 @@ const tuning = obj({
   autoConverge: req(bool),
   postCopy: req(bool),
   multifdChannels: opt(int(1, 64)),
+  autoConvergeStepPercent: opt(int(1, 99)),
   allowAutoConverge: opt(bool),
   allowPostCopy: opt(bool),
 });

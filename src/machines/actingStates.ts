@@ -33,7 +33,8 @@ const climbNote = note((ctx, ev) => {
   assertEvent(ev, 'PROGRESS');
   const c = climbOf(ctx, ev);
   const passedOver = c.skipped.length ? `; passed over ${c.skipped.map((r) => r.name).join(', ')}: ${c.why}` : '';
-  return `not converging: convergence ladder up to rung ${c.rung} (${rungAt(ctx.policy, c.rung).name})${passedOver}`;
+  const throttle = c.throttleStepPercent !== undefined && ctx.throttleStepPercent === undefined ? `; the guest is throttled in steps of ${c.throttleStepPercent} %` : '';
+  return `not converging: convergence ladder up to rung ${c.rung} (${rungAt(ctx.policy, c.rung).name})${passedOver}${throttle}`;
 });
 
 /** What every step state does on entry, and its skip. */

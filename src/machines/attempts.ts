@@ -60,6 +60,7 @@ export const nextAttempt = (ctx: MoveContext, at: string): Partial<MoveContext> 
   downtimeMs: undefined,
   sourceGuest: undefined,
   rung: 0,
+  throttleStepPercent: undefined,
   watch: undefined,
   rollback: undefined,
   stepTry: 0,

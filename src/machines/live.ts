@@ -5,7 +5,7 @@
 //   Pending → Scheduling → PreparingTarget → Migrating → SwitchingOver → Verifying → CleaningUp → Succeeded
 //                               └──────────────┴─→ RollingBack → Failed | Cancelled | Pending (retry)
 //   From SwitchingOver on, the VM runs on the target: a failed verification restarts it on the source from its disk.
-import { rungAt } from './ladder';
+import { rungAt, tuningAt } from './ladder';
 import { acting, cleaningUp, committed, defineMove } from './moveDefinition';
 import { onSource, onTarget } from './steps';
 import { type MoveContext, type Step, VERIFY_WINDOW_MS } from './vocabulary';
@@ -28,7 +28,7 @@ export const liveMove = defineMove('Live', {
     Migrating: acting({
       reaches: 'migrationStarted',
       converge: true,
-      step: (c) => onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: rungAt(c.policy, c.rung).tuning, blockMigration: block(c) }),
+      step: (c) => onSource('migrate', { kind: 'migrate', to: c.endpoint!, tuning: tuningAt(c.policy, c.rung, c.throttleStepPercent), blockMigration: block(c) }),
     }),
     SwitchingOver: committed({
       reaches: 'targetStarted',

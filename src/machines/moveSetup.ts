@@ -99,10 +99,8 @@ export function moveSetup(undo: (ctx: MoveContext) => Step[]) {
       /** Pre-copy stalled: a rung up the ladder, and the judge starts counting afresh on it. */
       climbLadder: assign(({ context, event }) => {
         assertEvent(event, 'PROGRESS');
-        return {
-          rung: climbOf(context, event).rung,
-          watch: { ...watchAfter(context, event, true), stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN },
-        };
+        const { rung, watch, throttleStepPercent } = climbOf(context, event);
+        return { rung, throttleStepPercent, watch: { ...watch, stalledPasses: 0, bestRemainingBytes: NOTHING_SEEN } };
       }),
       rollBackAfterStepFailure: rollBack((ctx, ev, state) => {
         assertEvent(ev, 'STEP_FAILED');

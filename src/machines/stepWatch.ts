@@ -1,7 +1,7 @@
 // The watch over the step in flight: when it started and last moved, how fast it goes, and — for
 // a live migration — what the convergence ladder makes of each pre-copy pass. The timeouts and
 // the ladder's climbs are judged from it. Pure.
-import { climbFrom, judgePass, measureThroughput, NOTHING_SEEN, patienceOf, rungAt } from './ladder';
+import { climbFrom, judgePass, measureDirtyPerPass, measureThroughput, NOTHING_SEEN, patienceOn, rungAt, throttleStep, type Climb } from './ladder';
 import type { MoveContext, MoveEvent, StepWatch } from './vocabulary';
 
 export type ProgressEvent = Extract<MoveEvent, { type: 'PROGRESS' }>;
@@ -37,16 +37,27 @@ export function timeoutCause(ctx: MoveContext, watch: StepWatch, at: string): 'P
   return quiet > ctx.policy.progressTimeoutSeconds ? 'ProgressTimeout' : 'CompletionTimeout';
 }
 
-/** The ladder's judge of a pass, as patient as the current rung needs. */
-export const judgeOnRung = (context: MoveContext, event: ProgressEvent) => judgePass(context.watch!, event, patienceOf(rungAt(context.policy, context.rung)));
+/** The watch's link figures with a progress sample: what stays dirty after each pass, and the throughput. */
+const measured = (w: StepWatch, event: ProgressEvent): StepWatch => measureThroughput(measureDirtyPerPass(w, event), event);
 
-/** The step's watch after a progress sample: the progress clock, throughput, and (live) the ladder's judgement. */
-export const watchAfter = (context: MoveContext, event: ProgressEvent, converge: boolean): StepWatch => {
-  const w = context.watch!;
-  const judged = converge ? judgeOnRung(context, event).watch : w;
-  const moved = event.processedBytes > w.processedBytes;
-  return measureThroughput({ ...judged, processedBytes: Math.max(w.processedBytes, event.processedBytes), lastProgressAt: moved ? event.at : w.lastProgressAt }, event);
+/** The ladder's judge of a pass, as patient as the current rung needs with what is measured now. */
+export const judgeOnRung = (context: MoveContext, event: ProgressEvent) => {
+  const w = measured(context.watch!, event);
+  return judgePass(w, event, patienceOn(context.policy, context.rung, w));
 };
 
-/** Where a stuck migration climbs to, judged with the sample that found it stuck. */
-export const climbOf = (context: MoveContext, event: ProgressEvent) => climbFrom(context.policy, context.rung, watchAfter(context, event, true));
+/** The step's watch after a progress sample: the progress clock, link figures, and (live) the ladder's judgement. */
+export const watchAfter = (context: MoveContext, event: ProgressEvent, converge: boolean): StepWatch => {
+  const w = context.watch!;
+  const judged = converge ? judgeOnRung(context, event).watch : measured(w, event);
+  const moved = event.processedBytes > w.processedBytes;
+  return { ...judged, processedBytes: Math.max(w.processedBytes, event.processedBytes), lastProgressAt: moved ? event.at : w.lastProgressAt };
+};
+
+/** Where a stuck migration climbs to, judged with the sample that found it stuck, and (first reaching auto-converge) the throttle's step. */
+export function climbOf(context: MoveContext, event: ProgressEvent): Climb & { watch: StepWatch; throttleStepPercent: number | undefined } {
+  const watch = watchAfter(context, event, true);
+  const climb = climbFrom(context.policy, context.rung, watch);
+  const throttleStepPercent = context.throttleStepPercent ?? (rungAt(context.policy, climb.rung).tuning.autoConverge ? throttleStep(context.policy, watch) : undefined);
+  return { ...climb, watch, throttleStepPercent };
+}

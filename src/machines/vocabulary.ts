@@ -84,6 +84,8 @@ export interface StepWatch {
   bestRemainingBytes: number;
   lastIteration: number;
   stalledPasses: number;
+  /** The least a pre-copy pass after the first sent, in bytes: what stays dirty after each pass (absent until measured). */
+  dirtyPerPassBytes?: number;
   /** Highest throughput seen on this step, in bytes/s (absent until a window was measured). */
   peakBytesPerSecond?: number;
   /** Start of the current throughput window: when, and the bytes processed by then. */
@@ -120,6 +122,8 @@ export interface MoveContext extends MoveInput {
   sourceGuest?: GuestBaseline;
   /** Position on the convergence ladder (live moves). */
   rung: number;
+  /** Auto-converge's throttle step, chosen from what was measured when the ladder climbed to it (live moves). */
+  throttleStepPercent?: number;
   watch?: StepWatch;
   rollback?: RollbackPlan;
   /** Retries of the current step in place (rollback and clean-up steps). */

@@ -37,6 +37,11 @@ export interface MigrationTuning {
   postCopy: boolean;
   multifdChannels?: number;
   /**
+   * With autoConverge: how much the guest is throttled at first and how much more at each step
+   * (absent: 20 %). The controller chooses it from what it measured of the link and the dirty set.
+   */
+  autoConvergeStepPercent?: number;
+  /**
    * Whether a later tuning may turn on auto-converge / post-copy. Hypervisors fix these
    * capabilities when a migration starts, so drivers arm them up front; absent = allowed.
    */

@@ -56,6 +56,8 @@ export const MigrateParam = {
   ListenAddress: 'listen_address',
   MigrateDisks: 'migrate_disks',
   ParallelConnections: 'parallel.connections',
+  AutoConvergeInitial: 'auto_converge.initial',
+  AutoConvergeIncrement: 'auto_converge.increment',
 } as const;
 
 export function migrationParams(p: {
@@ -77,6 +79,11 @@ export function migrationParams(p: {
   if (p.tuning.bandwidthMiBps > 0) params.push({ field: MigrateParam.Bandwidth, type: 'ullong', value: Math.round(p.tuning.bandwidthMiBps) });
   for (const dev of p.copyDisks) params.push({ field: MigrateParam.MigrateDisks, type: 'string', value: dev });
   if (p.armed.parallelConnections > 0) params.push({ field: MigrateParam.ParallelConnections, type: 'int', value: p.armed.parallelConnections });
+  // The throttle's step the controller chose (libvirt's default is QEMU's: 20 % initial, 10 % more a step).
+  const step = p.tuning.autoConvergeStepPercent;
+  if (p.armed.autoConverge && step !== undefined) {
+    params.push({ field: MigrateParam.AutoConvergeInitial, type: 'int', value: step }, { field: MigrateParam.AutoConvergeIncrement, type: 'int', value: step });
+  }
   return params;
 }
 

@@ -24,10 +24,13 @@ export function capabilityList(f: ArmedFeatures): { capability: string; state: b
   ];
 }
 
+/** Auto-converge's step when the tuning names none. */
+const DEFAULT_THROTTLE_STEP = 20;
+
 /**
  * Parameters for a tuning. Auto-converge, once armed, throttles only up to 1 % until the tuning
- * asks for it; then it starts at 20 % and climbs 20 % at most every other pass while the guest
- * still dirties too fast, up to 99 %. (QEMU's default step, 10 %, took 16 passes to full strength:
+ * asks for it; then it starts at its step (20 % unless the tuning says) and climbs by the step
+ * at most every other pass while the guest still dirties too fast, up to 99 %. (QEMU's default step, 10 %, took 16 passes to full strength:
  * on a 100 MiB/s link a 1 GiB guest rewriting 256 MiB converged after 60 s or not at all; with
  * 20 % steps, after 40 s, twice in two runs.)
  */
@@ -37,10 +40,11 @@ export function migrationParameters(t: MigrationTuning, armed: ArmedFeatures): R
     'downtime-limit': Math.max(1, Math.min(2_000_000, Math.round(t.maxDowntimeMs))),
   };
   if (armed.autoConverge) {
+    const step = t.autoConvergeStepPercent ?? DEFAULT_THROTTLE_STEP;
     Object.assign(
       params,
       t.autoConverge
-        ? { 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 20, 'max-cpu-throttle': 99 }
+        ? { 'cpu-throttle-initial': step, 'cpu-throttle-increment': step, 'max-cpu-throttle': 99 }
         : { 'cpu-throttle-initial': ARMED_THROTTLE_MAX, 'cpu-throttle-increment': 1, 'max-cpu-throttle': ARMED_THROTTLE_MAX },
     );
   }

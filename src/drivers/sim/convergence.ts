@@ -7,7 +7,7 @@
 //     previous one (a dirty sync ends each pass and bumps `iteration`);
 //   - when what is left fits into `bandwidth × maxDowntime`, the VM pauses and the rest is
 //     sent (stop-and-copy); the downtime is the time that takes;
-//   - auto-converge throttles the guest's dirty rate in steps (20 %, +20 % per pass, ≤ 99 %);
+//   - auto-converge throttles the guest's dirty rate in steps (the tuning's step, 20 % unless it says, one a pass, ≤ 99 %);
 //   - post-copy pauses the source at once and sends the rest in one pass (downtime ≈ 1 ms);
 //   - a never-converge guest rewrites its whole working set during every pass, however short,
 //     and ignores throttling: only post-copy (or an unbounded downtime) finishes it.
@@ -28,6 +28,8 @@ export interface ModelTuning {
   bandwidthBytesPerSecond: number;
   maxDowntimeMs: number;
   autoConverge: boolean;
+  /** Auto-converge's first throttle and each step after it (absent: THROTTLE_STEP_PERCENT). */
+  autoConvergeStepPercent?: number;
   postCopy: boolean;
 }
 
@@ -55,8 +57,7 @@ export interface ModelState {
   totalTimeMs?: number;
 }
 
-export const THROTTLE_INITIAL_PERCENT = 20;
-export const THROTTLE_INCREMENT_PERCENT = 20;
+export const THROTTLE_STEP_PERCENT = 20;
 export const THROTTLE_MAX_PERCENT = 99;
 /** Dirty tracking works on pages: a dirty sync rounds down to whole pages. */
 export const PAGE_BYTES = 4096;
@@ -122,9 +123,7 @@ function endPass(state: ModelState, guest: GuestModel, tuning: ModelTuning): Mod
   const next = nextPassBytes(state.dirtiedBytes, guest);
   if (converges(next, tuning)) return pauseForRest(state, next, tuning, 'stopcopy');
   const throttlePercent = tuning.autoConverge && !guest.neverConverge
-    ? state.throttlePercent === 0
-      ? THROTTLE_INITIAL_PERCENT
-      : Math.min(THROTTLE_MAX_PERCENT, state.throttlePercent + THROTTLE_INCREMENT_PERCENT)
+    ? Math.min(THROTTLE_MAX_PERCENT, state.throttlePercent + (tuning.autoConvergeStepPercent ?? THROTTLE_STEP_PERCENT))
     : state.throttlePercent;
   return { ...state, iteration: state.iteration + 1, passRemainingBytes: next, dirtiedBytes: 0, throttlePercent };
 }

@@ -213,6 +213,7 @@ export class OutgoingMigration {
       bandwidthBytesPerSecond: Math.min(link, cap),
       maxDowntimeMs: this.tuning.maxDowntimeMs,
       autoConverge: this.tuning.autoConverge,
+      ...(this.tuning.autoConvergeStepPercent !== undefined ? { autoConvergeStepPercent: this.tuning.autoConvergeStepPercent } : {}),
       postCopy: this.tuning.postCopy,
     };
   }

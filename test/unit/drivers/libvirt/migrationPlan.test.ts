@@ -58,6 +58,17 @@ describe('what a migration arms', () => {
     expect(v6[0]).toEqual({ field: 'migrate_uri', type: 'string', value: 'tcp://[::1]' });
     expect(v6.some((p) => p.field === 'bandwidth')).toBe(false);
   });
+
+  test('parameters: auto-converge throttles in the step the tuning names, else in libvirt’s', () => {
+    const on = tuning({ autoConverge: true, autoConvergeStepPercent: 70 });
+    const params = migrationParams({ to, destXml: '', persistXml: '', tuning: on, armed: armedFeatures(on, false, false), copyDisks: [] });
+    expect(params).toEqual(expect.arrayContaining([
+      { field: 'auto_converge.initial', type: 'int', value: 70 },
+      { field: 'auto_converge.increment', type: 'int', value: 70 },
+    ]));
+    const plain = tuning({ autoConverge: true });
+    expect(migrationParams({ to, destXml: '', persistXml: '', tuning: plain, armed: armedFeatures(plain, false, false), copyDisks: [] }).some((p) => p.field.startsWith('auto_converge'))).toBe(false);
+  });
 });
 
 const stats = (type: number, params: Record<string, number | string>): JobStats => ({ type, params: new Map(Object.entries(params)) });

@@ -13,7 +13,10 @@ test('armed auto-converge throttles at most 1 % until the tuning asks for it', (
   const off = migrationParameters({ bandwidthMiBps: 100, maxDowntimeMs: 300, autoConverge: false, postCopy: false }, armed);
   expect(off).toMatchObject({ 'max-cpu-throttle': 1 });
   const on = migrationParameters({ bandwidthMiBps: 100, maxDowntimeMs: 300, autoConverge: true, postCopy: false }, armed);
-  expect(on).toMatchObject({ 'cpu-throttle-initial': 20, 'max-cpu-throttle': 99 });
+  expect(on).toMatchObject({ 'cpu-throttle-initial': 20, 'cpu-throttle-increment': 20, 'max-cpu-throttle': 99 });
+  // The step the controller chose from what it measured: the first throttle and each step after it.
+  const measured = migrationParameters({ bandwidthMiBps: 100, maxDowntimeMs: 300, autoConverge: true, postCopy: false, autoConvergeStepPercent: 70 }, armed);
+  expect(measured).toMatchObject({ 'cpu-throttle-initial': 70, 'cpu-throttle-increment': 70, 'max-cpu-throttle': 99 });
   expect(migrationParameters({ bandwidthMiBps: 1, maxDowntimeMs: 1, autoConverge: false, postCopy: false }, { ...armed, autoConverge: false })).not.toHaveProperty('max-cpu-throttle');
 });
 

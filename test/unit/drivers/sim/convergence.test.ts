@@ -72,6 +72,23 @@ describe('pre-copy convergence', () => {
     expect(Math.max(...throttles)).toBeLessThanOrEqual(THROTTLE_MAX_PERCENT);
   });
 
+  test('auto-converge throttles in the step the tuning names, and converges in fewer passes', () => {
+    const run = (step?: number) => {
+      const g = guest({ dirtyRateBytesPerSecond: 512 * MiB });
+      const throttles: number[] = [];
+      let s = initialModelState(g, 0);
+      for (let i = 0; i < 100_000 && s.phase !== 'done'; i++) {
+        s = advance(s, g, tuning({ autoConverge: true, ...(step ? { autoConvergeStepPercent: step } : {}) }), 100);
+        if (throttles.at(-1) !== s.throttlePercent) throttles.push(s.throttlePercent);
+      }
+      return { s, throttles };
+    };
+    const measured = run(70);
+    expect(measured.throttles.slice(0, 3)).toEqual([0, 70, 99]);
+    expect(measured.s.phase).toBe('done');
+    expect(measured.s.iteration).toBeLessThan(run().s.iteration);
+  });
+
   test('post-copy finishes a guest that pre-copy cannot, in one more pass, with a tiny downtime', () => {
     const g = guest({ dirtyRateBytesPerSecond: 512 * MiB });
     let s = runFor(g, tuning(), 20_000, 100);
