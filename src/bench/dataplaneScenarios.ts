@@ -18,9 +18,19 @@ export interface Scenario {
   virshTimeoutMs: number;
   /** The MoveRequest policies vmove moves the guest with (the scenario's link cap is added). */
   vmove: { label: string; policy: MoveRequestPolicy }[];
+  /** Which of issue #16's goals this scenario's figures are held to. */
+  goals?: 'freeLink' | 'cappedLink';
 }
 
+/**
+ * Issue #16, item 4. Free link (1 GiB guest): bytes ≤ 1.5× libvirt's, downtime and guest stall
+ * ≤ libvirt's. Capped link: converged every run, QEMU's time ≤ 0.75 × the 43 s measured before.
+ */
+export const GOALS = { bytesRatio: 1.5, downtimeRatio: 1, stallRatio: 1, cappedMs: 0.75 * 43_000 };
+
 const DEFAULT_POLICY = { label: 'vmove', policy: {} };
+/** The capped link's goal is judged over three runs of the default policy. */
+const CAPPED_RUNS = [DEFAULT_POLICY, { label: 'vmove run 2', policy: {} }, { label: 'vmove run 3', policy: {} }];
 const PLAINTEXT_LABEL = 'vmove plaintext';
 /** The full ladder: after auto-converge, post-copy (off by default: a failure in post-copy loses the guest). */
 const POST_COPY = { label: 'vmove +post-copy', policy: { allowPostCopy: true } };
@@ -28,7 +38,7 @@ const POST_COPY = { label: 'vmove +post-copy', policy: { allowPostCopy: true } }
 const PLAINTEXT = { label: PLAINTEXT_LABEL, policy: { insecureMigration: true } };
 
 export const SCENARIOS: Scenario[] = [
-  { name: '1 GiB guest rewriting 256 MiB', image: 'testguest', memoryMiB: 1024, dirtyMiB: 256, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY, PLAINTEXT] },
+  { name: '1 GiB guest rewriting 256 MiB', image: 'testguest', memoryMiB: 1024, dirtyMiB: 256, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY, PLAINTEXT], goals: 'freeLink' },
   { name: '256 MiB guest rewriting 64 MiB', image: 'testguest', memoryMiB: 256, dirtyMiB: 64, settleHeartbeats: 5, virshTimeoutMs: 60_000, vmove: [DEFAULT_POLICY, PLAINTEXT] },
   {
     name: '1 GiB guest rewriting 256 MiB, link capped at 100 MiB/s',
@@ -38,7 +48,8 @@ export const SCENARIOS: Scenario[] = [
     bandwidthMiBps: 100,
     settleHeartbeats: 5,
     virshTimeoutMs: 60_000,
-    vmove: [DEFAULT_POLICY, POST_COPY],
+    vmove: [...CAPPED_RUNS, POST_COPY],
+    goals: 'cappedLink',
   },
 ];
 
@@ -130,6 +141,7 @@ export function report(results: ScenarioResult[]): string {
         : [scenario.name, `TLS ${tls.converged ? 'converged' : 'did not converge'}, plaintext ${plain.converged ? 'converged' : 'did not'}`, '', '', '', ''],
     );
   }
+  const goals = goalRows(results);
   const switchOvers = results.flatMap((r) => r.vmove.map((v) => v.switchOverMs)).filter((v): v is number => v !== undefined);
   return [
     table(rows),
@@ -138,6 +150,7 @@ export function report(results: ScenarioResult[]): string {
     table(ratios),
     '',
     ...(tlsRows.length > 1 ? ['vmove TLS (the default) / vmove plaintext (spec.policy.insecureMigration), same guest, same run:', table(tlsRows), ''] : []),
+    ...(goals.length > 1 ? ['goals (issue #16, item 4):', table(goals), ''] : []),
     'hypervisor time: QEMU\'s total-time of the migration (vmove started the target before) vs libvirt\'s "Time elapsed"',
     '(starting the target included); wall: vmove MoveRequest created → done (placement, target start, verification,',
     'clean-up included) vs the virsh command; downtime: stop-and-copy as the hypervisor reports it; guest stall: the',
@@ -145,4 +158,34 @@ export function report(results: ScenarioResult[]): string {
     'on both hosts (±0.1 s), the same measure for both tools; sent/left: memory bytes sent, and still to send at the end.',
     ...(switchOvers.length ? [`vmove switch-over (QEMU done → target running): ${switchOvers.map((v) => msec(v)).join(', ')}`] : []),
   ].join('\n');
+}
+
+/** Each goal beside its figure: the free link's ratios for every vmove run, the capped link's time for each default run. */
+function goalRows(results: ScenarioResult[]): (string | number)[][] {
+  const rows: (string | number)[][] = [['goal', 'scenario', 'tool', 'figure', 'target', '']];
+  const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  for (const { scenario, vmove, libvirt } of results) {
+    if (scenario.goals === 'freeLink') {
+      for (const v of vmove) {
+        if (!v.converged || !libvirt.converged) {
+          rows.push(['bytes, downtime, stall ÷ libvirt', scenario.name, v.tool, v.converged ? 'libvirt did not converge' : 'did not converge', '', 'MISSED']);
+          continue;
+        }
+        const r = (a: number | undefined, b: number | undefined) => (a === undefined || !b ? undefined : a / b);
+        for (const [goal, value, target] of [
+          ['bytes sent ÷ libvirt', r(v.bytesSent, libvirt.bytesSent), GOALS.bytesRatio],
+          ['downtime ÷ libvirt', r(v.downtimeMs, libvirt.downtimeMs), GOALS.downtimeRatio],
+          ['guest stall ÷ libvirt', r(v.guestPause?.pauseMs, libvirt.guestPause?.pauseMs), GOALS.stallRatio],
+        ] as const) {
+          rows.push([goal, scenario.name, v.tool, value === undefined ? '–' : `${value.toFixed(2)}×`, `≤ ${target.toFixed(1)}×`, value === undefined ? '' : verdict(value <= target)]);
+        }
+      }
+    }
+    if (scenario.goals === 'cappedLink') {
+      for (const v of vmove.filter((x) => CAPPED_RUNS.some((c) => c.label === x.tool))) {
+        rows.push(['converged, hypervisor time', scenario.name, v.tool, v.converged ? sec(v.migrationMs) : 'did not converge', `≤ ${sec(GOALS.cappedMs)}`, verdict(v.converged && v.migrationMs <= GOALS.cappedMs)]);
+      }
+    }
+  }
+  return rows;
 }
