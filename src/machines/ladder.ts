@@ -3,7 +3,7 @@
 // then post-copy — and abort (roll back) past the top. Measured on these machines
 // (HYPERVISOR-NOTES.md): bandwidth is the first lever, auto-converge and post-copy rescue a capped
 // link, and the dirty rate alone does not tell convergence: whether `remaining` shrinks does.
-import type { MigrationTuning } from '../protocol/migration';
+import { DEFAULT_AUTO_CONVERGE_STEP_PERCENT, type MigrationTuning } from '../protocol/migration';
 import type { ResolvedPolicy, StepWatch } from './vocabulary';
 
 export interface Rung {
@@ -133,6 +133,9 @@ export function measureDirtyPerPass(watch: StepWatch, sample: { processedBytes: 
   return { ...watch, dirtyPerPassBytes: Math.min(watch.dirtyPerPassBytes ?? perPass, perPass) };
 }
 
+/** What stays dirty after each pass, as well as it is known: the per-pass figure, else the least `remaining` seen on this rung. */
+const dirtyAfterPass = (watch: StepWatch): number => watch.dirtyPerPassBytes ?? watch.bestRemainingBytes;
+
 /** Whether a rung's downtime can carry `bytes` at the fastest the link has gone (unknown speed: assume it can). */
 function carries(rung: Rung, bytes: number, watch: StepWatch): boolean {
   const rate = watch.peakBytesPerSecond ?? 0;
@@ -159,7 +162,7 @@ const MiB = 1024 * 1024;
  */
 export function climbFrom(policy: ResolvedPolicy, rung: number, watch: StepWatch): Climb {
   const rungs = ladder(policy);
-  const left = watch.dirtyPerPassBytes ?? watch.bestRemainingBytes;
+  const left = dirtyAfterPass(watch);
   const rate = watch.peakBytesPerSecond ?? 0;
   let next = rung + 1;
   const skipped: Rung[] = [];
@@ -175,8 +178,6 @@ export function climbFrom(policy: ResolvedPolicy, rung: number, watch: StepWatch
   return { rung: next, skipped, why };
 }
 
-/** Auto-converge's step when nothing was measured: 20 % at first, 20 % more at each step, as the drivers do by default. */
-export const THROTTLE_STEP_PERCENT = 20;
 const THROTTLE_STEP_MAX_PERCENT = 90;
 
 /**
@@ -188,17 +189,17 @@ const THROTTLE_STEP_MAX_PERCENT = 90;
  * a 100 MiB/s one (the 1 GiB guest: 20 → 99 % in 10-25 s).
  */
 export function throttleStep(policy: ResolvedPolicy, watch: StepWatch): number {
-  const left = watch.dirtyPerPassBytes ?? watch.bestRemainingBytes;
+  const left = dirtyAfterPass(watch);
   const rate = watch.peakBytesPerSecond ?? 0;
-  if (rate <= 0 || left === NOTHING_SEEN || left <= 0) return THROTTLE_STEP_PERCENT;
+  if (rate <= 0 || left === NOTHING_SEEN || left <= 0) return DEFAULT_AUTO_CONVERGE_STEP_PERCENT;
   const share = 1 - (rate * policy.maxDowntimeMs) / 1000 / left;
-  return Math.min(THROTTLE_STEP_MAX_PERCENT, Math.max(THROTTLE_STEP_PERCENT, Math.ceil(share * 10) * 10));
+  return Math.min(THROTTLE_STEP_MAX_PERCENT, Math.max(DEFAULT_AUTO_CONVERGE_STEP_PERCENT, Math.ceil(share * 10) * 10));
 }
 
 /** The tuning a migration on `rung` is sent: the rung's, with auto-converge's step as chosen at the climb. */
 export function tuningAt(policy: ResolvedPolicy, rung: number, throttleStepPercent: number | undefined): MigrationTuning {
   const t = rungAt(policy, rung).tuning;
-  return t.autoConverge && throttleStepPercent !== undefined && throttleStepPercent !== THROTTLE_STEP_PERCENT ? { ...t, autoConvergeStepPercent: throttleStepPercent } : t;
+  return t.autoConverge && throttleStepPercent !== undefined && throttleStepPercent !== DEFAULT_AUTO_CONVERGE_STEP_PERCENT ? { ...t, autoConvergeStepPercent: throttleStepPercent } : t;
 }
 
 /** The rungs a move climbed to, in order, read from its history messages (the climb notes above). */

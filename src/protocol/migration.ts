@@ -27,6 +27,9 @@ export interface IncomingEndpoint {
   libvirt?: { peerUri: string; listenAddress: string; disks: Record<string, string>; serialLog: string };
 }
 
+/** Auto-converge's step when a tuning names none: 20 % at first, 20 % more at each step (every driver). */
+export const DEFAULT_AUTO_CONVERGE_STEP_PERCENT = 20;
+
 /** Knobs the convergence ladder turns. */
 export interface MigrationTuning {
   /** 0 = unlimited. */

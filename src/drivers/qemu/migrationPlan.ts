@@ -1,6 +1,6 @@
 // Pure translations between vmove's migration vocabulary and QEMU's: tuning → capabilities and
 // parameters, query-migrate + query-block-jobs → MigrationStatus.
-import type { MigrationState, MigrationStatus, MigrationTuning } from '../../protocol/migration';
+import { DEFAULT_AUTO_CONVERGE_STEP_PERCENT, type MigrationState, type MigrationStatus, type MigrationTuning } from '../../protocol/migration';
 
 const MiB = 1024 * 1024;
 /** What QEMU takes as "no limit" (it has no explicit unlimited value for max-bandwidth). */
@@ -24,9 +24,6 @@ export function capabilityList(f: ArmedFeatures): { capability: string; state: b
   ];
 }
 
-/** Auto-converge's step when the tuning names none. */
-const DEFAULT_THROTTLE_STEP = 20;
-
 /**
  * Parameters for a tuning. Auto-converge, once armed, throttles only up to 1 % until the tuning
  * asks for it; then it starts at its step (20 % unless the tuning says) and climbs by the step
@@ -40,7 +37,7 @@ export function migrationParameters(t: MigrationTuning, armed: ArmedFeatures): R
     'downtime-limit': Math.max(1, Math.min(2_000_000, Math.round(t.maxDowntimeMs))),
   };
   if (armed.autoConverge) {
-    const step = t.autoConvergeStepPercent ?? DEFAULT_THROTTLE_STEP;
+    const step = t.autoConvergeStepPercent ?? DEFAULT_AUTO_CONVERGE_STEP_PERCENT;
     Object.assign(
       params,
       t.autoConverge

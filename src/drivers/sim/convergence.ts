@@ -13,6 +13,8 @@
 //     and ignores throttling: only post-copy (or an unbounded downtime) finishes it.
 // An infinite bandwidth makes every transfer instant.
 
+import { DEFAULT_AUTO_CONVERGE_STEP_PERCENT } from '../../protocol/migration';
+
 export const MiB = 1024 * 1024;
 
 export interface GuestModel {
@@ -28,7 +30,7 @@ export interface ModelTuning {
   bandwidthBytesPerSecond: number;
   maxDowntimeMs: number;
   autoConverge: boolean;
-  /** Auto-converge's first throttle and each step after it (absent: THROTTLE_STEP_PERCENT). */
+  /** Auto-converge's first throttle and each step after it (absent: DEFAULT_AUTO_CONVERGE_STEP_PERCENT). */
   autoConvergeStepPercent?: number;
   postCopy: boolean;
 }
@@ -57,7 +59,6 @@ export interface ModelState {
   totalTimeMs?: number;
 }
 
-export const THROTTLE_STEP_PERCENT = 20;
 export const THROTTLE_MAX_PERCENT = 99;
 /** Dirty tracking works on pages: a dirty sync rounds down to whole pages. */
 export const PAGE_BYTES = 4096;
@@ -123,7 +124,7 @@ function endPass(state: ModelState, guest: GuestModel, tuning: ModelTuning): Mod
   const next = nextPassBytes(state.dirtiedBytes, guest);
   if (converges(next, tuning)) return pauseForRest(state, next, tuning, 'stopcopy');
   const throttlePercent = tuning.autoConverge && !guest.neverConverge
-    ? Math.min(THROTTLE_MAX_PERCENT, state.throttlePercent + (tuning.autoConvergeStepPercent ?? THROTTLE_STEP_PERCENT))
+    ? Math.min(THROTTLE_MAX_PERCENT, state.throttlePercent + (tuning.autoConvergeStepPercent ?? DEFAULT_AUTO_CONVERGE_STEP_PERCENT))
     : state.throttlePercent;
   return { ...state, iteration: state.iteration + 1, passRemainingBytes: next, dirtiedBytes: 0, throttlePercent };
 }
