@@ -136,6 +136,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     if (!opts.tls && !opts.insecureHttp) throw new Error(`agent ${node}: no TLS certificate given (--tls-dir, or --tls-cert-file/--tls-key-file/--tls-ca-file); plain HTTP only with --insecure-http`);
     const tls = opts.tls ? readTlsMaterial(opts.tls) : undefined;
     let caPem = tls?.ca;
+    // TokenReview mode cannot work without the API server: say so before anything starts.
+    if (opts.auth.mode !== 'shared-secret') requireKubeconfig(opts);
     let apiReady: Promise<KubeApi> | undefined;
     const kubeApi = (): Promise<KubeApi> => (apiReady ??= KubeApi.fromKubeConfig(requireKubeconfig(opts)).then((a) => (parts.api = a)));
     const peers = new AgentClient({ token: ownToken(opts, kubeApi), ...(tls ? { ca: () => caPem! } : {}) });
@@ -153,7 +155,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const authenticator: Authenticator =
       opts.auth.mode === 'shared-secret'
         ? new SharedSecretAuthenticator(opts.auth.secret)
-        : new TokenReviewAuthenticator(requireKubeconfig(opts), { ...(opts.auth.cacheTtlMs !== undefined ? { cacheTtlMs: opts.auth.cacheTtlMs } : {}) });
+        : new TokenReviewAuthenticator(kubeApi, { ...(opts.auth.cacheTtlMs !== undefined ? { cacheTtlMs: opts.auth.cacheTtlMs } : {}) });
     const baseAllowed = opts.allowed ?? DEFAULT_ALLOWED;
     const allowed: AllowedIdentities =
       opts.auth.mode === 'shared-secret'
@@ -204,6 +206,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         });
       const reporter: VmStatusReporter = new VmStatusReporter({
         kubeconfig: opts.kubeconfig,
+        api,
         node,
         driver,
         listFailed: () => metrics.driverErrors.inc({ driver: driver.kind, kind: 'report' }),
@@ -217,7 +220,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       await reporter.start();
 
       const lease = new AgentLease({
-        kubeconfig: opts.kubeconfig,
+        api,
         node,
         endpoint,
         capabilities: driver.capabilities(),

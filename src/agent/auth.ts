@@ -5,7 +5,8 @@
 // Tokens are audience-bound: a TokenReview asks for AGENT_AUDIENCE and a token issued for
 // anything else (the controller's ordinary API token, if it leaked) is no identity here.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { V1TokenReview } from '@kubernetes/client-node';
+import type { KubeApi } from '../kube/api';
 import { componentLogger } from '../log';
 import { AGENT_AUDIENCE } from '../protocol/host';
 import { AgentError, errorMessage } from './errors';
@@ -90,17 +91,15 @@ interface CacheEntry {
  * just became valid works at once. Concurrent reviews of one token share one request.
  */
 export class TokenReviewAuthenticator implements Authenticator {
-  private readonly api: AuthenticationV1Api;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<Identity | undefined>>();
 
   constructor(
-    kc: KubeConfig,
+    /** The agent's keep-alive client (a review per new caller token must not cost a TLS handshake). */
+    private readonly api: () => Promise<KubeApi>,
     /** audiences: what a token must be issued for (default [AGENT_AUDIENCE]). */
     private readonly opts: { cacheTtlMs?: number; maxCacheEntries?: number; audiences?: string[] } = {},
-  ) {
-    this.api = kc.makeApiClient(AuthenticationV1Api);
-  }
+  ) {}
 
   async authenticate(token: string): Promise<Identity | undefined> {
     const key = sha256(token).toString('hex');
@@ -120,12 +119,11 @@ export class TokenReviewAuthenticator implements Authenticator {
   private async review(token: string, key: string): Promise<Identity | undefined> {
     let result;
     try {
-      result = await this.api.createTokenReview({
-        body: {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenReview',
-          spec: { token, audiences: this.audiences },
-        },
+      const api = await this.api();
+      result = await api.create<V1TokenReview>('/apis/authentication.k8s.io/v1/tokenreviews', {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token, audiences: this.audiences },
       });
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'TokenReview failed');

@@ -8,7 +8,9 @@
 // the controller "host gone" at once, and it would start failing moves and planning
 // evacuations for a host that is fine. A host that really died stops renewing, and the Lease
 // expires 15 s later — the signal the controller needs, without false alarms.
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { isConflict, isNotFound, type KubeApi } from '../kube/api';
+import { leasePath } from '../kube/paths';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
 import type { AgentMetrics } from './metrics';
@@ -28,7 +30,8 @@ export const LEASE_DURATION_SECONDS = 15;
 const [selectorKey, selectorValue] = AGENT_LEASE_SELECTOR.split('=') as [string, string];
 
 export interface LeaseOptions {
-  kubeconfig: KubeConfig;
+  /** The agent's keep-alive client: a renewal every 5 s must not cost a TLS handshake each. */
+  api: KubeApi;
   node: string;
   endpoint: string;
   capabilities: HostCapabilities;
@@ -39,8 +42,6 @@ export interface LeaseOptions {
   durationSeconds?: number;
   metrics?: AgentMetrics;
 }
-
-const httpStatus = (err: unknown): number | undefined => (err as { code?: unknown }).code as number | undefined;
 
 /** The Lease as this agent wants it, on top of what the API server has (if anything). */
 export function desiredLease(opts: LeaseOptions, current: V1Lease | undefined, now: Date): V1Lease {
@@ -77,7 +78,6 @@ function toMicroTime(t: Date | string): V1MicroTime {
 }
 
 export class AgentLease {
-  private readonly api: CoordinationV1Api;
   private readonly log;
   private current?: V1Lease;
   private timer?: NodeJS.Timeout;
@@ -85,7 +85,6 @@ export class AgentLease {
   private stopped = false;
 
   constructor(private readonly opts: LeaseOptions) {
-    this.api = opts.kubeconfig.makeApiClient(CoordinationV1Api);
     this.log = componentLogger('agent-lease', { node: opts.node });
   }
 
@@ -127,26 +126,23 @@ export class AgentLease {
   }
 
   private async renew(): Promise<void> {
-    const name = agentLeaseName(this.opts.node);
-    const namespace = this.namespace;
+    const api = this.opts.api;
+    const where = { namespace: this.namespace, name: agentLeaseName(this.opts.node) };
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         if (!this.current) {
-          try {
-            this.current = await this.api.readNamespacedLease({ name, namespace });
-          } catch (err) {
-            if (httpStatus(err) !== 404) throw err;
-            this.current = await this.api.createNamespacedLease({ namespace, body: desiredLease(this.opts, undefined, new Date()) });
-            this.log.info({ lease: name, namespace }, 'agent Lease created');
+          this.current = await api.find<V1Lease>(leasePath(where));
+          if (!this.current) {
+            this.current = await api.create<V1Lease>(leasePath({ namespace: where.namespace }), desiredLease(this.opts, undefined, new Date()));
+            this.log.info({ lease: where.name, namespace: where.namespace }, 'agent Lease created');
             return;
           }
         }
         // Replace with the resourceVersion we last saw: a concurrent writer makes it a 409, not a lost update.
-        this.current = await this.api.replaceNamespacedLease({ name, namespace, body: desiredLease(this.opts, this.current, new Date()) });
+        this.current = await api.replace<V1Lease>(leasePath(where), desiredLease(this.opts, this.current, new Date()));
         return;
       } catch (err) {
-        const code = httpStatus(err);
-        if (code === 409 || code === 404) {
+        if (isConflict(err) || isNotFound(err)) {
           this.current = undefined;
           continue;
         }

@@ -9,10 +9,12 @@
 // It watches only the VMs placed on its node (vmWatch.ts); for a copy here whose VM is not among
 // them (the target of a move in flight, a copy left behind by a VM that runs elsewhere now) it
 // fetches that VM by name, at most once a second, so it decides from the same facts as before.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { formatBytes } from '../api/quantity';
-import { GROUP, PLURALS, VERSION, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
+import { PLURALS, type VirtualMachine, type VirtualMachineStatus } from '../api/types';
 import type { Driver } from '../drivers/driver';
+import { isConflict, isNotFound, type ApiError, type KubeApi } from '../kube/api';
+import { vmovePath } from '../kube/paths';
 import { parseVmId, type VmInfo } from '../protocol/vm';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
@@ -63,7 +65,10 @@ export function statusChanges(vm: VirtualMachine, info: VmInfo, node: string): P
 const reportsHere = (info: VmInfo): boolean => info.state === 'Running' || info.state === 'Stopped' || info.state === 'Crashed';
 
 export interface VmReporterOptions {
+  /** Where the VM view's watch comes from (agents sharing a KubeConfig share one watch). */
   kubeconfig: KubeConfig;
+  /** Status patches go over the agent's keep-alive client, not a new connection each. */
+  api: KubeApi;
   node: string;
   driver: Driver;
   intervalMs?: number;
@@ -77,7 +82,6 @@ export interface VmReporterOptions {
 }
 
 export class VmStatusReporter {
-  private readonly api: CustomObjectsApi;
   private watch?: VirtualMachineWatchHandle;
   private readonly log;
   /** Objects as our own patches returned them, until the watch catches up. */
@@ -91,7 +95,6 @@ export class VmStatusReporter {
   private stopped = false;
 
   constructor(private readonly opts: VmReporterOptions) {
-    this.api = opts.kubeconfig.makeApiClient(CustomObjectsApi);
     this.log = componentLogger('agent-vm-reporter', { node: opts.node });
   }
 
@@ -208,24 +211,17 @@ export class VmStatusReporter {
   private async patch(key: string, vm: VirtualMachine, changes: StatusPatch): Promise<void> {
     const { namespace, name, resourceVersion } = vm.metadata;
     try {
-      const updated = (await this.api.patchNamespacedCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURALS.VirtualMachine,
-          namespace: namespace!,
-          name: name!,
-          // resourceVersion makes this conditional: if another writer (the VM's new host, the
-          // controller) got there first, we get a 409 and decide again from fresh data.
-          body: { metadata: { resourceVersion }, status: changes },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      )) as VirtualMachine;
+      // resourceVersion makes this conditional: if another writer (the VM's new host, the
+      // controller) got there first, we get a 409 and decide again from fresh data.
+      const updated = await this.opts.api.mergePatch<VirtualMachine>(vmovePath(PLURALS.VirtualMachine, { namespace: namespace!, name: name!, subresource: 'status' }), {
+        metadata: { resourceVersion },
+        status: changes,
+      });
       this.written.set(key, updated);
       this.log.debug({ vm: key, changes }, 'VM status reported');
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === 409 || code === 404) {
+      if (isConflict(err) || isNotFound(err)) {
+        const code = (err as ApiError).status;
         this.written.delete(key);
         // A VM outside the watched view brings no watch event: fetch it again at the next pass.
         if (this.outside.delete(key)) this.kick();
