@@ -8,8 +8,16 @@ import type { Logger } from '../log';
 export interface AgentOps {
   /** `target.node`: the node the agent's certificate must name. */
   putOperation(target: AgentTarget, opId: string, req: OperationRequest, opts: { waitMs: number }): Promise<OperationStatus>;
+  /** Undefined when the agent does not know the operation. */
+  getOperation(target: AgentTarget, opId: string, opts: { waitMs: number }): Promise<OperationStatus | undefined>;
   listVms(target: AgentTarget): Promise<VmInfo[]>;
 }
+
+/**
+ * A look at an operation still running asks again after this long at the latest. Only a
+ * backstop: the operation's end (or the end of one long poll) wakes the look sooner (followedOperations.ts).
+ */
+export const RUNNING_REQUEUE_MS = 10_000;
 
 /**
  * What came of one call to an agent: its answer; a refusal — the agent understood and said no (a

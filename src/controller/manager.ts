@@ -12,6 +12,7 @@ import type { AgentOps } from './agentOps';
 import { ClusterView } from './clusterView';
 import type { ControllerConfig } from './config';
 import type { ControllerDeps } from './deps';
+import { answeredWaits, FollowedOperations } from './followedOperations';
 import { HostChanges } from './hostChanges';
 import { DeadHostRecovery } from './hostevacuation/autoEvacuate';
 import { HostEvacuationReconciler } from './hostevacuation/reconciler';
@@ -55,10 +56,13 @@ export function startController(o: ControllerOptions): RunningController {
   const deps: ControllerDeps = { api: o.api, view, writers: writersFor(o.api, view), agents, events, config: o.config, metrics };
   const hosts = new HostChanges(view);
   hosts.start();
+  // One per kind: a MoveRequest and a VM may share a namespace/name key.
+  const moveOps = new FollowedOperations(agents, o.config.agentWaitMs, log);
+  const vmOps = new FollowedOperations(agents, o.config.agentWaitMs, log);
 
   const controllers = [
-    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps).reconcile, watches: moveWatches(view, hosts, o.config.limits, o.config.priorityAgingSeconds), concurrency: o.config.workers }, metrics.runtime),
-    new Controller({ name: 'VirtualMachine', queue: 'virtualmachines', reconcile: new VirtualMachineReconciler(deps).reconcile, watches: vmWatches(view, hosts), concurrency: o.config.workers }, metrics.runtime),
+    new Controller({ name: 'MoveRequest', queue: 'moverequests', reconcile: new MoveRequestReconciler(deps, moveOps).reconcile, watches: [...moveWatches(view, hosts, o.config.limits, o.config.priorityAgingSeconds), answeredWaits(moveOps)], concurrency: o.config.workers }, metrics.runtime),
+    new Controller({ name: 'VirtualMachine', queue: 'virtualmachines', reconcile: new VirtualMachineReconciler(deps, vmOps).reconcile, watches: [...vmWatches(view, hosts), answeredWaits(vmOps)], concurrency: o.config.workers }, metrics.runtime),
     // One evacuation plans at a time: two plans made side by side would both count the same free room.
     new Controller({ name: 'HostEvacuation', queue: 'hostevacuations', reconcile: new HostEvacuationReconciler(deps).reconcile, watches: evacuationWatches(view, hosts), concurrency: 1 }, metrics.runtime),
   ];
@@ -119,6 +123,8 @@ export function startController(o: ControllerOptions): RunningController {
       metrics.leader.set(0);
       objects.stop();
       for (const c of controllers) c.stop();
+      moveOps.stop();
+      vmOps.stop();
       recovery.stop();
       view.stop();
       return how;
@@ -128,6 +134,8 @@ export function startController(o: ControllerOptions): RunningController {
     async stop() {
       hosts.stop();
       for (const c of controllers) c.stop();
+      moveOps.stop();
+      vmOps.stop();
       recovery.stop();
       view.stop();
       await elector.release();

@@ -8,7 +8,7 @@ import type { OperationRequest, OperationStatus } from '../../protocol/operation
 import type { VmInfo } from '../../protocol/vm';
 import { keyOf } from '../../kube/paths';
 import { contextOf, currentStep, GUEST_BOOT_WAIT_MS, phaseOf, SOURCE_AGENT, traitsOf, type GuestBaseline, type MoveContext, type MoveEvent, type MoveState, type Step } from '../../machines';
-import type { AgentAnswer } from '../agentOps';
+import { RUNNING_REQUEUE_MS, type AgentAnswer } from '../agentOps';
 import { vmStorage } from '../chooseMove';
 import type { MoveInFlight } from '../clusterView';
 import { findCondition } from '../conditions';
@@ -54,8 +54,6 @@ export interface MoveDecision extends Observation {
 }
 
 export const POLL_MS = 1_000;
-/** After a long poll that answered Running: it already waited, so look again at once. */
-const RUNNING_POLL_MS = 100;
 
 export function decideMove(mr: MoveRequest, m: MoveState, f: MoveFacts): MoveDecision {
   const ctx = contextOf(m);
@@ -268,7 +266,7 @@ export function readStepAnswer(put: PutStep, ctx: MoveContext, a: AgentAnswer<Op
           iteration: progress?.iteration ?? 0,
         },
         progress,
-        requeueAfterMs: RUNNING_POLL_MS,
+        requeueAfterMs: RUNNING_REQUEUE_MS,
       };
   }
 }

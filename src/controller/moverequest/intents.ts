@@ -3,10 +3,12 @@
 // move's look that acts; every act is idempotent (a slot by UID, the lock by resourceVersion, an
 // operation by opId), so a look cut short anywhere is simply taken again.
 import type { MoveRequest, VirtualMachine } from '../../api/types';
+import { keyOf } from '../../kube/paths';
 import { componentLogger } from '../../log';
 import { contextOf, type MoveState } from '../../machines';
 import { askAgent } from '../agentOps';
 import type { ControllerDeps } from '../deps';
+import type { FollowedOperations } from '../followedOperations';
 import { readStepAnswer, withLayout, type MoveDecision, type Observation, type PutStep } from './decide';
 import type { MoveReservations } from './reservations';
 import { lockVm } from './vmLock';
@@ -17,6 +19,7 @@ export class MoveIntents {
   constructor(
     private readonly d: Pick<ControllerDeps, 'agents' | 'writers' | 'config' | 'events'>,
     private readonly reservations: MoveReservations,
+    private readonly operations: FollowedOperations,
   ) {}
 
   async carryOut(mr: MoveRequest, m: MoveState, decision: MoveDecision): Promise<Observation> {
@@ -49,9 +52,12 @@ export class MoveIntents {
 
   private async put(mr: MoveRequest, m: MoveState, p: PutStep): Promise<Observation> {
     const answer = await askAgent(
-      async () =>
-        this.d.agents.putOperation({ endpoint: p.endpoint, node: p.node }, p.opId, p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request, {
-          waitMs: this.d.config.agentWaitMs,
+      () =>
+        this.operations.call({
+          key: keyOf(mr),
+          target: { endpoint: p.endpoint, node: p.node },
+          opId: p.opId,
+          request: async () => (p.layoutFrom ? withLayout(p.request, await this.d.agents.listVms(p.layoutFrom)) : p.request),
         }),
       this.log,
       { move: mr.metadata.name, opId: p.opId, node: p.node },

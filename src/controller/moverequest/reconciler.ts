@@ -12,6 +12,7 @@ import { componentLogger } from '../../log';
 import { advance, contextOf, isDone, moveRecordOf, phaseOf, restoreMove, type MoveState, type Note } from '../../machines';
 import { isTerminal } from '../../machines/vocabulary';
 import type { ControllerDeps } from '../deps';
+import type { FollowedOperations } from '../followedOperations';
 import { decideIntake } from './intake';
 import { decideMove, POLL_MS } from './decide';
 import { observeMove, vmKeyOf } from './facts';
@@ -51,9 +52,12 @@ export class MoveRequestReconciler {
   private readonly unsaved = new UnsavedProgress();
   private readonly log = componentLogger('moverequest');
 
-  constructor(private readonly d: ControllerDeps) {
+  constructor(
+    private readonly d: ControllerDeps,
+    operations: FollowedOperations,
+  ) {
     this.reservations = new MoveReservations(d.view);
-    this.intents = new MoveIntents(d, this.reservations);
+    this.intents = new MoveIntents(d, this.reservations, operations);
   }
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {

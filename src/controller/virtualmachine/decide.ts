@@ -5,7 +5,7 @@
 import type { VirtualMachine, VirtualMachineStatus } from '../../api/types';
 import type { OperationRequest, OperationStatus } from '../../protocol/operations';
 import type { EventType } from '../../kube/events';
-import type { AgentAnswer } from '../agentOps';
+import { RUNNING_REQUEUE_MS, type AgentAnswer } from '../agentOps';
 import { currentResources, vmRunning, vmStorage } from '../chooseMove';
 import { findCondition, setCondition, type ConditionInput } from '../conditions';
 import { placeVm } from '../placement';
@@ -121,7 +121,7 @@ function place(vm: VirtualMachine, f: VmFacts): VmDecision {
 export function readVmOperation(vm: VirtualMachine, op: VmOperation, a: AgentAnswer<OperationStatus>, now: Date): VmDecision {
   if (!('answer' in a)) return { requeueAfterMs: 2_000 };
   const st = a.answer;
-  if (st.state === 'Running') return { requeueAfterMs: 1_000 };
+  if (st.state === 'Running') return { requeueAfterMs: RUNNING_REQUEUE_MS };
   const kind = op.request.kind;
   if (st.state === 'Failed') {
     const message = `${kind} failed: ${st.error?.message ?? 'unknown error'}`;
@@ -162,7 +162,7 @@ export function decideVmDeletion(vm: VirtualMachine, f: VmFacts): VmDecision {
 export function readVmDeletion(op: VmOperation, a: AgentAnswer<OperationStatus>, finalizer: string): VmDecision {
   if (!('answer' in a)) return { requeueAfterMs: 2_000 };
   const st = a.answer;
-  if (st.state === 'Running') return { requeueAfterMs: 1_000 };
+  if (st.state === 'Running') return { requeueAfterMs: RUNNING_REQUEUE_MS };
   if (st.state === 'Failed') {
     return {
       event: { type: 'Warning', reason: 'DeleteFailed', message: `could not remove the VM from ${op.node}: ${st.error?.message}; remove the finalizer ${finalizer} to give up` },

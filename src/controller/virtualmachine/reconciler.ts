@@ -7,10 +7,12 @@
 // the operation) → read the operation's answer (decide.ts) → say when to look again.
 import type { VirtualMachine } from '../../api/types';
 import { withFinalizer, type CleanedUp } from '../../kube/finalizer';
+import { keyOf } from '../../kube/paths';
 import type { ReconcileResult } from '../../kube/workQueue';
 import { componentLogger } from '../../log';
 import { askAgent } from '../agentOps';
 import type { ControllerDeps } from '../deps';
+import type { FollowedOperations } from '../followedOperations';
 import { decideVm, decideVmDeletion, readVmDeletion, readVmOperation, type VmDecision, type VmOperation } from './decide';
 import { observeVm } from './facts';
 
@@ -23,7 +25,10 @@ const next = (d: VmDecision): ReconcileResult => (d.requeueAfterMs !== undefined
 export class VirtualMachineReconciler {
   private readonly log = componentLogger('virtualmachine');
 
-  constructor(private readonly d: ControllerDeps) {}
+  constructor(
+    private readonly d: ControllerDeps,
+    private readonly operations: FollowedOperations,
+  ) {}
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
     const vm = this.d.view.vms.get(key);
@@ -62,6 +67,7 @@ export class VirtualMachineReconciler {
   }
 
   private send(vm: VirtualMachine, op: VmOperation) {
-    return askAgent(() => this.d.agents.putOperation({ endpoint: op.endpoint, node: op.node }, op.opId, op.request, { waitMs: this.d.config.agentWaitMs }), this.log, { vm: vm.metadata.name, opId: op.opId, node: op.node });
+    const call = { key: keyOf(vm), target: { endpoint: op.endpoint, node: op.node }, opId: op.opId, request: () => op.request };
+    return askAgent(() => this.operations.call(call), this.log, { vm: vm.metadata.name, opId: op.opId, node: op.node });
   }
 }

@@ -3,6 +3,7 @@
 // send the step) — and the event an agent's answer to a step makes.
 import { API_VERSION, type Condition, type MoveRequest, type VirtualMachine } from '../../../../src/api/types';
 import type { OperationStatus } from '../../../../src/protocol/operations';
+import { RUNNING_REQUEUE_MS } from '../../../../src/controller/agentOps';
 import type { HostFacts } from '../../../../src/controller/clusterView';
 import { decideMove, POLL_MS, readStepAnswer, withLayout, type PutStep } from '../../../../src/controller/moverequest/decide';
 import type { MoveFacts } from '../../../../src/controller/moverequest/facts';
@@ -174,7 +175,7 @@ describe('the answer to a step', () => {
 
   test('Running is progress, looked at again at once; Succeeded and Failed say so', () => {
     const running: OperationStatus = { opId: 'x', kind: 'prepareIncoming', state: 'Running', startedAt: at };
-    expect(readStepAnswer(put(), ctx, { answer: running })).toMatchObject({ event: { type: 'PROGRESS' }, requeueAfterMs: 100 });
+    expect(readStepAnswer(put(), ctx, { answer: running })).toMatchObject({ event: { type: 'PROGRESS' }, requeueAfterMs: RUNNING_REQUEUE_MS });
     expect(readStepAnswer(put(), ctx, { answer: { ...running, state: 'Succeeded' } }).event).toMatchObject({ type: 'STEP_SUCCEEDED' });
     expect(readStepAnswer(put(), ctx, { answer: { ...running, state: 'Failed', error: { message: 'no', transient: true } } }).event).toMatchObject({ type: 'STEP_FAILED', transient: true });
   });

@@ -3,6 +3,7 @@
 // when it is deleted — and what an operation's answer means.
 import { API_VERSION, type VirtualMachine } from '../../../../src/api/types';
 import type { OperationStatus } from '../../../../src/protocol/operations';
+import { RUNNING_REQUEUE_MS } from '../../../../src/controller/agentOps';
 import type { HostFacts } from '../../../../src/controller/clusterView';
 import { decideVm, decideVmDeletion, readVmDeletion, readVmOperation, type VmOperation } from '../../../../src/controller/virtualmachine/decide';
 import type { VmFacts } from '../../../../src/controller/virtualmachine/facts';
@@ -87,10 +88,10 @@ describe('a living VM', () => {
 describe("an operation's answer", () => {
   const op = decideVm(vm({ scheduledNode: 'a', conditions: reachable }), facts([host('a')])).operate!;
 
-  test('no answer or a refusal: ask again; running: soon', () => {
+  test('no answer or a refusal: ask again; running: the follow of the operation wakes it (a late look is only a backstop)', () => {
     expect(readVmOperation(vm(), op, { unreachable: 'down' }, NOW)).toEqual({ requeueAfterMs: 2_000 });
     expect(readVmOperation(vm(), op, { refused: 'no' }, NOW)).toEqual({ requeueAfterMs: 2_000 });
-    expect(readVmOperation(vm(), op, { answer: status('Running') }, NOW)).toEqual({ requeueAfterMs: 1_000 });
+    expect(readVmOperation(vm(), op, { answer: status('Running') }, NOW)).toEqual({ requeueAfterMs: RUNNING_REQUEUE_MS });
   });
 
   test('failed: said once (a failed create fails the VM); succeeded: recovered and recorded', () => {
