@@ -18,7 +18,7 @@ import { vmovePath } from '../kube/paths';
 import { parseVmId, type VmInfo } from '../protocol/vm';
 import { componentLogger } from '../log';
 import { errorMessage } from './errors';
-import { guestChanges, type GuestChanges } from './guestStatus';
+import { guestChanges, HeartbeatClock, type GuestChanges } from './guestStatus';
 import type { LeftoverCollector } from './leftovers';
 import { VirtualMachineWatch, type VirtualMachineWatchHandle, type VmViewEvents } from './vmWatch';
 
@@ -88,6 +88,8 @@ export class VmStatusReporter {
   private readonly written = new Map<string, VirtualMachine>();
   /** VMs of copies here that are not in the watched view, as last fetched by name (undefined: none). */
   private readonly outside = new Map<string, { vm: VirtualMachine | undefined; at: number }>();
+  /** What this host saw of each guest's heartbeat: a stall is judged from it, not from the last write. */
+  private readonly heartbeats = new HeartbeatClock();
   private timer?: NodeJS.Timeout;
   private kickTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -197,12 +199,14 @@ export class VmStatusReporter {
     const copies = listed.filter((info) => parseVmId(info.id));
     if (!watch.complete) await this.fetchOutside(watch, copies);
     const now = new Date();
+    this.heartbeats.keepOnly(copies.map((c) => c.id));
     for (const info of copies) {
+      const standingSince = this.heartbeats.standingSince(info, now);
       const vm = this.current(info.id);
       const changes = vm && statusChanges(vm, info, this.opts.node);
       // The guest is this host's to report where the rest of the status is (or already says so).
       const speaks = !!vm && (changes !== undefined || (info.uid === vm.metadata.uid && vm.status?.nodeName === this.opts.node && reportsHere(info)));
-      const guest = speaks ? guestChanges(vm, info, now) : undefined;
+      const guest = speaks ? guestChanges(vm, info, now, standingSince) : undefined;
       if (vm && (changes || guest)) await this.patch(`${vm.metadata.namespace}/${vm.metadata.name}`, vm, { ...changes, ...guest });
     }
     await this.opts.leftovers?.sweep(copies, (info) => this.current(info.id));

@@ -110,7 +110,7 @@ export const GUEST_READY = 'GuestReady';
 export interface GuestStatus {
   /** When the guest was first seen ready in its current run (kept across live moves). */
   readySince?: string;
-  /** The last heartbeat counter seen (refreshed at most every 30 s while it goes on). */
+  /** The last heartbeat counter seen: a record refreshed every 5 minutes while it goes on (a stall is judged by its host and written at once). */
   heartbeat?: number;
   /** When that heartbeat was seen. */
   heartbeatTime?: string;
