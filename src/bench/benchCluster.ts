@@ -222,11 +222,13 @@ export interface BenchControllerOptions {
   inboundPerNode: number;
   /** host:port for /metrics, when the benchmark reads the controller's own figures. */
   metricsAddress?: string;
+  /** Write the controller's V8 CPU profile into this folder when it exits (Node's --cpu-prof). */
+  cpuProfileDir?: string;
 }
 
 /** (Re)start the controller with these limits. */
 export async function startBenchController(bc: BenchCluster, o: BenchControllerOptions): Promise<void> {
-  await bc.fleet.kill(bc.fleet.controller, 'SIGTERM');
+  await stopBenchController(bc);
   bc.fleet.startController([
     '--identity', 'bench',
     '--parallel-moves', String(o.parallelMoves),
@@ -234,5 +236,10 @@ export async function startBenchController(bc: BenchCluster, o: BenchControllerO
     '--inbound-per-node', String(o.inboundPerNode),
     '--workers', '16',
     ...(o.metricsAddress ? ['--metrics-address', o.metricsAddress] : []),
-  ]);
+  ], o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : []);
+}
+
+/** Stop the controller (a clean exit: one profiling with --cpu-prof writes its profile then). */
+export async function stopBenchController(bc: BenchCluster): Promise<void> {
+  await bc.fleet.kill(bc.fleet.controller, 'SIGTERM');
 }

@@ -5,12 +5,16 @@
 import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
 import { bytesAcross, isTerminal } from '../machines/vocabulary';
-import { createMove, createVms, measureApiWrites, procCpuMs, startBenchCluster, startBenchController, waitEnded, type BenchCluster } from './benchCluster';
+import { createMove, createVms, measureApiWrites, procCpuMs, startBenchCluster, startBenchController, stopBenchController, waitEnded, type BenchCluster } from './benchCluster';
+import { profileApiServer, profileThisProcess, readCpuProfile, selfTimes, type CpuProfile } from './cpuProfiles';
 import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
 import { KubeConfig } from '@kubernetes/client-node';
 import { VirtualMachineWatch } from '../agent/vmWatch';
 import type { RunningAgent } from '../agent/agent';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 
 interface CpuSample {
   controller: number;
@@ -35,7 +39,14 @@ export interface MovesBenchOptions {
   latencySamples: number;
   /** Cluster-wide move limits to run the throughput round with (the first is the default, 5). */
   parallelMoves: number[];
+  /** Profile each throughput round: controller, benchmark process (agents) and kube-apiserver. */
+  cpuProf?: boolean;
 }
+
+/** Issue #16, item 1: throughput at a limit of 50 with 100 sim hosts. */
+const GOAL_MOVES_PER_S = { limit: 50, movesPerSecond: 25 };
+/** Seconds of kube-apiserver profile taken from the start of each profiled round. */
+const APISERVER_PROFILE_S = 15;
 
 export const DEFAULT_MOVES_BENCH: MovesBenchOptions = { nodes: 100, vmsPerNode: 10, latencySamples: 40, parallelMoves: [5, 50] };
 
@@ -97,8 +108,15 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
 
     const cpuRows: (string | number)[][] = [['CPU ms per move, limit', 'controller', 'agents (bench process)', 'kube-apiserver', 'etcd', 'total', 'cores busy']];
     const rows: (string | number)[][] = [['parallel moves limit', 'moves', 'makespan', 'moves/s', 'max in flight', 'max out/node', 'max in/node', 'succeeded']];
+    const profDir = o.cpuProf ? mkdtempSync(path.join(tmpdir(), 'vmove-cpu-prof-')) : undefined;
+    const profiles: string[] = [];
     for (const [round, limit] of o.parallelMoves.entries()) {
-      if (round > 0) await startBenchController(bc, { parallelMoves: limit, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND });
+      const controllerProfDir = profDir && path.join(profDir, `controller-limit-${limit}`);
+      if (controllerProfDir) mkdirSync(controllerProfDir);
+      // A profiled round starts its own controller, so its profile holds that round only.
+      if (round > 0 || controllerProfDir) await startBenchController(bc, { parallelMoves: limit, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND, ...(controllerProfDir ? { cpuProfileDir: controllerProfDir } : {}) });
+      const stopHere = profDir ? await profileThisProcess(path.join(profDir, `bench-and-agents-limit-${limit}.cpuprofile`)) : undefined;
+      const apiserverTop = profDir ? profileApiServer(bc.api, APISERVER_PROFILE_S, path.join(profDir, `kube-apiserver-limit-${limit}.pprof`)) : undefined;
       const inFlight = new Map<string, { source?: string; target?: string }>();
       const max = { all: 0, out: 0, in: 0 };
       bc.onMove((mr: MoveRequest) => {
@@ -125,6 +143,12 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const ok = names.filter((n) => bc.moves.get(`default/${n}`)?.phase === 'Succeeded').length;
       rows.push([limit, names.length, fmtMs(makespan), (names.length / (makespan / 1000)).toFixed(1), max.all, max.out, max.in, ok]);
       log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}; at most ${max.all} in flight, ${max.out} out of and ${max.in} into one node; ${ok} succeeded`);
+      if (profDir && stopHere && apiserverTop && controllerProfDir) {
+        const here = await stopHere();
+        await stopBenchController(bc); // it writes its profile as it exits
+        const [file] = readdirSync(controllerProfDir).filter((f) => f.endsWith('.cpuprofile'));
+        profiles.push(profileReport(limit, names.length, file ? readCpuProfile(path.join(controllerProfDir, file)) : undefined, here, await apiserverTop));
+      }
     }
     log('');
     log(table(rows));
@@ -134,14 +158,37 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const ideal = Math.min(limit, o.nodes) / single;
       log(`  limit ${limit}: ${Number(r[3]).toFixed(1)} moves/s = ${(Number(r[3]) / ideal).toFixed(2)} × the ideal ${ideal.toFixed(1)} (limit ÷ one move's median latency); limits ${Number(r[4]) <= limit && Number(r[5]) <= OUTBOUND && Number(r[6]) <= INBOUND ? 'respected' : 'EXCEEDED'}`);
     }
+    const goalRow = rows.slice(1).find((r) => Number(r[0]) === GOAL_MOVES_PER_S.limit);
+    if (goalRow && o.nodes >= 100) {
+      const figure = Number(goalRow[3]);
+      log(`  goal (issue #16, item 1): ≥ ${GOAL_MOVES_PER_S.movesPerSecond} moves/s at a limit of ${GOAL_MOVES_PER_S.limit} with ${o.nodes} sim hosts: ${figure.toFixed(1)} moves/s — ${figure >= GOAL_MOVES_PER_S.movesPerSecond ? 'met' : 'missed'}`);
+    }
     log('');
     log(table(cpuRows));
     log('  process CPU time (user + system, /proc/<pid>/stat and process.cpuUsage) over each round ÷ its moves; "agents" is the benchmark process: 100 in-process agents, its MoveRequest watch and the --watch-all-vms comparison view');
+    if (profDir) log(`\nCPU profiles (--cpu-prof) in ${profDir}: .cpuprofile opens in Chrome DevTools, .pprof with \`go tool pprof\`\n${profiles.join('\n')}`);
     await watchReport(bc.agents, before, vms.length, o, log);
   } finally {
     await allVms.release();
     await bc.stop();
   }
+}
+
+/** One profiled round: self time by package and the busiest functions, per process. */
+function profileReport(limit: number, moves: number, controller: CpuProfile | undefined, here: CpuProfile, apiserverTop: string[]): string {
+  const lines = [`limit ${limit}:`];
+  for (const [who, p] of [['controller', controller], ['benchmark process (agents)', here]] as const) {
+    if (!p) {
+      lines.push(`  ${who}: no profile written`);
+      continue;
+    }
+    const t = selfTimes(p);
+    lines.push(`  ${who}: ${fmtMs(t.total)} of CPU sampled (${(t.total / moves).toFixed(1)} ms per move); by package: ${t.packages.slice(0, 6).map((x) => `${x.name} ${(x.share * 100).toFixed(0)}%`).join(', ')}`);
+    lines.push(table([['self time', 'ms', 'share'], ...t.functions.slice(0, 10).map((f) => [f.name, f.ms.toFixed(0), `${(f.share * 100).toFixed(1)}%`])]).replace(/^/gm, '    '));
+  }
+  lines.push(`  kube-apiserver, the round's first ${APISERVER_PROFILE_S} s (go tool pprof -top):`);
+  lines.push(...apiserverTop.map((l) => `    ${l}`));
+  return lines.join('\n');
 }
 
 /** Events and bytes each agent's VM view received over the whole run, against one --watch-all-vms view. */

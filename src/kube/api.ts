@@ -132,6 +132,15 @@ export class KubeApi {
     return this.request<T>('GET', path);
   }
 
+  /** A GET whose body is not JSON, as bytes (the API server's /debug/pprof profiles). */
+  async getBytes(path: string, query?: RequestOptions['query'], timeoutMs?: number): Promise<Buffer> {
+    const res = await this.send('GET', path, { ...(query ? { query } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+    const bytes = await readBytes(res);
+    this.stats.reads++;
+    if ((res.statusCode ?? 500) >= 300) throw new ApiError(res.statusCode ?? 500, 'Unknown', `GET ${path}: ${res.statusCode} ${bytes.toString('utf8', 0, 200)}`);
+    return bytes;
+  }
+
   /** GET that answers undefined for a missing object. */
   async find<T>(path: string, o: Pick<RequestOptions, 'onBytes'> = {}): Promise<T | undefined> {
     try {
@@ -213,14 +222,16 @@ export class KubeApi {
   }
 }
 
-function readBody(res: http.IncomingMessage): Promise<string> {
+function readBytes(res: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('end', () => resolve(Buffer.concat(chunks)));
     res.on('error', reject);
   });
 }
+
+const readBody = async (res: http.IncomingMessage): Promise<string> => (await readBytes(res)).toString('utf8');
 
 function safeJson(text: string): unknown {
   try {

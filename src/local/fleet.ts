@@ -204,8 +204,9 @@ export class LocalFleet {
     return issueNodeCert(this.agentPkiDir, name, [API_ADDRESS], node.tlsDir);
   }
 
-  startController(extraArgs: string[] = []): FleetProcess {
-    this.controller = this.spawnController('controller', extraArgs);
+  /** `nodeFlags`: more flags for Node itself (a benchmark's --cpu-prof). */
+  startController(extraArgs: string[] = [], nodeFlags: string[] = []): FleetProcess {
+    this.controller = this.spawnController('controller', extraArgs, nodeFlags);
     return this.controller;
   }
 
@@ -216,9 +217,9 @@ export class LocalFleet {
     return proc;
   }
 
-  private spawnController(name: string, extraArgs: string[]): FleetProcess {
+  private spawnController(name: string, extraArgs: string[], nodeFlags: string[] = []): FleetProcess {
     const ca = path.join(this.agentPkiDir, CA_CERT);
-    return this.spawn(name, ['controller', '--kubeconfig', this.p.controllerKubeconfig, '--agent-ca-file', ca, ...extraArgs]);
+    return this.spawn(name, ['controller', '--kubeconfig', this.p.controllerKubeconfig, '--agent-ca-file', ca, ...extraArgs], nodeFlags);
   }
 
   /** Kill a process the hard way (a crash), and wait until it is gone. */
@@ -265,14 +266,14 @@ export class LocalFleet {
     }
   }
 
-  private spawn(name: string, args: string[]): FleetProcess {
+  private spawn(name: string, args: string[], nodeFlags: string[] = []): FleetProcess {
     const logDir = path.join(this.p.dir, 'logs');
     mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${name}.log`);
     const out = createWriteStream(logFile, { flags: 'a' });
     // setpriv --pdeathsig: the kernel stops the process if the one that started it dies
     // (a test worker torn down, the demo killed), so no agent or controller outlives its fleet.
-    const argv = [process.execPath, ...NODE_FLAGS, cliPath(), ...args];
+    const argv = [process.execPath, ...NODE_FLAGS, ...nodeFlags, cliPath(), ...args];
     const [command, ...rest] = SETPRIV ? [SETPRIV, '--pdeathsig', 'TERM', '--', ...argv] : argv;
     const child = spawn(command!, rest, {
       stdio: ['ignore', 'pipe', 'pipe'],
