@@ -38,6 +38,8 @@ export interface BenchCluster {
   moves: Map<string, MoveRecord>;
   /** Calls `fn` with every MoveRequest event (to sample limits while moves run). */
   onMove(fn: (mr: MoveRequest) => void): void;
+  /** The record of move `key` (namespace/name) once it ended; waits on the watch, not by polling. */
+  whenEnded(key: string): Promise<MoveRecord>;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
   }
   const moves = new Map<string, MoveRecord>();
   const listeners: ((mr: MoveRequest) => void)[] = [];
+  const endWaiters = new Map<string, ((rec: MoveRecord) => void)[]>();
   const abort = new AbortController();
   const watchLoop = async () => {
     while (!abort.signal.aborted) {
@@ -92,7 +95,11 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
           rec.targetNode = mr.status?.targetNode;
           rec.moveType = mr.status?.moveType;
           rec.message = mr.status?.message;
-          if (rec.phase && isTerminal(rec.phase as never) && !rec.endedAt) rec.endedAt = Date.now();
+          if (rec.phase && isTerminal(rec.phase as never) && !rec.endedAt) {
+            rec.endedAt = Date.now();
+            for (const w of endWaiters.get(name) ?? []) w(rec);
+            endWaiters.delete(name);
+          }
           moves.set(name, rec);
           for (const l of listeners) l(mr);
         }, abort.signal);
@@ -109,6 +116,11 @@ export async function startBenchCluster(o: { nodes: number; cpu?: number; memory
     agents,
     moves,
     onMove: (fn) => listeners.push(fn),
+    whenEnded: (key) => {
+      const rec = moves.get(key);
+      if (rec?.endedAt) return Promise.resolve(rec);
+      return new Promise((resolve) => endWaiters.set(key, [...(endWaiters.get(key) ?? []), resolve]));
+    },
     async stop() {
       abort.abort();
       await fleet.stop();
@@ -202,17 +214,20 @@ export function procRssBytes(pid: number | undefined): number {
   }
 }
 
-/** When move `name` ended; throws unless it Succeeded. */
+/**
+ * When move `name` ended; throws unless it Succeeded. It waits on the benchmark's MoveRequest
+ * watch: a thousand moves each polling every few ms cost the machine a fifth of the benchmark
+ * process's CPU (--cpu-prof), taken from the API server being measured.
+ */
 export async function waitEnded(bc: BenchCluster, name: string, timeoutMs = 120_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rec = bc.moves.get(`default/${name}`);
-    if (rec?.endedAt) {
-      if (rec.phase !== 'Succeeded') throw new Error(`${name} ended ${rec.phase} (${rec.message ?? 'no message'})`);
-      return rec.endedAt;
-    }
-    if (Date.now() > deadline) throw new Error(`${name} did not finish`);
-    await sleep(2);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name} did not finish`)), timeoutMs)));
+  try {
+    const rec = await Promise.race([bc.whenEnded(`default/${name}`), timeout]);
+    if (rec.phase !== 'Succeeded') throw new Error(`${name} ended ${rec.phase} (${rec.message ?? 'no message'})`);
+    return rec.endedAt!;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
