@@ -6,6 +6,7 @@ import type { MoveRequest, VirtualMachine } from '../../api/types';
 import type { AgentInfo, ClusterView, HostFacts, MoveInFlight } from '../clusterView';
 import type { ControllerConfig } from '../config';
 import { competition, type Competition } from '../limits';
+import type { CompetitionMemo } from './competitionMemo';
 import type { MoveReservations } from './reservations';
 
 export interface MoveFacts {
@@ -14,7 +15,7 @@ export interface MoveFacts {
   /** Every host, with the moves in flight (also those only this process knows of yet) counted. */
   hosts(): HostFacts[];
   inFlight(): MoveInFlight[];
-  /** Who else waits for a slot, and every move's group. */
+  /** Who else waits for a slot, and every move's group (at most COMPETITION_REUSE_MS old). */
   competition(): Competition;
   /** The agent of a node, alive or not as of `now`. */
   agent(node: string): AgentInfo | undefined;
@@ -23,15 +24,19 @@ export interface MoveFacts {
 
 export const vmKeyOf = (mr: MoveRequest): string => `${mr.metadata.namespace}/${mr.spec.vmName}`;
 
-export function observeMove(view: ClusterView, reservations: MoveReservations, config: MoveFacts['config'], mr: MoveRequest, now: Date): MoveFacts {
+export function observeMove(view: ClusterView, reservations: MoveReservations, memo: CompetitionMemo, config: MoveFacts['config'], mr: MoveRequest, now: Date): MoveFacts {
   let hosts: HostFacts[] | undefined;
   const hostsNow = (): HostFacts[] => (hosts ??= reservations.hosts(now));
+  const compete = (): Competition => {
+    const byNode = new Map(hostsNow().map((h) => [h.node, h]));
+    return competition(view.moves.list().filter((m) => view.ownsMove(m)), { vm: (k) => view.vms.get(k), host: (n) => byNode.get(n), now, agingSeconds: config.priorityAgingSeconds });
+  };
   return {
     now,
     vm: view.vms.get(vmKeyOf(mr)),
     hosts: hostsNow,
     inFlight: () => reservations.inFlight(),
-    competition: () => competition(view.moves.list().filter((m) => view.ownsMove(m)), { vm: (k) => view.vms.get(k), host: (n) => hostsNow().find((h) => h.node === n), now, agingSeconds: config.priorityAgingSeconds }),
+    competition: () => memo.get(mr.metadata.uid ?? '', now, compete),
     agent: (node) => view.agent(node, now.getTime()),
     config,
   };

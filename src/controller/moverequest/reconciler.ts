@@ -16,6 +16,7 @@ import type { FollowedOperations } from '../followedOperations';
 import { decideIntake } from './intake';
 import { decideMove, POLL_MS } from './decide';
 import { observeMove, vmKeyOf } from './facts';
+import { CompetitionMemo } from './competitionMemo';
 import { MoveIntents } from './intents';
 import { MoveReservations } from './reservations';
 import { endedWithoutMove, moveStatus, waitingWithoutMove } from './status';
@@ -50,6 +51,7 @@ export class MoveRequestReconciler {
   private readonly intents: MoveIntents;
   private readonly lastWrite = new Map<string, number>();
   private readonly unsaved = new UnsavedProgress();
+  private readonly competition = new CompetitionMemo();
   private readonly log = componentLogger('moverequest');
 
   constructor(
@@ -144,7 +146,7 @@ export class MoveRequestReconciler {
   private async run(mr: MoveRequest, m: MoveState): Promise<Applied<MoveRequest>> {
     const key = keyOf(mr);
     for (let i = 0; i < MAX_TRANSITIONS; i++) {
-      const facts = observeMove(this.d.view, this.reservations, this.d.config, mr, new Date());
+      const facts = observeMove(this.d.view, this.reservations, this.competition, this.d.config, mr, new Date());
       const decision = decideMove(mr, m, facts);
       const obs = await this.intents.carryOut(mr, m, decision);
       const at = facts.now;
