@@ -3,7 +3,7 @@
 // and has in use). Reading only; every decision over these facts is a pure function elsewhere.
 import type { HostEvacuation, MovePolicy, MoveRequest, MoveType, VirtualMachine } from '../api/types';
 import { parseBytes } from '../api/quantity';
-import { AGENT_LEASE_SELECTOR, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL, type HostCapabilities } from '../protocol/host';
+import { AGENT_LEASE_SELECTOR, agentLeaseName, LEASE_CAPABILITIES_ANNOTATION, LEASE_ENDPOINT_ANNOTATION, LEASE_NODE_LABEL, type HostCapabilities } from '../protocol/host';
 import type { KubeApi } from '../kube/api';
 import { Informer } from '../kube/informer';
 import { corePath, leasePath, vmovePath } from '../kube/paths';
@@ -121,8 +121,16 @@ export class ClusterView {
   }
 
   agent(node: string, now = Date.now()): AgentInfo | undefined {
-    const lease = this.leases.list().find((l) => (l.metadata.labels?.[LEASE_NODE_LABEL] ?? l.spec.holderIdentity) === node);
+    const nodeOf = (l: LeaseObject) => l.metadata.labels?.[LEASE_NODE_LABEL] ?? l.spec.holderIdentity;
+    // Agents name their Lease after their node: one lookup, not a walk of every Lease at every look.
+    const named = this.leases.get(`${this.agentNamespace}/${agentLeaseName(node)}`);
+    const lease = named && nodeOf(named) === node ? named : this.leases.list().find((l) => nodeOf(l) === node);
     return lease ? agentFromLease(lease, now) : undefined;
+  }
+
+  /** Whether the node carries the out-of-service taint (it is known to be powered off). */
+  fenced(node: string): boolean {
+    return isFenced(this.nodes.get(node));
   }
 
   agents(now = Date.now()): AgentInfo[] {
@@ -203,7 +211,7 @@ export class ClusterView {
         node: name,
         labels: node?.metadata.labels ?? {},
         cordoned: !!node?.spec?.unschedulable,
-        fenced: !!node?.spec?.taints?.some((t) => t.key === OUT_OF_SERVICE_TAINT),
+        fenced: isFenced(node),
         ready: ready ? ready.status === 'True' : undefined,
         agent: agents.get(name),
         used: usage.get(name) ?? { cpu: 0, memoryBytes: 0 },
@@ -215,17 +223,31 @@ export class ClusterView {
   }
 }
 
+const isFenced = (node: NodeObject | undefined): boolean => !!node?.spec?.taints?.some((t) => t.key === OUT_OF_SERVICE_TAINT);
+
+/** Capabilities parsed once per Lease object the cache holds (a renewal brings a new object). */
+const parsedCapabilities = new WeakMap<LeaseObject, HostCapabilities | null>();
+
+function capabilitiesOf(lease: LeaseObject, text: string): HostCapabilities | undefined {
+  let caps = parsedCapabilities.get(lease);
+  if (caps === undefined) {
+    try {
+      caps = JSON.parse(text) as HostCapabilities;
+    } catch {
+      caps = null;
+    }
+    parsedCapabilities.set(lease, caps);
+  }
+  return caps ?? undefined;
+}
+
 export function agentFromLease(lease: LeaseObject, now: number): AgentInfo | undefined {
   const endpoint = lease.metadata.annotations?.[LEASE_ENDPOINT_ANNOTATION];
   const caps = lease.metadata.annotations?.[LEASE_CAPABILITIES_ANNOTATION];
   const node = lease.metadata.labels?.[LEASE_NODE_LABEL] ?? lease.spec.holderIdentity;
   if (!endpoint || !caps || !node) return undefined;
-  let capabilities: HostCapabilities;
-  try {
-    capabilities = JSON.parse(caps) as HostCapabilities;
-  } catch {
-    return undefined;
-  }
+  const capabilities = capabilitiesOf(lease, caps);
+  if (!capabilities) return undefined;
   const renewed = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
   const expiresAt = renewed + (lease.spec.leaseDurationSeconds ?? 15) * 1000;
   return { node, endpoint, capabilities, alive: expiresAt > now && !!lease.spec.holderIdentity, expiredForSeconds: Math.max(0, (now - expiresAt) / 1000) };

@@ -136,7 +136,7 @@ function before(a: Contender, b: Contender, inFlightOf: Map<string, number>): bo
 /** What the MoveRequest engine's Pending state checks besides the limits. */
 export interface ReadinessFacts {
   vm: (key: string) => VirtualMachine | undefined;
-  host: (node: string) => HostFacts | undefined;
+  host: (node: string) => Pick<HostFacts, 'agent' | 'fenced'> | undefined;
   now: Date;
   /** --priority-aging-seconds (default DEFAULT_PRIORITY_AGING_SECONDS). */
   agingSeconds?: number;

@@ -93,11 +93,10 @@ function pending(mr: MoveRequest, ctx: MoveContext, f: MoveFacts): MoveDecision 
   }
   const holder = vm.status?.moveRef;
   if (holder && holder.uid !== mr.metadata.uid) return wait('WaitingForVM', `VirtualMachine ${mr.spec.vmName} is being moved by MoveRequest ${holder.name}`, 5_000);
-  const source = f.hosts().find((h) => h.node === ctx.sourceNode);
-  const sourceAlive = !!source?.agent?.alive;
+  const sourceAlive = !!f.agent(ctx.sourceNode)?.alive;
   if (!sourceAlive) {
     if (!traitsOf(ctx.moveType).startsFromFencedSource) return wait('SourceUnreachable', `the agent of ${ctx.sourceNode} is not alive; the move waits for it`, 5_000);
-    if (!source?.fenced) {
+    if (!f.fenced(ctx.sourceNode)) {
       return wait(
         'SourceNotFenced',
         `the agent of ${ctx.sourceNode} is gone, but the VM may still run there: waiting for the node to be fenced (taint node.kubernetes.io/out-of-service) before rebuilding it elsewhere`,

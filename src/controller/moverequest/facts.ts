@@ -19,6 +19,8 @@ export interface MoveFacts {
   competition(): Competition;
   /** The agent of a node, alive or not as of `now`. */
   agent(node: string): AgentInfo | undefined;
+  /** Whether the node is fenced (out-of-service taint). */
+  fenced(node: string): boolean;
   config: Pick<ControllerConfig, 'limits' | 'schedulingWaitSeconds' | 'agentLostAfterSeconds' | 'priorityAgingSeconds'>;
 }
 
@@ -27,10 +29,13 @@ export const vmKeyOf = (mr: MoveRequest): string => `${mr.metadata.namespace}/${
 export function observeMove(view: ClusterView, reservations: MoveReservations, memo: CompetitionMemo, config: MoveFacts['config'], mr: MoveRequest, now: Date): MoveFacts {
   let hosts: HostFacts[] | undefined;
   const hostsNow = (): HostFacts[] => (hosts ??= reservations.hosts(now));
-  const compete = (): Competition => {
-    const byNode = new Map(hostsNow().map((h) => [h.node, h]));
-    return competition(view.moves.list().filter((m) => view.ownsMove(m)), { vm: (k) => view.vms.get(k), host: (n) => byNode.get(n), now, agingSeconds: config.priorityAgingSeconds });
-  };
+  // The competition reads only whether each source can act: its agent and its fencing, not the
+  // capacity of every host.
+  const compete = (): Competition =>
+    competition(
+      view.moves.list().filter((m) => view.ownsMove(m)),
+      { vm: (k) => view.vms.get(k), host: (n) => ({ agent: view.agent(n, now.getTime()), fenced: view.fenced(n) }), now, agingSeconds: config.priorityAgingSeconds },
+    );
   return {
     now,
     vm: view.vms.get(vmKeyOf(mr)),
@@ -38,6 +43,7 @@ export function observeMove(view: ClusterView, reservations: MoveReservations, m
     inFlight: () => reservations.inFlight(),
     competition: () => memo.get(mr.metadata.uid ?? '', now, compete),
     agent: (node) => view.agent(node, now.getTime()),
+    fenced: (node) => view.fenced(node),
     config,
   };
 }

@@ -37,6 +37,7 @@ function facts(hosts: HostFacts[], o: Partial<MoveFacts> = {}): MoveFacts {
     inFlight: () => [],
     competition: () => ({ waiting: [], groupOf: new Map() }),
     agent: (node) => hosts.find((h) => h.node === node)?.agent,
+    fenced: (node) => !!hosts.find((h) => h.node === node)?.fenced,
     config: { limits: { parallelMoves: 5, outboundPerNode: 2, inboundPerNode: 2 }, schedulingWaitSeconds: 300, agentLostAfterSeconds: 5, priorityAgingSeconds: 120 },
     ...o,
   };
