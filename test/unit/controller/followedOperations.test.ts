@@ -108,6 +108,18 @@ test('one long poll per operation, however often it is looked at', async () => {
   ops.stop();
 });
 
+test('at most so many long polls are open at once; the others follow in turn, and every one wakes its key', async () => {
+  const { ops: agents, calls } = counting();
+  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'), 2);
+  const wake = woken(ops);
+  const keys = ['default/q-1', 'default/q-2', 'default/q-3', 'default/q-4'];
+  for (const [i, key] of keys.entries()) await ops.call({ key, target: agent.endpoint, opId: `f-queued-${i}`, request: () => verify(300) });
+  expect(calls.get).toBe(2);
+  while (!keys.every((k) => wake.keys.includes(k))) await wake.next();
+  expect(calls.get).toBe(4);
+  ops.stop();
+});
+
 test('a long poll that fails still wakes the key, a moment later', async () => {
   const { ops: agents } = counting({ deadFollow: true });
   const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
