@@ -4,7 +4,7 @@
 // a file the usual tools open (Chrome DevTools for .cpuprofile, `go tool pprof` for .pprof) and
 // summed up here: self time by function and by package.
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -95,4 +95,32 @@ export async function profileApiServer(api: KubeApi, seconds: number, file: stri
   } catch (err) {
     return [`(go tool pprof could not read it: ${err instanceof Error ? err.message.split('\n')[0] : String(err)})`];
   }
+}
+
+/** What one profiled round brought: the controller's profile (if it wrote one), this process's, and kube-apiserver's top lines. */
+export interface RoundProfiles {
+  controller?: CpuProfile;
+  here: CpuProfile;
+  apiserverTop: string[];
+}
+
+/**
+ * Profile one benchmark round, its files under `dir` named by `label`: this process and
+ * kube-apiserver from now on; the controller is to be started with --cpu-prof-dir=`controllerDir`
+ * and stopped by `finish`, since Node writes its profile as it exits.
+ */
+export async function profileRound(dir: string, label: string, api: KubeApi, apiserverSeconds: number) {
+  const controllerDir = path.join(dir, `controller-${label}`);
+  mkdirSync(controllerDir);
+  const stopHere = await profileThisProcess(path.join(dir, `bench-and-agents-${label}.cpuprofile`));
+  const apiserverTop = profileApiServer(api, apiserverSeconds, path.join(dir, `kube-apiserver-${label}.pprof`));
+  return {
+    controllerDir,
+    async finish(stopController: () => Promise<void>): Promise<RoundProfiles> {
+      const here = await stopHere();
+      await stopController();
+      const [file] = readdirSync(controllerDir).filter((f) => f.endsWith('.cpuprofile'));
+      return { ...(file ? { controller: readCpuProfile(path.join(controllerDir, file)) } : {}), here, apiserverTop: await apiserverTop };
+    },
+  };
 }

@@ -6,13 +6,13 @@ import type { MoveRequest } from '../api/types';
 import { traitsOf } from '../machines/traits';
 import { bytesAcross, isTerminal } from '../machines/vocabulary';
 import { createMove, createVms, measureApiWrites, procCpuMs, startBenchCluster, startBenchController, stopBenchController, waitEnded, type BenchCluster } from './benchCluster';
-import { profileApiServer, profileThisProcess, readCpuProfile, selfTimes, type CpuProfile } from './cpuProfiles';
+import { profileRound, selfTimes, type RoundProfiles } from './cpuProfiles';
 import { fmtBytes, fmtMs, mean, percentile, table } from './stats';
 import { KubeConfig } from '@kubernetes/client-node';
 import { VirtualMachineWatch } from '../agent/vmWatch';
 import type { RunningAgent } from '../agent/agent';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -111,12 +111,9 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
     const profDir = o.cpuProf ? mkdtempSync(path.join(tmpdir(), 'vmove-cpu-prof-')) : undefined;
     const profiles: string[] = [];
     for (const [round, limit] of o.parallelMoves.entries()) {
-      const controllerProfDir = profDir && path.join(profDir, `controller-limit-${limit}`);
-      if (controllerProfDir) mkdirSync(controllerProfDir);
+      const profiling = profDir ? await profileRound(profDir, `limit-${limit}`, bc.api, APISERVER_PROFILE_S) : undefined;
       // A profiled round starts its own controller, so its profile holds that round only.
-      if (round > 0 || controllerProfDir) await startBenchController(bc, { parallelMoves: limit, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND, ...(controllerProfDir ? { cpuProfileDir: controllerProfDir } : {}) });
-      const stopHere = profDir ? await profileThisProcess(path.join(profDir, `bench-and-agents-limit-${limit}.cpuprofile`)) : undefined;
-      const apiserverTop = profDir ? profileApiServer(bc.api, APISERVER_PROFILE_S, path.join(profDir, `kube-apiserver-limit-${limit}.pprof`)) : undefined;
+      if (round > 0 || profiling) await startBenchController(bc, { parallelMoves: limit, outboundPerNode: OUTBOUND, inboundPerNode: INBOUND, ...(profiling ? { cpuProfileDir: profiling.controllerDir } : {}) });
       const inFlight = new Map<string, { source?: string; target?: string }>();
       const max = { all: 0, out: 0, in: 0 };
       bc.onMove((mr: MoveRequest) => {
@@ -143,12 +140,7 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
       const ok = names.filter((n) => bc.moves.get(`default/${n}`)?.phase === 'Succeeded').length;
       rows.push([limit, names.length, fmtMs(makespan), (names.length / (makespan / 1000)).toFixed(1), max.all, max.out, max.in, ok]);
       log(`  round ${round + 1}: limit ${limit}: ${names.length} moves in ${fmtMs(makespan)}; at most ${max.all} in flight, ${max.out} out of and ${max.in} into one node; ${ok} succeeded`);
-      if (profDir && stopHere && apiserverTop && controllerProfDir) {
-        const here = await stopHere();
-        await stopBenchController(bc); // it writes its profile as it exits
-        const [file] = readdirSync(controllerProfDir).filter((f) => f.endsWith('.cpuprofile'));
-        profiles.push(profileReport(limit, names.length, file ? readCpuProfile(path.join(controllerProfDir, file)) : undefined, here, await apiserverTop));
-      }
+      if (profiling) profiles.push(profileReport(limit, names.length, await profiling.finish(() => stopBenchController(bc))));
     }
     log('');
     log(table(rows));
@@ -175,9 +167,9 @@ export async function benchMoves(o: MovesBenchOptions = DEFAULT_MOVES_BENCH, log
 }
 
 /** One profiled round: self time by package and the busiest functions, per process. */
-function profileReport(limit: number, moves: number, controller: CpuProfile | undefined, here: CpuProfile, apiserverTop: string[]): string {
+function profileReport(limit: number, moves: number, r: RoundProfiles): string {
   const lines = [`limit ${limit}:`];
-  for (const [who, p] of [['controller', controller], ['benchmark process (agents)', here]] as const) {
+  for (const [who, p] of [['controller', r.controller], ['benchmark process (agents)', r.here]] as const) {
     if (!p) {
       lines.push(`  ${who}: no profile written`);
       continue;
@@ -187,7 +179,7 @@ function profileReport(limit: number, moves: number, controller: CpuProfile | un
     lines.push(table([['self time', 'ms', 'share'], ...t.functions.slice(0, 10).map((f) => [f.name, f.ms.toFixed(0), `${(f.share * 100).toFixed(1)}%`])]).replace(/^/gm, '    '));
   }
   lines.push(`  kube-apiserver, the round's first ${APISERVER_PROFILE_S} s (go tool pprof -top):`);
-  lines.push(...apiserverTop.map((l) => `    ${l}`));
+  lines.push(...r.apiserverTop.map((l) => `    ${l}`));
   return lines.join('\n');
 }
 

@@ -25,18 +25,20 @@ let work: string;
 let driver: SimDriver;
 let agent: RunningAgent;
 
-/** The real client, counting what is sent (and, for one test, following through a dead address). */
-function counting(o: { deadFollow?: boolean } = {}) {
+/**
+ * FollowedOperations over the real client, counting what it sends (and, for one test, following
+ * through a dead address), with the keys it wakes; stopped after each test.
+ */
+const made: FollowedOperations[] = [];
+function followed(o: { deadFollow?: boolean; maxOpen?: number } = {}) {
   const calls = { put: 0, get: 0 };
-  const ops: AgentOps = {
+  const agents: AgentOps = {
     putOperation: (t, id, req, w) => (calls.put++, client.putOperation(t, id, req, w)),
     getOperation: (t, id, w) => (calls.get++, client.getOperation(o.deadFollow ? 'http://127.0.0.1:1' : t, id, w)),
     listVms: (t) => client.listVms(t),
   };
-  return { ops, calls };
-}
-
-function woken(ops: FollowedOperations): { keys: string[]; next: () => Promise<string> } {
+  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'), o.maxOpen);
+  made.push(ops);
   const keys: string[] = [];
   let waiter: ((k: string) => void) | undefined;
   ops.on({
@@ -46,8 +48,13 @@ function woken(ops: FollowedOperations): { keys: string[]; next: () => Promise<s
       waiter = undefined;
     },
   });
-  return { keys, next: () => new Promise((r) => (waiter = r)) };
+  const wake = { keys, next: () => new Promise<string>((r) => (waiter = r)) };
+  return { ops, calls, wake };
 }
+
+afterEach(() => {
+  for (const ops of made.splice(0)) ops.stop();
+});
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'vmove-followed-'));
@@ -77,9 +84,7 @@ afterAll(async () => {
 });
 
 test('a running step answers at once; its end wakes the key, and that look sends nothing', async () => {
-  const { ops: agents, calls } = counting();
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
-  const wake = woken(ops);
+  const { ops, calls, wake } = followed();
   const call = { key: 'default/move-1', target: agent.endpoint, opId: 'f-verify-1', request: () => verify(1_000) };
   const started = Date.now();
   expect((await ops.call(call)).state).toBe('Running');
@@ -93,47 +98,35 @@ test('a running step answers at once; its end wakes the key, and that look sends
   expect(last).toBe('Failed');
   expect(calls.put).toBe(1);
   expect(calls.get).toBeGreaterThanOrEqual(2);
-  ops.stop();
 });
 
 test('one long poll per operation, however often it is looked at', async () => {
-  const { ops: agents, calls } = counting();
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
-  const wake = woken(ops);
+  const { ops, calls, wake } = followed();
   const call = { key: 'default/move-2', target: agent.endpoint, opId: 'f-verify-2', request: () => verify(1_000) };
   for (let i = 0; i < 5; i++) expect((await ops.call(call)).state).toBe('Running');
   expect(calls.put).toBe(5);
   expect(calls.get).toBe(1);
   await wake.next();
-  ops.stop();
 });
 
 test('at most so many long polls are open at once; the others follow in turn, and every one wakes its key', async () => {
-  const { ops: agents, calls } = counting();
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'), 2);
-  const wake = woken(ops);
+  const { ops, calls, wake } = followed({ maxOpen: 2 });
   const keys = ['default/q-1', 'default/q-2', 'default/q-3', 'default/q-4'];
   for (const [i, key] of keys.entries()) await ops.call({ key, target: agent.endpoint, opId: `f-queued-${i}`, request: () => verify(300) });
   expect(calls.get).toBe(2);
   while (!keys.every((k) => wake.keys.includes(k))) await wake.next();
   expect(calls.get).toBe(4);
-  ops.stop();
 });
 
 test('a long poll that fails still wakes the key, a moment later', async () => {
-  const { ops: agents } = counting({ deadFollow: true });
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
-  const wake = woken(ops);
+  const { ops, wake } = followed({ deadFollow: true });
   const call = { key: 'default/move-3', target: agent.endpoint, opId: 'f-verify-3', request: () => verify(1_000) };
   expect((await ops.call(call)).state).toBe('Running');
   expect(await wake.next()).toBe('default/move-3');
-  ops.stop();
 });
 
 test('a running answer older than one wait is asked for again', async () => {
-  const { ops: agents, calls } = counting();
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
-  const wake = woken(ops);
+  const { ops, calls, wake } = followed();
   const call = { key: 'default/move-4', target: agent.endpoint, opId: 'f-verify-4', request: () => verify(3_000) };
   await ops.call(call);
   await wake.next();
@@ -141,13 +134,10 @@ test('a running answer older than one wait is asked for again', async () => {
   expect((await ops.call(call)).state).toBe('Running');
   expect(calls.put).toBe(2);
   await wake.next();
-  ops.stop();
 });
 
 test('once stopped, nothing is woken', async () => {
-  const { ops: agents } = counting();
-  const ops = new FollowedOperations(agents, WAIT_MS, componentLogger('test'));
-  const wake = woken(ops);
+  const { ops, wake } = followed();
   await ops.call({ key: 'default/move-5', target: agent.endpoint, opId: 'f-verify-5', request: () => verify(1_000) });
   ops.stop();
   await new Promise((r) => setTimeout(r, WAIT_MS + 200));
